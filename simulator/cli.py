@@ -1,0 +1,151 @@
+"""The `oomsim` command: run, check, schema. No logic of its own beyond wiring and printing."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .expect import mismatches
+from .scenario import Scenario, ScenarioError, load_scenario, scenario_files
+from .simulation import RunResult, simulate
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="oomsim: a discrete-event simulator of the Linux memory paths that decide "
+                       "whether a program survives memory pressure.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+EXIT_MISMATCH, EXIT_BAD_INPUT = 1, 2
+
+
+def fail_input(e: ScenarioError) -> None:
+    """One clear message on stderr and a non-zero exit."""
+    err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def parse_what_if(items: list[str]) -> dict[str, Any]:
+    """`--what-if zero_page_sealed_holes=true` -> {"zero_page_sealed_holes": True}."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, val = item.partition("=")
+        if key != "zero_page_sealed_holes" or val.lower() not in ("true", "false", "1", "0", ""):
+            raise ScenarioError(f"--what-if {item!r}: expected zero_page_sealed_holes=true|false")
+        out[key] = val.lower() in ("true", "1", "")
+    return out
+
+
+def outcome_table(sc: Scenario, run: RunResult) -> Table:
+    """The readable table of what happened to each task."""
+    title = f"{sc.name}  (kernel {run.kernel}, seed {run.seed}"
+    if run.what_if.get("zero_page_sealed_holes"):
+        title += ", what-if zero_page_sealed_holes"
+    title += ")"
+    t = Table(title=title, title_justify="left")
+    for col in ("task", "cgroup", "outcome", "errno", "op", "page", "time", "reason"):
+        t.add_column(col, justify="right" if col in ("page", "time") else "left")
+    cg = {ts.name: ts.cgroup for ts in sc.tasks}
+    colors = {"ok": "green", "oom_killed": "red", "sigbus": "magenta", "error": "yellow",
+              "hung": "cyan"}
+    for name, o in run.tasks.items():
+        op = "" if o.op is None else f"{o.op}:{o.op_name}"
+        t.add_row(name, cg.get(name, ""), f"[{colors.get(o.outcome, 'white')}]{o.outcome}[/]",
+                  o.errno or "", op, "" if o.page is None else str(o.page),
+                  f"{o.time * 1e3:.3f} ms", o.reason or "")
+    return t
+
+
+def print_kills(run: RunResult) -> None:
+    """The kernel-style report line of each OOM kill."""
+    for k in run.oom_kills:
+        out_console.print(f"[dim]{k['time'] * 1e3:9.3f} ms[/] {k['line']}", highlight=False,
+                          soft_wrap=True)
+    if run.panic:
+        out_console.print(f"[bold red]Kernel panic - not syncing: {run.panic}[/]")
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
+    out: Annotated[Optional[Path], typer.Option(help="write tasks/events/oom_kills Parquet and run.json here")] = None,  # noqa: UP007
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document instead of tables")] = False,
+    seed: Annotated[Optional[list[int]], typer.Option(help="seed(s) to run; default the scenario's")] = None,  # noqa: UP007
+    kernel: Annotated[Optional[str], typer.Option(help="behaviour profile: 6.18 or 3.15")] = None,  # noqa: UP007
+    what_if: Annotated[Optional[list[str]], typer.Option("--what-if", help="e.g. zero_page_sealed_holes=true")] = None,  # noqa: UP007
+    reference: Annotated[bool, typer.Option(help="run the per-page reference model (slow)")] = False,
+) -> None:
+    """Run a scenario and print what happened to each task."""
+    try:
+        sc = load_scenario(file)
+        if kernel is not None and kernel not in ("6.18", "3.15"):
+            raise ScenarioError(f"--kernel {kernel!r}: expected 6.18 or 3.15")
+        wi = parse_what_if(what_if or [])
+        runs = [simulate(sc, seed=s, kernel=kernel, what_if=wi, reference=reference)
+                for s in (seed or [sc.seed])]
+    except ScenarioError as e:
+        fail_input(e)
+        return
+    if out is not None:
+        from .results import write_results
+
+        write_results(out, sc.name, runs)
+    if as_json:
+        from .results import to_json
+
+        sys.stdout.write(json.dumps(to_json(sc.name, runs), default=str) + "\n")
+        return
+    for r in runs:
+        out_console.print(outcome_table(sc, r))
+        print_kills(r)
+    if out is not None:
+        out_console.print(f"wrote {out}/tasks.parquet, events.parquet, oom_kills.parquet, run.json")
+
+
+@app.command()
+def check(
+    target: Annotated[Path, typer.Argument(help="a scenario file or a directory of them")],
+) -> None:
+    """Run each scenario and compare with its `expect`; exit 1 on any mismatch."""
+    files = scenario_files(target)
+    if not files:
+        fail_input(ScenarioError("no scenario files (*.yaml) found", file=str(target)))
+    scenarios = []
+    for f in files:
+        try:
+            scenarios.append((f, load_scenario(f)))
+        except ScenarioError as e:
+            fail_input(e)
+    table = Table(title="oomsim check", title_justify="left")
+    for col in ("scenario", "kernel", "result", "detail"):
+        table.add_column(col)
+    bad = 0
+    for f, sc in scenarios:
+        r = simulate(sc)
+        problems = mismatches(sc, r) if sc.expect else []
+        status = "[green]pass[/]" if not problems else "[red]FAIL[/]"
+        if not sc.expect:
+            status = "[dim]no expect[/]"
+        bad += bool(problems)
+        detail = "; ".join(problems) or ", ".join(f"{k}={v.outcome}" for k, v in r.tasks.items())
+        table.add_row(str(f), r.kernel, status, detail)
+    out_console.print(table)
+    out_console.print(f"{len(scenarios) - bad} passed, {bad} failed")
+    if bad:
+        raise typer.Exit(EXIT_MISMATCH)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (generated from the pydantic models)."""
+    sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=1) + "\n")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Entry point."""
+    app()

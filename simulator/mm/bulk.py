@@ -1,0 +1,124 @@
+"""Exact bulk steps: how many pages fit before any limit, found in closed form.
+
+A touch, populate or fallocate over N pages is not N events. Every limit the step could cross
+is asked how many more pages it allows (node free pages above min, each ancestor memcg's margin,
+the mode-2 commit margin, the mount's free blocks, the [2014] mode-0 estimate); the costs of the
+first x pages of the step (page-table pages of the 2 MiB / 1 GiB / 512 GiB regions first
+entered, holes to fill) are monotone in x, so a binary search finds the largest x that fits.
+Those x pages are instantiated at once; the next page is exactly where the kernel would enter
+its slow path, and the one-page reference (`handle_mm_fault`) runs there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .memcontrol import charge_margin
+from .page_alloc import alloc_margin, zonelist
+from .shmem import guess_free_2014
+
+INF = 1 << 62
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What each limit allows right now, in pages, for one task and file (a snapshot).
+
+    Attributes:
+        alloc: pages the allocator hands out before the slow path's OOM (free above min).
+        charge: pages the task's memcg hierarchy takes before some ancestor's max.
+        commit: one-page `vm_enough_memory` calls that pass (mode 2), for per-page accounting.
+        blocks: free blocks of the file's tmpfs mount.
+        guess_2014: [2014] the mode-0 free estimate: a data page allocated as the y-th
+            allocation of the step is admitted iff y <= guess_2014 - 1.
+        single_node: all allocations come from one node (the split across nodes is exact
+            only in the array path).
+    """
+
+    alloc: int
+    charge: int
+    commit: int = INF
+    blocks: int = INF
+    guess_2014: int | None = None
+    single_node: bool = True
+
+    @property
+    def mem(self) -> int:
+        """Pages that can be both allocated and charged."""
+        return min(self.alloc, self.charge)
+
+    @property
+    def acct(self) -> int:
+        """Pages that can be accounted (commit and mount blocks)."""
+        return min(self.commit, self.blocks)
+
+
+def snapshot_caps(m, task, inode) -> Caps:  # type: ignore[no-untyped-def]
+    """Ask every limit a step by `task` (touching `inode`, if any) could cross."""
+    nodes = zonelist(m.nodes, task.node)
+    commit, blocks, guess = INF, INF, None
+    if inode is not None:
+        if inode.noreserve:
+            cm = m.commit_margin(task)
+            commit = INF if cm is None else cm
+            guess = guess_free_2014(m, task)
+        fb = inode.sb.free_blocks()
+        blocks = INF if fb is None else fb
+    return Caps(
+        alloc=alloc_margin(nodes), charge=charge_margin(task.memcg), commit=commit,
+        blocks=blocks, guess_2014=guess, single_node=len(m.nodes) == 1,
+    )
+
+
+def largest_fit(limit: int, fits: Callable[[int], bool]) -> int:
+    """The largest x in [0, limit] with fits(x), given that fits is monotone (true, then false)."""
+    if limit <= 0 or fits(limit):
+        return max(limit, 0)
+    lo, hi = 0, limit  # fits(lo) holds (zero pages always fit), fits(hi) does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def new_regions(pt: dict, va0: int, x: int) -> int:  # type: ignore[type-arg]
+    """Page-table pages the first x pages from va0 need: regions entered not yet present."""
+    if x <= 0:
+        return 0
+    total = 0
+    for s, present in pt.items():
+        r0, r1 = va0 >> s, ((va0 + x - 1) >> s) + 1
+        total += (r1 - r0) - present.count(r0, r1)
+    return total
+
+
+def cumulative_fit(caps: Caps, alloc_cum: np.ndarray, data_cum: np.ndarray,
+                   data_mask: np.ndarray) -> int:
+    """Pages of an explicit sequence that fit: the first index any cumulative cost exceeds."""
+    n = len(alloc_cum)
+    cut = n
+    mem = caps.mem
+    if n and alloc_cum[-1] > mem:
+        cut = min(cut, int(np.searchsorted(alloc_cum, mem, side="right")))
+    if n and data_cum[-1] > caps.acct:
+        cut = min(cut, int(np.searchsorted(data_cum, caps.acct, side="right")))
+    if caps.guess_2014 is not None:
+        bad = np.flatnonzero(data_mask & (alloc_cum > caps.guess_2014 - 1))
+        if len(bad):
+            cut = min(cut, int(bad[0]))
+    return cut
+
+
+def range_fits(caps: Caps, alloc: int, data: int, last_data_alloc: int | None) -> bool:
+    """Whether a prefix with these cumulative costs passes every limit."""
+    if alloc > caps.mem or data > caps.acct:
+        return False
+    if caps.guess_2014 is not None and data and last_data_alloc is not None:
+        return last_data_alloc <= caps.guess_2014 - 1
+    return True

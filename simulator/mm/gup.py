@@ -1,0 +1,346 @@
+"""Faulting in ranges of a mapping: user touches and GUP-driven population, in bulk.
+
+Models the loop of mm/gup.c (v6.18) `__get_user_pages` -> `faultin_page` ->
+`handle_mm_fault`, used by `populate_vma_page_range` (mlock, MAP_POPULATE, MAP_LOCKED) and
+`faultin_page_range` (MADV_POPULATE_READ/WRITE), and the same walk for a program touching
+pages itself. Pages are taken in bulk (simulator/mm/bulk.py) and the one-page reference
+`handle_mm_fault` runs only where a limit is reached. With `Machine.reference` set, every page
+goes through the reference: the oracle the bulk engine is tested against.
+
+A long walk yields after a slice of simulated time (at least `Costs.quantum`, and otherwise up
+to the next event anyone else has scheduled), so concurrent tasks interleave as they would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .bulk import Caps, cumulative_fit, largest_fit, new_regions, range_fits, snapshot_caps
+from .memcontrol import mod_memcg_state, page_counter_try_charge
+from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages
+from .page_alloc import take_pages, zonelist
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+ARRAY_CHUNK = 1 << 18
+
+
+@dataclass(frozen=True)
+class PageSeq:
+    """The order pages of a VMA are visited in: a range `[start, stop)` or an explicit array."""
+
+    start: int = 0
+    stop: int = 0
+    arr: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.arr) if self.arr is not None else self.stop - self.start
+
+    def at(self, pos: int) -> int:
+        """The VMA page index visited at position pos."""
+        return int(self.arr[pos]) if self.arr is not None else self.start + pos
+
+    def chunk(self, pos: int, n: int) -> np.ndarray:
+        """Page indices for positions [pos, pos + n)."""
+        if self.arr is not None:
+            return self.arr[pos:pos + n]
+        return np.arange(self.start + pos, self.start + pos + n, dtype=np.int64)
+
+
+@dataclass
+class WalkResult:
+    """How a walk ended: status (`VM_FAULT_*`, or "killed"), pages done, and where it stopped."""
+
+    status: str
+    done: int
+    page: int | None = None
+
+
+def faultin_range(
+    m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, write: bool, ctx: str, cost: float
+) -> Generator[Any, Any, WalkResult]:
+    """Fault in the pages of `seq` in order; stop at the first fault that fails.
+
+    Returns a WalkResult; its page is the VMA page index where the walk stopped.
+    """
+    pos, total = 0, len(seq)
+    while pos < total:
+        budget = slice_pages(m, cost)
+        faulted = 0
+        end = min(total, pos + budget)
+        while pos < end:
+            if task.sigkill:
+                yield m.env.timeout(faulted * cost)
+                return WalkResult("killed", pos, seq.at(pos))
+            n, nf = (0, 0) if m.reference else bulk_fault(m, task, vma, seq, pos, end - pos, write)
+            if n:
+                pos += n
+                faulted += nf
+                continue
+            idx = seq.at(pos)
+            if faulted:
+                # Let the time of the pages already done pass before the slow path runs.
+                task.cursor = idx
+                yield m.env.timeout(faulted * cost)
+                faulted = 0
+            was_present = vma.pte_present(idx, write)
+            status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
+            if status != VM_FAULT_OK:
+                yield m.env.timeout(faulted * cost)
+                return WalkResult(status, pos, idx)
+            faulted += 0 if was_present else 1
+            pos += 1
+        task.cursor = seq.at(min(pos, total - 1))
+        m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
+                   pages=faulted, value=task.memcg.usage)
+        yield m.env.timeout(faulted * cost)
+    if task.sigkill:
+        return WalkResult("killed", pos, None)
+    return WalkResult(VM_FAULT_OK, pos)
+
+
+def slice_pages(m: Machine, cost: float) -> int:
+    """Pages one slice may take: a quantum's worth, or more when nobody else acts sooner."""
+    if cost <= 0:
+        return 1 << 62
+    quantum = max(1, int(m.costs.quantum / cost))
+    gap = m.env.peek() - m.env.now
+    if gap == float("inf"):
+        return 1 << 62
+    return max(quantum, int(gap / cost))
+
+
+def bulk_fault(
+    m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int, limit: int, write: bool
+) -> tuple[int, int]:
+    """Instantiate as many pages from `pos` as fit without any slow path: (pages, faulted)."""
+    inode = vma.file
+    caps = snapshot_caps(m, task, inode)
+    closed = (
+        seq.arr is None and inode is not None and len(vma.cow) == 0 and caps.single_node
+        and (vma.shared or not write)
+        and not (caps.guess_2014 is not None and len(vma.zero))
+    )
+    if closed:
+        return bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
+    n_done = n_fault = 0
+    while n_done < limit:
+        chunk = seq.chunk(pos + n_done, min(ARRAY_CHUNK, limit - n_done))
+        n, nf = bulk_fault_array(m, task, vma, chunk, write, caps)
+        n_done += n
+        n_fault += nf
+        if n < len(chunk):
+            break
+        caps = snapshot_caps(m, task, inode)
+    return n_done, n_fault
+
+
+def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:
+    """The what-if: read faults on holes of a write-sealed file map ZERO_PAGE."""
+    return (not write and vma.file is not None and m.what_if.zero_page_sealed_holes
+            and vma.file.write_sealed())
+
+
+def bulk_fault_range(
+    m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, write: bool, caps: Caps
+) -> tuple[int, int]:
+    """Closed form for a sequential walk of VMA pages `[a, a + limit)` of a shmem mapping."""
+    inode = vma.file
+    assert inode is not None
+    mm = task.mm
+    va0 = vma.start + a
+    f0 = vma.pgoff + a
+    limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))  # then SIGBUS
+    zmode = zero_mode(m, vma, write)
+
+    def data(x: int) -> int:
+        if zmode:
+            return 0
+        holes = inode.pages.holes(f0, f0 + x)
+        return holes if write else holes - vma.zero.count(a, a + x)
+
+    def fits(x: int) -> bool:
+        d = data(x)
+        alloc = new_regions(mm.pt, va0, x) + d
+        last = None
+        if caps.guess_2014 is not None and d:
+            h = inode.pages.last_hole_before(f0, f0 + x)
+            assert h is not None
+            y = h - f0 + 1
+            last = new_regions(mm.pt, va0, y) + data(y)
+        return range_fits(caps, alloc, d, last)
+
+    n = largest_fit(limit, fits)
+    if n == 0:
+        return 0, 0
+    already = vma.mapped.count(a, a + n) + (0 if write else vma.zero.count(a, a + n))
+    d = data(n)
+    pt_new = new_regions(mm.pt, va0, n)
+    nid = charge_and_take(m, task, pt_new + d)
+    for s in PT_SHIFTS:
+        mm.pt[s].fill(va0 >> s, ((va0 + n - 1) >> s) + 1, 0)
+    add_pgtables(m, task, nid, pt_new)
+    if zmode:
+        for hs, he in inode.pages.hole_runs(f0, f0 + n):
+            vma.zero.fill(hs - vma.pgoff, he - vma.pgoff, 0)
+    else:
+        added = inode.pages.fill(f0, f0 + n, m.owner(task.memcg, nid))
+        assert added == d, (added, d)
+        account_data(m, task, inode, nid, d)
+        if write:
+            vma.zero.remove(a, a + n)
+    for s, e, _ in inode.pages.runs(f0, f0 + n):
+        map_file_pages(m, task, vma, s - vma.pgoff, e - vma.pgoff)
+    return n, n - already
+
+
+def bulk_fault_array(
+    m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray, write: bool, caps: Caps
+) -> tuple[int, int]:
+    """Vectorised walk of an explicit page sequence (any order, any mapping kind)."""
+    mm = task.mm
+    inode = vma.file
+    L = len(idx)
+    if inode is not None:
+        fidx = vma.pgoff + idx
+        beyond = np.flatnonzero(fidx >= inode.size_pages(m.page_size))
+        if len(beyond):
+            L = int(beyond[0])
+            idx, fidx = idx[:L], fidx[:L]
+        file_present = inode.pages.contains(fidx)
+    else:
+        fidx = idx
+        file_present = np.zeros(L, dtype=bool)
+    in_map, in_cow, in_zero = vma.mapped.contains(idx), vma.cow.contains(idx), vma.zero.contains(idx)
+    if write:
+        skip = in_cow if not vma.shared else in_map
+    else:
+        skip = in_map | in_cow | in_zero
+    act = ~skip
+    private_write = write and not vma.shared
+    zmode = zero_mode(m, vma, write)
+    if inode is None:
+        anon = act & write
+        data = np.zeros(L, dtype=bool)
+        zero_new = act & (not write)
+        mapf = np.zeros(L, dtype=bool)
+    elif private_write:
+        anon = act
+        data = act & ~file_present & ~in_zero
+        zero_new = np.zeros(L, dtype=bool)
+        mapf = np.zeros(L, dtype=bool)
+    else:
+        anon = np.zeros(L, dtype=bool)
+        data = act & ~file_present & (not zmode)
+        zero_new = act & ~file_present & zmode
+        mapf = act & (file_present | (not zmode))
+    va = vma.start + idx
+    pt_need = np.zeros(L, dtype=np.int64)
+    pt_masks = {}
+    for s in PT_SHIFTS:
+        r = va >> s
+        first = np.zeros(L, dtype=bool)
+        if L:
+            cand = np.flatnonzero(act)
+            _, fi = np.unique(r[cand], return_index=True)
+            first[cand[fi]] = True
+        new = first & ~mm.pt[s].contains(r)
+        pt_masks[s] = new
+        pt_need += new
+    per_page = pt_need + anon + data
+    alloc_cum = np.cumsum(per_page)
+    data_cum = np.cumsum(data) if (inode is not None and not zmode) else np.zeros(L, np.int64)
+    n = cumulative_fit(caps, alloc_cum, data_cum, data)
+    if n == 0:
+        return 0, 0
+    total = int(alloc_cum[n - 1])
+    segs = charge_and_take_parts(m, task, total)
+    seg_nodes = np.array([nid for nid, _ in segs], dtype=np.int64)
+    seg_ends = np.cumsum([c for _, c in segs]) if segs else np.zeros(0, np.int64)
+
+    def node_of(alloc_index: np.ndarray) -> np.ndarray:
+        return seg_nodes[np.searchsorted(seg_ends, alloc_index, side="left")]
+
+    ac = alloc_cum[:n]
+    d, an = data[:n], anon[:n]
+    data_nodes = node_of(ac[d]) if total else np.zeros(0, np.int64)
+    anon_nodes = node_of((ac - d)[an]) if total else np.zeros(0, np.int64)
+    per_node = {nid: 0 for nid, _ in segs}
+    for nid, c in segs:
+        per_node[nid] += c
+    for s in PT_SHIFTS:
+        mm.pt[s].add_pages((va[:n] >> s)[pt_masks[s][:n]], 0)
+    if inode is not None and d.any():
+        fd = fidx[:n][d]
+        for nid in np.unique(data_nodes).tolist():
+            sel = fd[data_nodes == nid]
+            inode.pages.add_pages(sel, m.owner(task.memcg, nid))
+            account_data(m, task, inode, nid, len(sel))
+            per_node[nid] -= len(sel)
+    if an.any():
+        ai = idx[:n][an]
+        if private_write:
+            for p in ai[in_map[:n][an]].tolist():
+                from .memory import unmap_pages
+                unmap_pages(m, task, vma, p, p + 1)
+            for p in ai[in_zero[:n][an]].tolist():
+                vma.zero.remove(p, p + 1)
+        elif inode is None:
+            for p in ai[in_zero[:n][an]].tolist():
+                vma.zero.remove(p, p + 1)
+        for nid in np.unique(anon_nodes).tolist():
+            sel = ai[anon_nodes == nid]
+            vma.cow.add_pages(sel, nid)
+            m.anon_stat(task, nid, len(sel))
+            per_node[nid] -= len(sel)
+    for nid, c in per_node.items():
+        add_pgtables(m, task, nid, c)
+    if zero_new[:n].any():
+        vma.zero.add_pages(idx[:n][zero_new[:n]], 0)
+    if mapf[:n].any():
+        if write:
+            for p in idx[:n][mapf[:n] & in_zero[:n]].tolist():
+                vma.zero.remove(p, p + 1)
+        added = vma.mapped.add_pages(idx[:n][mapf[:n]], 0)
+        task.mm.rss["shmem"] += added
+        mod_memcg_state(task.memcg, "file_mapped", added)
+    return n, int(act[:n].sum())
+
+
+def charge_and_take_parts(m: Machine, task: TaskStruct, total: int) -> list[tuple[int, int]]:
+    """Charge `total` pages to the task's memcg and take them from its zonelist, in order."""
+    if total == 0:
+        return []
+    over = page_counter_try_charge(task.memcg, total)
+    if over is not None:
+        raise AssertionError(f"bulk charge of {total} pages refused by {over.path}")
+    return take_pages(zonelist(m.nodes, task.node), total)
+
+
+def charge_and_take(m: Machine, task: TaskStruct, total: int) -> int:
+    """As `charge_and_take_parts`, for a single-node machine: returns the node id."""
+    parts = charge_and_take_parts(m, task, total)
+    assert len(parts) <= 1
+    return parts[0][0] if parts else task.node
+
+
+def add_pgtables(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """Book n new page-table pages of the task on node nid."""
+    if n:
+        task.mm.pt_nodes[nid] += n
+        m.pgtable_stat(task.memcg, nid, n)
+
+
+def account_data(m: Machine, task: TaskStruct, inode: Any, nid: int, n: int) -> None:
+    """Book n new shmem pages: memcg/node stats, commit (VM_NORESERVE) and mount blocks."""
+    if n:
+        m.shmem_stat(task.memcg, nid, n)
+        inode.sb.used_blocks += n
+        if inode.noreserve:
+            m.overcommit.vm_acct_memory(n)

@@ -1,0 +1,261 @@
+"""Memory cgroups: the hierarchy, page counters, charge and the memcg OOM path.
+
+Models mm/memcontrol.c and mm/memcontrol-v1.c (v6.18): `page_counter_try_charge`,
+`try_charge_memcg`, `mem_cgroup_margin`, `mem_cgroup_oom`, `memcg_memory_event`,
+`mem_cgroup_get_oom_group`, and v1's `oom_kill_disable` wait (`mem_cgroup_oom_synchronize`).
+
+Simplifications:
+    No per-CPU charge stock (the kernel's 64-page batches move usage ahead of use, but the page
+    at which the limit is hit is the same); no reclaim yet (nothing is reclaimable without swap
+    or clean page cache), so the 16 reclaim rounds are a no-op and the OOM path is reached at
+    once; memory.high throttling, memory.low/min protection and swap.max are held as settings
+    for the reclaim issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+MAX_RECLAIM_RETRIES = 16
+PAGE_ALLOC_COSTLY_ORDER = 3
+MEMCG_CHARGE_BATCH = 64
+PAGE_COUNTER_MAX = 1 << 62
+
+ENOMEM = "ENOMEM"
+
+# Charge contexts: who is charging. A user fault may defer OOM handling ([2014]) or wait
+# (v1 oom_kill_disable); GUP and syscalls get -ENOMEM instead.
+CTX_FAULT, CTX_GUP, CTX_SYSCALL = "fault", "gup", "syscall"
+
+
+@dataclass(eq=False)
+class MemCgroup:
+    """A memory cgroup: `struct mem_cgroup` with its page counter, stats and events."""
+
+    path: str
+    parent: MemCgroup | None = None
+    children: list[MemCgroup] = field(default_factory=list)
+    max: int = PAGE_COUNTER_MAX
+    high: int = PAGE_COUNTER_MAX
+    low: int = 0
+    min: int = 0
+    swap_max: int = PAGE_COUNTER_MAX
+    oom_group: bool = False
+    oom_kill_disable: bool = False
+    usage: int = 0
+    watermark: int = 0
+    stat: dict[str, int] = field(
+        default_factory=lambda: {
+            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0
+        }
+    )
+    events: dict[str, int] = field(
+        default_factory=lambda: {"low": 0, "high": 0, "max": 0, "oom": 0, "oom_kill": 0,
+                                 "oom_group_kill": 0}
+    )
+    tasks: list[TaskStruct] = field(default_factory=list)
+    waiters: list[Any] = field(default_factory=list)
+
+    def ancestors(self) -> list[MemCgroup]:
+        """This memcg and its parents up to the root, nearest first."""
+        out, c = [], self
+        while c is not None:
+            out.append(c)
+            c = c.parent
+        return out
+
+    def is_root(self) -> bool:
+        """The root memcg has no limit and is never charged against one."""
+        return self.parent is None
+
+    def descendants_pre(self) -> list[MemCgroup]:
+        """The subtree in pre-order (`css_next_descendant_pre`): parent before children."""
+        out = [self]
+        for c in self.children:
+            out.extend(c.descendants_pre())
+        return out
+
+    def is_descendant(self, other: MemCgroup) -> bool:
+        """Whether this memcg is `other` or lies below it (`mem_cgroup_is_descendant`)."""
+        return other in self.ancestors()
+
+
+def mem_cgroup_margin(memcg: MemCgroup) -> int:
+    """Models `mem_cgroup_margin()`: pages chargeable before this memcg's own max is hit."""
+    return max(0, memcg.max - memcg.usage)
+
+
+def charge_margin(memcg: MemCgroup) -> int:
+    """Pages chargeable to `memcg` before any ancestor's max is hit (the hierarchy's margin)."""
+    return min(mem_cgroup_margin(c) for c in memcg.ancestors())
+
+
+def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None:
+    """Models `page_counter_try_charge()`: charge every ancestor, or none.
+
+    Returns None on success, else the memcg whose max refused (`mem_over_limit`).
+    """
+    chain = memcg.ancestors()
+    for c in chain:
+        if not c.is_root() and c.usage + nr_pages > c.max:
+            return c
+    for c in chain:
+        c.usage += nr_pages
+        c.watermark = max(c.watermark, c.usage)
+    return None
+
+
+def page_counter_charge(memcg: MemCgroup, nr_pages: int) -> None:
+    """Models `page_counter_charge()`: a forced charge that may exceed max (`__GFP_NOFAIL`)."""
+    for c in memcg.ancestors():
+        c.usage += nr_pages
+        c.watermark = max(c.watermark, c.usage)
+
+
+def page_counter_uncharge(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
+    """Models `page_counter_uncharge()`, and wakes tasks waiting in a v1 memcg OOM."""
+    if nr_pages == 0:
+        return
+    for c in memcg.ancestors():
+        c.usage -= nr_pages
+        if c.usage < 0:
+            raise AssertionError(f"memcg {c.path} usage went negative ({c.usage})")
+        memcg_oom_recover(m, c)
+
+
+def mod_memcg_state(memcg: MemCgroup, item: str, nr: int) -> None:
+    """Models `mod_memcg_state()`: a local stat (memory.stat sums the subtree)."""
+    memcg.stat[item] += nr
+    if memcg.stat[item] < 0:
+        raise AssertionError(f"memcg {memcg.path} stat {item} went negative")
+
+
+def memcg_stat_recursive(memcg: MemCgroup, item: str) -> int:
+    """memory.stat's view: the item summed over the subtree."""
+    return sum(c.stat[item] for c in memcg.descendants_pre())
+
+
+def memcg_memory_event(m: Machine, memcg: MemCgroup, event: str, task: str = "") -> None:
+    """Models `memcg_memory_event()`: memory.events counts in this memcg and its ancestors."""
+    for c in memcg.ancestors():
+        if not c.is_root():
+            c.events[event] += 1
+    m.log.emit(f"memcg_{event}", task=task, memcg=memcg.path, value=memcg.usage)
+
+
+def memcg_oom_recover(m: Machine, memcg: MemCgroup) -> None:
+    """Models `memcg1_oom_recover()`: wake the tasks sleeping in `mem_cgroup_oom_synchronize`."""
+    if memcg.waiters:
+        waiters, memcg.waiters = memcg.waiters, []
+        for ev in waiters:
+            if not ev.triggered:
+                ev.succeed()
+
+
+def mem_cgroup_oom_synchronize(m: Machine, task: TaskStruct) -> Generator[Any, Any, bool]:
+    """Models `mem_cgroup_oom_synchronize()` (v1 oom_kill_disable, and the [2014] deferred
+    memcg OOM): called after a user fault unwound with VM_FAULT_OOM. Returns False when no
+    memcg OOM was pending.
+
+    With oom_kill_disable the task sleeps (killably) until an uncharge in the memcg; under the
+    [2014] rules the kill happens here, and the task then waits for the victim.
+    """
+    from .oom_kill import mem_cgroup_out_of_memory, wait_for_oom_progress
+
+    memcg = task.memcg_in_oom
+    if memcg is None:
+        return False
+    task.memcg_in_oom = None
+    if memcg.oom_kill_disable:
+        m.log.emit("memcg_oom_wait", task=task.name, memcg=memcg.path)
+        yield from m.kernel_wait(task, memcg.waiters, f"v1 oom_kill_disable wait in {memcg.path}")
+        return True
+    victim = mem_cgroup_out_of_memory(m, task, memcg)
+    if victim is None:
+        yield from m.kernel_wait(task, memcg.waiters, f"refault loop: no OOM victim in {memcg.path}")
+    elif victim is not task:
+        yield from wait_for_oom_progress(m, task, victim)
+    return True
+
+
+def mem_cgroup_get_oom_group(victim: TaskStruct, oom_domain: MemCgroup | None) -> MemCgroup | None:
+    """Models `mem_cgroup_get_oom_group()`: the highest ancestor with memory.oom.group set.
+
+    The walk goes from the victim's memcg up to the OOMing memcg (or the root for a global OOM).
+    """
+    found = None
+    for c in victim.memcg.ancestors():
+        if c.oom_group:
+            found = c
+        if c is oom_domain:
+            break
+    return found
+
+
+def try_charge_memcg(
+    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, ctx: str
+) -> Generator[Any, Any, str | None]:
+    """Models `try_charge_memcg()`: charge, or reclaim, then memcg OOM, then retry or fail.
+
+    A generator (it may wait for an OOM victim to exit). Returns None when charged, else the
+    errno name ("ENOMEM"). Records `memcg.oom_pending` on the task for a deferred user-fault
+    OOM ([2014]) or a v1 oom_kill_disable wait, which the fault handler acts on.
+    """
+    from .oom_kill import wait_for_oom_progress
+
+    passed_oom = False
+    while True:
+        over = page_counter_try_charge(memcg, nr_pages)
+        if over is None:
+            return None
+        if task.pf_memalloc:
+            page_counter_charge(memcg, nr_pages)
+            return None
+        memcg_memory_event(m, over, "max", task.name)
+        # try_to_free_mem_cgroup_pages(): nothing is reclaimable in this model, so the margin
+        # check, the stock drain and the MAX_RECLAIM_RETRIES rounds all end without progress.
+        if passed_oom and task.dying:
+            return ENOMEM
+        victim = yield from mem_cgroup_oom(m, task, over, nr_pages, ctx)
+        if victim is None:
+            return ENOMEM
+        passed_oom = True
+        if victim is not task:
+            yield from wait_for_oom_progress(m, task, victim)
+
+
+def mem_cgroup_oom(
+    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, ctx: str
+) -> Generator[Any, Any, TaskStruct | None]:
+    """Models `mem_cgroup_oom()`: no kill for costly orders, v1 oom_kill_disable, or [2014]
+    outside a user fault; else `mem_cgroup_out_of_memory`.
+
+    Returns the victim whose exit to wait for (possibly the charging task itself), or None
+    when the charge must fail with -ENOMEM.
+    """
+    from .oom_kill import mem_cgroup_out_of_memory
+
+    if nr_pages > (1 << PAGE_ALLOC_COSTLY_ORDER):
+        return None
+    memcg_memory_event(m, memcg, "oom", task.name)
+    if memcg.oom_kill_disable:
+        # memcg1_oom_prepare(): a user fault records the memcg and waits after unwinding.
+        if ctx == CTX_FAULT:
+            task.memcg_in_oom = memcg
+        return None
+    if m.profile.memcg_oom_user_fault_only:
+        # [2014] mem_cgroup_oom() only recorded the memcg for a user fault; the kill came from
+        # pagefault_out_of_memory -> mem_cgroup_oom_synchronize after the fault unwound.
+        if ctx == CTX_FAULT:
+            task.memcg_in_oom = memcg
+        return None
+    victim = mem_cgroup_out_of_memory(m, task, memcg)
+    if False:  # pragma: no cover - keeps this a generator for callers using `yield from`
+        yield None
+    return victim

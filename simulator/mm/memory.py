@@ -1,0 +1,243 @@
+"""Address spaces: VMAs, rss counters, page tables, and the one-page fault handler.
+
+Models mm/memory.c (v6.18): `handle_mm_fault` -> `__handle_mm_fault` (`pud_alloc`,
+`pmd_alloc`, `pte_alloc`) -> `do_read_fault` / `do_cow_fault` / `do_shared_fault` /
+`do_anonymous_page` -> `shmem_fault`, and `vmf_error`; plus the teardown of `exit_mmap` and
+`unmap_vmas`. `handle_mm_fault` here is the per-page reference path; simulator/mm/gup.py runs
+whole ranges in bulk with the same rules and falls back to this at the page where a limit is hit.
+
+Simplifications:
+    x86-64 4-level paging with 4 KiB pages: one PTE page per 2 MiB, one PMD page per 1 GiB, one
+    PUD page per 512 GiB of address space (the PGD is part of the task's footprint). No
+    fault-around (it never fills holes anyway), no THP, no userfaultfd.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .extents import ExtentMap
+from .memcontrol import mod_memcg_state, page_counter_uncharge, try_charge_memcg
+from .page_alloc import alloc_pages, free_pages
+from .shmem import ENOMEM, ENOSPC, ShmemInode, shmem_alloc_and_add_folio
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+PT_SHIFTS = (27, 18, 9)  # PUD, PMD, PTE page: pages of address space each covers (log2)
+VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS = "ok", "oom", "sigbus"
+
+
+def vmf_error(err: str) -> str:
+    """Models `vmf_error()`: -ENOMEM -> VM_FAULT_OOM; everything else -> VM_FAULT_SIGBUS."""
+    return VM_FAULT_OOM if err == ENOMEM else VM_FAULT_SIGBUS
+
+
+@dataclass(eq=False)
+class VMA:
+    """A mapping: `struct vm_area_struct` plus which of its pages have PTEs.
+
+    Page indices are relative to the VMA. A page is in at most one of `mapped` (a PTE to the
+    file's page-cache folio), `cow` (a PTE to a private anonymous page) and `zero` (a PTE to
+    ZERO_PAGE).
+    """
+
+    name: str
+    start: int
+    npages: int
+    file: ShmemInode | None
+    pgoff: int = 0
+    read: bool = True
+    write: bool = False
+    shared: bool = True
+    locked: bool = False
+    lockonfault: bool = False
+    maywrite: bool = False
+    accounted: int = 0
+    mapped: ExtentMap = field(default_factory=ExtentMap)
+    cow: ExtentMap = field(default_factory=ExtentMap)
+    zero: ExtentMap = field(default_factory=ExtentMap)
+
+    def pte_present(self, idx: int, write: bool) -> bool:
+        """Whether an access needs no fault: the PTE is there and allows it."""
+        if write:
+            return self.cow.has(idx) if not self.shared else self.mapped.has(idx)
+        return self.mapped.has(idx) or self.cow.has(idx) or self.zero.has(idx)
+
+
+@dataclass(eq=False)
+class MM:
+    """An address space: `struct mm_struct` counters and VMAs.
+
+    Attributes:
+        rss: MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES.
+        pt: page-table pages present, per level shift, as extents of region numbers.
+        pt_nodes: page-table pages per node (`mm_pgtables_bytes` / PAGE_SIZE in total).
+        anon_nodes: private anonymous pages per node (footprint, COW copies, anonymous maps).
+        kernel_pages: the task's charged kernel memory (stack, task_struct, ...).
+    """
+
+    rss: dict[str, int] = field(default_factory=lambda: {"anon": 0, "file": 0, "shmem": 0})
+    swapents: int = 0
+    pt: dict[int, ExtentMap] = field(default_factory=lambda: {s: ExtentMap() for s in PT_SHIFTS})
+    pt_nodes: Counter[int] = field(default_factory=Counter)
+    anon_nodes: Counter[int] = field(default_factory=Counter)
+    kernel_nodes: Counter[int] = field(default_factory=Counter)
+    total_vm: int = 0
+    locked_vm: int = 0
+    committed: int = 0
+    vmas: dict[str, VMA] = field(default_factory=dict)
+    mmap_base: int = 0
+    mmf_oom_skip: bool = False
+
+    def get_mm_rss(self) -> int:
+        """Models `get_mm_rss()`: anon + file + shmem pages mapped."""
+        return self.rss["anon"] + self.rss["file"] + self.rss["shmem"]
+
+    def pgtables_pages(self) -> int:
+        """`mm_pgtables_bytes(mm) / PAGE_SIZE`."""
+        return sum(self.pt_nodes.values())
+
+    def get_unmapped_area(self, npages: int) -> int:
+        """Top-down placement below the previous mapping (`arch_get_unmapped_area_topdown`)."""
+        self.mmap_base -= npages
+        return self.mmap_base
+
+
+def pt_missing(mm: MM, va: int) -> list[int]:
+    """The page-table levels (shifts) a fault at `va` must allocate, top level first."""
+    return [s for s in PT_SHIFTS if not mm.pt[s].has(va >> s)]
+
+
+def alloc_charged_page(
+    m: Machine, task: TaskStruct, ctx: str
+) -> Generator[Any, Any, int | None]:
+    """Allocate one page and charge it to the task's memcg (`__GFP_ACCOUNT`): node id or None."""
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        return None
+    err = yield from try_charge_memcg(m, task, task.memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        return None
+    return nid
+
+
+def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any, Any, bool]:
+    """Models `pud_alloc`/`pmd_alloc`/`pte_alloc`: the page-table pages a fault at va needs.
+
+    Each is an accounted kernel page (GFP_PGTABLE_USER): allocation and memcg charge can run
+    reclaim and the OOM killer; failure is VM_FAULT_OOM.
+    """
+    mm = task.mm
+    for s in pt_missing(mm, va):
+        nid = yield from alloc_charged_page(m, task, ctx)
+        if nid is None:
+            return False
+        mm.pt[s].fill(va >> s, (va >> s) + 1, 0)
+        mm.pt_nodes[nid] += 1
+        m.pgtable_stat(task.memcg, nid, 1)
+    return True
+
+
+def handle_mm_fault(
+    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
+) -> Generator[Any, Any, str]:
+    """Models `handle_mm_fault()` for one page of `vma`: VM_FAULT_OK, _OOM or _SIGBUS.
+
+    Read fault on a shmem hole (shared or private): `shmem_fault` instantiates a zeroed
+    page-cache folio, charged to the faulting task's memcg and accounted to its overcommit,
+    and maps it. Private write: `do_cow_fault` allocates and charges the anonymous copy
+    first, then the page-cache folio: two pages per hole. With the what-if
+    `zero_page_sealed_holes`, a read fault on a hole of a write-sealed file maps ZERO_PAGE.
+    """
+    mm = task.mm
+    if vma.pte_present(idx, write):
+        return VM_FAULT_OK
+    va = vma.start + idx
+    if not (yield from pte_alloc(m, task, va, ctx)):
+        return VM_FAULT_OOM
+    inode = vma.file
+    if inode is None:
+        return (yield from do_anonymous_page(m, task, vma, idx, write, ctx))
+    index = vma.pgoff + idx
+    if index >= inode.size_pages(m.page_size):
+        return VM_FAULT_SIGBUS
+    present = inode.pages.has(index)
+    if write and not vma.shared:
+        # do_cow_fault()/wp_page_copy(): the anonymous copy is allocated and charged first.
+        nid = yield from alloc_charged_page(m, task, ctx)
+        if nid is None:
+            return VM_FAULT_OOM
+        if not present and not vma.zero.has(idx):
+            err = yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx)
+            if err:
+                page_counter_uncharge(m, task.memcg, 1)
+                free_pages(m, nid, 1)
+                return vmf_error(err)
+        unmap_pages(m, task, vma, idx, idx + 1)
+        vma.cow.fill(idx, idx + 1, nid)
+        m.anon_stat(task, nid, 1)
+        return VM_FAULT_OK
+    if not present:
+        if (not write and m.what_if.zero_page_sealed_holes and inode.write_sealed()):
+            vma.zero.fill(idx, idx + 1, 0)
+            return VM_FAULT_OK
+        err = yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx)
+        if err:
+            return vmf_error(err)
+    if vma.zero.has(idx):
+        vma.zero.remove(idx, idx + 1)
+    map_file_pages(m, task, vma, idx, idx + 1)
+    return VM_FAULT_OK
+
+
+def do_anonymous_page(
+    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
+) -> Generator[Any, Any, str]:
+    """Models `do_anonymous_page()`: a read maps ZERO_PAGE, a write allocates and charges."""
+    if not write:
+        vma.zero.fill(idx, idx + 1, 0)
+        return VM_FAULT_OK
+    nid = yield from alloc_charged_page(m, task, ctx)
+    if nid is None:
+        return VM_FAULT_OOM
+    vma.zero.remove(idx, idx + 1)
+    vma.cow.fill(idx, idx + 1, nid)
+    m.anon_stat(task, nid, 1)
+    return VM_FAULT_OK
+
+
+def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
+    """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped."""
+    added = vma.mapped.fill(a, b, 0)
+    task.mm.rss["shmem"] += added
+    mod_memcg_state(task.memcg, "file_mapped", added)
+    return added
+
+
+def unmap_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> None:
+    """Models `zap_page_range_single()` over `[a, b)` for file and zero PTEs (not COW pages)."""
+    n = sum(vma.mapped.remove(a, b).values())
+    task.mm.rss["shmem"] -= n
+    mod_memcg_state(task.memcg, "file_mapped", -n)
+    vma.zero.remove(a, b)
+
+
+def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
+    """Free the private anonymous pages of `[a, b)`: uncharge and give back to their nodes."""
+    removed = vma.cow.remove(a, b)
+    total = 0
+    for nid, n in removed.items():
+        m.anon_stat(task, nid, -n)
+        page_counter_uncharge(m, task.memcg, n)
+        free_pages(m, nid, n)
+        total += n
+    return total
+
+
+__all__ = ["ENOSPC", "MM", "VMA", "handle_mm_fault", "vmf_error"]

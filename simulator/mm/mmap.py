@@ -1,0 +1,103 @@
+"""Creating and removing mappings: mmap, munmap, mprotect.
+
+Models mm/mmap.c and mm/vma.c (v6.18) `do_mmap`/`mmap_region` (commit accounting of private
+writable mappings, `mlock_future_ok`, VM_MAYWRITE and `mapping_map_writable`), `shmem_mmap` /
+`memfd_check_seals_mmap`, `do_munmap`, and `mprotect_fixup`'s VM_MAYWRITE check.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .memfd import memfd_check_seals_mmap
+from .memory import VMA, free_cow_pages, unmap_pages
+from .overcommit import OVERCOMMIT_NEVER
+from .shmem import ENOMEM, ShmemInode
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+EACCES, EAGAIN = "EACCES", "EAGAIN"
+
+
+def mlock_future_ok(task: TaskStruct, npages: int) -> bool:
+    """Models `mlock_future_ok()`: locked_vm + npages within RLIMIT_MEMLOCK, or CAP_IPC_LOCK."""
+    if task.capable("ipc_lock"):
+        return True
+    return task.mm.locked_vm + npages <= task.rlimit_memlock
+
+
+def do_mmap(
+    m: Machine, task: TaskStruct, name: str, inode: ShmemInode | None, npages: int, pgoff: int,
+    *, read: bool, write: bool, shared: bool, locked: bool, fd_writable: bool = True,
+    noreserve: bool = False,
+) -> tuple[VMA | None, str | None]:
+    """Models `do_mmap()` for a shmem file or private anonymous memory: (vma, errno).
+
+    A shared writable map of a write-sealed file is EPERM; of a read-only fd, EACCES. A private
+    writable mapping charges its whole length to Committed_AS now (ENOMEM when refused); a
+    shared mapping from a writable fd gets VM_MAYWRITE unless the file is write-sealed.
+    MAP_LOCKED over RLIMIT_MEMLOCK is EAGAIN.
+    """
+    if inode is not None:
+        err = memfd_check_seals_mmap(inode, shared, write)
+        if err:
+            return None, err
+        if shared and write and not fd_writable:
+            return None, EACCES
+    if locked and not mlock_future_ok(task, npages):
+        return None, EAGAIN
+    accounted = 0
+    if write and not shared and not (noreserve and m.overcommit.mode != OVERCOMMIT_NEVER):
+        if not m.vm_enough_memory(task, npages):
+            return None, ENOMEM
+        accounted = npages
+    mm = task.mm
+    vma = VMA(
+        name=name, start=mm.get_unmapped_area(npages), npages=npages, file=inode, pgoff=pgoff,
+        read=read, write=write, shared=shared, locked=locked, accounted=accounted,
+    )
+    if inode is not None and shared and fd_writable and not inode.write_sealed():
+        vma.maywrite = True
+        inode.i_mmap_writable += 1
+    if inode is not None:
+        inode.vmas.append(vma)
+    mm.committed += accounted
+    mm.total_vm += npages
+    if locked:
+        mm.locked_vm += npages
+    mm.vmas[name] = vma
+    return vma, None
+
+
+def do_munmap(m: Machine, task: TaskStruct, vma: VMA) -> None:
+    """Models `do_munmap()` of a whole VMA: zap PTEs, free COW pages, unaccount, drop the file."""
+    mm = task.mm
+    unmap_pages(m, task, vma, 0, vma.npages)
+    free_cow_pages(m, task, vma, 0, vma.npages)
+    if vma.accounted:
+        m.overcommit.vm_acct_memory(-vma.accounted)
+        mm.committed -= vma.accounted
+    mm.total_vm -= vma.npages
+    if vma.locked:
+        mm.locked_vm -= vma.npages
+    del mm.vmas[vma.name]
+    m.vma_unlink_file(vma)
+
+
+def mprotect(m: Machine, task: TaskStruct, vma: VMA, read: bool, write: bool) -> str | None:
+    """Models `mprotect_fixup()`: making a shared mapping writable needs VM_MAYWRITE (EACCES).
+
+    Making a private mapping writable charges its length to Committed_AS (ENOMEM if refused).
+    """
+    if write and not vma.write:
+        if vma.shared and vma.file is not None and not vma.maywrite:
+            return EACCES
+        if not vma.shared and not vma.accounted:
+            if not m.vm_enough_memory(task, vma.npages):
+                return ENOMEM
+            vma.accounted = vma.npages
+            task.mm.committed += vma.npages
+    vma.read, vma.write = read, write
+    return None

@@ -1,0 +1,281 @@
+"""The OOM killer: badness, victim selection, the kill, the reaper.
+
+Models mm/oom_kill.c (v6.18): `oom_badness`, `constrained_alloc`, `oom_evaluate_task`,
+`select_bad_process`, `out_of_memory`, `oom_kill_process`, `__oom_kill_process`,
+`mark_oom_victim`, `queue_oom_reaper`/`oom_reap_task`, and memcg's `mem_cgroup_out_of_memory`.
+
+Simplifications:
+    One thread per process and no mm shared between processes; no cpuset or mempolicy
+    constraints yet (they come with NUMA placement); no OOM notifiers; the reaper always gets
+    the mmap lock on its first try.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event
+from .task import OOM_SCORE_ADJ_MIN
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .memcontrol import MemCgroup
+    from .task import TaskStruct
+
+LONG_MIN = -(1 << 63)
+CONSTRAINT_NONE, CONSTRAINT_MEMCG = "CONSTRAINT_NONE", "CONSTRAINT_MEMCG"
+OOM_REAPER_DELAY = 2.0  # seconds: `queue_oom_reaper` waits 2 * HZ
+PAGE_KB = 4
+
+
+class KernelPanic(Exception):  # noqa: N818 - the kernel's word for it
+    """The kernel panicked (`panic("Out of memory...")` or `panic_on_oom`)."""
+
+
+@dataclass
+class OomControl:
+    """Models `struct oom_control`: the OOM domain and the victim being chosen."""
+
+    memcg: MemCgroup | None = None
+    order: int = 0
+    totalpages: int = 1
+    constraint: str = CONSTRAINT_NONE
+    chosen: TaskStruct | None = None
+    chosen_points: int = LONG_MIN
+    abort: TaskStruct | None = None
+
+
+def oom_unkillable_task(task: TaskStruct) -> bool:
+    """Models `oom_unkillable_task()`: init and kernel threads (none run ops here)."""
+    return task.pid == 1 and task.name == "init"
+
+
+def oom_badness(task: TaskStruct, totalpages: int) -> int | None:
+    """Models `oom_badness()`: rss + swap entries + page-table pages, adjusted by oom_score_adj.
+
+    Returns None (the kernel's LONG_MIN) for a task that is never chosen: unkillable, gone, at
+    adj -1000, or already reaped (MMF_OOM_SKIP). Mapped shmem counts in rss; pages held only
+    through an fd count for nobody.
+    """
+    if oom_unkillable_task(task) or task.exited or task.mm is None:
+        return None
+    adj = task.oom_score_adj
+    if adj == OOM_SCORE_ADJ_MIN or task.mm.mmf_oom_skip:
+        return None
+    mm = task.mm
+    points = mm.get_mm_rss() + mm.swapents + mm.pgtables_pages()
+    adj *= totalpages // 1000
+    return points + adj
+
+
+def constrained_alloc(m: Machine, oc: OomControl) -> str:
+    """Models `constrained_alloc()`: the constraint and `totalpages` of the OOM domain."""
+    if oc.memcg is not None:
+        limit = oc.memcg.max
+        if m.total_swap and m.sysctl.get("swappiness", 60):
+            limit += min(oc.memcg.swap_max, m.total_swap)
+        oc.totalpages = max(1, min(limit, m.totalram + m.total_swap))
+        return CONSTRAINT_MEMCG
+    oc.totalpages = max(1, m.totalram + m.total_swap)
+    return CONSTRAINT_NONE
+
+
+def oom_candidates(m: Machine, oc: OomControl) -> list[TaskStruct]:
+    """The scan order: memcg pre-order then tasks in attach order, or `for_each_process`."""
+    if oc.memcg is not None:
+        return [t for c in oc.memcg.descendants_pre() for t in c.tasks if not t.exited]
+    return [t for t in m.tasks if not t.exited]
+
+
+def oom_evaluate_task(oc: OomControl, task: TaskStruct) -> bool:
+    """Models `oom_evaluate_task()`: returns False to abort the scan (a victim is exiting).
+
+    An eligible existing victim whose mm is not yet reaped aborts the scan; otherwise the
+    highest points win and a tie goes to the later-scanned task.
+    """
+    if oom_unkillable_task(task):
+        return True
+    if task.oom_victim and task.mm is not None and not task.mm.mmf_oom_skip:
+        oc.abort = task
+        return False
+    points = oom_badness(task, oc.totalpages)
+    if points is None or points < oc.chosen_points:
+        return True
+    oc.chosen, oc.chosen_points = task, points
+    return True
+
+
+def select_bad_process(m: Machine, oc: OomControl) -> None:
+    """Models `select_bad_process()` (and `mem_cgroup_scan_tasks` for a memcg OOM)."""
+    for t in oom_candidates(m, oc):
+        if not oom_evaluate_task(oc, t):
+            oc.chosen = None
+            return
+
+
+def task_will_free_mem(task: TaskStruct) -> bool:
+    """Models `task_will_free_mem()`: the task is already exiting or killed and not reaped."""
+    return (task.sigkill or task.exiting) and task.mm is not None and not task.mm.mmf_oom_skip
+
+
+def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct | None:
+    """Models `out_of_memory()`: pick and kill a victim in the OOM domain.
+
+    Returns the task whose exit the allocator should wait for (the victim, an earlier victim
+    still exiting, or the dying current task), or None when nothing could be done (no killable
+    task in a memcg). A global OOM with nothing to kill, or panic_on_oom, raises KernelPanic.
+    """
+    if task_will_free_mem(current):
+        mark_oom_victim(m, current)
+        queue_oom_reaper(m, current)
+        return current
+    oc.constraint = constrained_alloc(m, oc)
+    panic_on_oom = m.sysctl.get("panic_on_oom", 0)
+    if panic_on_oom == 2 or (panic_on_oom == 1 and oc.constraint == CONSTRAINT_NONE):
+        raise KernelPanic(f"Out of memory: {'compulsory' if panic_on_oom == 2 else 'system-wide'}"
+                          f" panic_on_oom is enabled")
+    if (oc.memcg is None and m.sysctl.get("oom_kill_allocating_task", 0)
+            and current.mm is not None and not oom_unkillable_task(current)
+            and current.oom_score_adj != OOM_SCORE_ADJ_MIN):
+        oc.chosen = current
+        oc.chosen_points = oom_badness(current, oc.totalpages) or 0
+        oom_kill_process(m, current, oc, "Out of memory (oom_kill_allocating_task)")
+        return current
+    select_bad_process(m, oc)
+    if oc.abort is not None:
+        m.log.emit("oom_abort", task=current.name, detail=f"victim {oc.abort.name} still exiting")
+        return oc.abort
+    if oc.chosen is None:
+        if oc.memcg is None:
+            raise KernelPanic("System is deadlocked on memory")
+        m.log.emit("oom_no_victim", task=current.name, memcg=oc.memcg.path)
+        return None
+    msg = "Memory cgroup out of memory" if oc.memcg is not None else "Out of memory"
+    victim = oc.chosen
+    oom_kill_process(m, current, oc, msg)
+    return victim
+
+
+def mem_cgroup_out_of_memory(m: Machine, current: TaskStruct, memcg: MemCgroup) -> TaskStruct | None:
+    """Models `mem_cgroup_out_of_memory()`: `out_of_memory` confined to the memcg's subtree."""
+    return out_of_memory(m, current, OomControl(memcg=memcg))
+
+
+def oom_kill_process(m: Machine, current: TaskStruct, oc: OomControl, message: str) -> None:
+    """Models `oom_kill_process()`: kill the chosen task, then the rest of its oom.group."""
+    victim = oc.chosen
+    assert victim is not None
+    if task_will_free_mem(victim):
+        mark_oom_victim(m, victim)
+        queue_oom_reaper(m, victim)
+        return
+    group = mem_cgroup_get_oom_group(victim, oc.memcg)
+    oom_kill_task(m, victim, message, oc)
+    if group is not None:
+        memcg_memory_event(m, group, "oom_group_kill", victim.name)
+        for c in group.descendants_pre():
+            for t in list(c.tasks):
+                if t is victim or t.exited or t.oom_score_adj == OOM_SCORE_ADJ_MIN:
+                    continue
+                if not task_will_free_mem(t):
+                    oom_kill_task(m, t, message, oc)
+
+
+def kill_report(task: TaskStruct, message: str) -> str:
+    """The kernel's own log line for a kill, as `__oom_kill_process` prints it."""
+    mm = task.mm
+    k = PAGE_KB
+    return (
+        f"{message}: Killed process {task.pid} ({task.comm}) total-vm:{mm.total_vm * k}kB, "
+        f"anon-rss:{mm.rss['anon'] * k}kB, file-rss:{mm.rss['file'] * k}kB, "
+        f"shmem-rss:{mm.rss['shmem'] * k}kB, UID:0 pgtables:{mm.pgtables_pages() * k}kB "
+        f"oom_score_adj:{task.oom_score_adj}"
+    )
+
+
+def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) -> None:
+    """Models `__oom_kill_process()` (once `oom_kill_task`): SIGKILL, mark, report, reap."""
+    points = oom_badness(victim, oc.totalpages)
+    line = kill_report(victim, message)
+    m.send_sigkill(victim)
+    mark_oom_victim(m, victim)
+    memcg_memory_event(m, victim.memcg, "oom_kill", victim.name)
+    m.oom_kills.append({
+        "victim": victim.name,
+        "constraint": "memcg" if oc.memcg is not None else "global",
+        "memcg": oc.memcg.path if oc.memcg is not None else None,
+        "task_memcg": victim.memcg.path,
+        "points": points,
+        "totalpages": oc.totalpages,
+        "time": m.env.now,
+        "rss_pages": victim.mm.get_mm_rss(),
+        "pgtables_pages": victim.mm.pgtables_pages(),
+        "oom_score_adj": victim.oom_score_adj,
+        "line": line,
+    })
+    m.log.emit("oom_kill", task=victim.name, memcg=victim.memcg.path, value=points, detail=line)
+    queue_oom_reaper(m, victim)
+
+
+def mark_oom_victim(m: Machine, task: TaskStruct) -> None:
+    """Models `mark_oom_victim()`: TIF_MEMDIE, which grants ALLOC_OOM reserves."""
+    if not task.oom_victim:
+        task.oom_victim = True
+        m.log.emit("mark_victim", task=task.name, memcg=task.memcg.path)
+
+
+def queue_oom_reaper(m: Machine, task: TaskStruct) -> None:
+    """Models `queue_oom_reaper()`: reap the victim's private memory 2 s from now."""
+    if task.mm is not None and not getattr(task, "_reaper_queued", False):
+        task._reaper_queued = True  # type: ignore[attr-defined]
+        m.env.process(oom_reap_task(m, task))
+
+
+def oom_reap_task(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
+    """Models `oom_reaper`/`oom_reap_task_mm()`: unmap anonymous and private VMAs, set
+    MMF_OOM_SKIP. Shared shmem mappings are never reaped."""
+    yield m.env.timeout(OOM_REAPER_DELAY)
+    mm = task.mm
+    if task.exited or mm is None or mm.mmf_oom_skip:
+        return
+    freed = m.reap_private(task)
+    mm.mmf_oom_skip = True
+    m.log.emit("oom_reaper", task=task.name, memcg=task.memcg.path, pages=freed)
+    m.wake_oom_waiters()
+
+
+def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -> Generator[Any, Any, None]:
+    """The allocator's retry loop while a victim exits: wait for its exit or its reaping.
+
+    In the kernel the charging task keeps looping (reclaim, then `out_of_memory` finds the
+    victim still exiting and aborts the scan) until the victim's memory is freed; here it
+    sleeps until memory is freed, a victim is reaped, or it is killed itself.
+    """
+    if victim.exited or (victim.mm is not None and victim.mm.mmf_oom_skip):
+        return
+    yield from m.kernel_wait(current, m.oom_waiters, "waiting for OOM victim to exit")
+
+
+def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
+    """Models `pagefault_out_of_memory()`: what a user fault ending in VM_FAULT_OOM does.
+
+    A pending memcg OOM (v1 oom_kill_disable, or the [2014] deferred memcg OOM) is handled by
+    `mem_cgroup_oom_synchronize`; a dying task returns to die. Otherwise v6.18 only returns and
+    the instruction refaults (here: sleep until memory is freed somewhere, since an immediate
+    refault would fail the same way); [2014] v3.15 invoked the global OOM killer instead.
+    """
+    from .memcontrol import mem_cgroup_oom_synchronize
+
+    if (yield from mem_cgroup_oom_synchronize(m, task)):
+        return
+    if task.dying:
+        return
+    if m.profile.pagefault_oom_global:
+        victim = out_of_memory(m, task, OomControl())
+        if victim is not None and victim is not task:
+            yield from wait_for_oom_progress(m, task, victim)
+        return
+    m.log.emit("pagefault_out_of_memory", task=task.name, memcg=task.memcg.path)
+    yield from m.kernel_wait(task, m.oom_waiters, "refault loop: VM_FAULT_OOM with no OOM victim")

@@ -1,0 +1,186 @@
+"""The page allocator's limits: per-node free pages, watermarks, fast and slow path.
+
+Models mm/page_alloc.c (v6.18): `calculate_min_free_kbytes`, `__setup_per_zone_wmarks`,
+`__zone_watermark_ok`, the zonelist walk of `get_page_from_freelist` and the watermark choices of
+`__alloc_pages_slowpath`. Each node has one zone (ZONE_NORMAL).
+
+Simplifications:
+    One zone per node (no DMA/DMA32/Movable, no lowmem_reserve); order-0 pages only; no per-CPU
+    lists, no compaction, no watermark boosting. Reclaim is not modelled yet (no swap, no clean
+    page cache), so kswapd wakes but frees nothing, and the slow path goes straight to the OOM
+    killer after its retries.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
+
+
+def calculate_min_free_kbytes(lowmem_kbytes: int) -> int:
+    """Models `calculate_min_free_kbytes()`: sqrt(16 x lowmem KiB), clamped to 128 KiB..256 MiB."""
+    return max(128, min(262144, math.isqrt(lowmem_kbytes * 16)))
+
+
+def setup_per_zone_wmarks(
+    managed: list[int], min_free_kbytes: int, watermark_scale_factor: int, page_kb: int
+) -> list[tuple[int, int, int]]:
+    """Models `__setup_per_zone_wmarks()`: (min, low, high) in pages for each zone.
+
+    min is min_free_kbytes shared among the (lowmem) zones by managed size; the gap to low and
+    from low to high is max(min/4, managed x watermark_scale_factor / 10000).
+    """
+    pages_min = min_free_kbytes // page_kb
+    lowmem = sum(managed) or 1
+    marks = []
+    for m in managed:
+        wmin = pages_min * m // lowmem
+        gap = max(wmin >> 2, m * watermark_scale_factor // 10000)
+        marks.append((wmin, wmin + gap, wmin + 2 * gap))
+    return marks
+
+
+@dataclass
+class Node:
+    """A NUMA node with its one zone: `struct pglist_data` + `struct zone` counters."""
+
+    nid: int
+    present: int
+    managed: int
+    watermark: tuple[int, int, int] = (0, 0, 0)
+    free: int = 0
+    distance: list[int] = field(default_factory=list)
+    stat: dict[str, int] = field(
+        default_factory=lambda: {"anon": 0, "shmem": 0, "pagetables": 0, "kernel": 0}
+    )
+    kswapd_wakeups: int = 0
+
+    def min_wmark(self) -> int:
+        """The min watermark (pages)."""
+        return self.watermark[WMARK_MIN]
+
+    def low_wmark(self) -> int:
+        """The low watermark (pages)."""
+        return self.watermark[WMARK_LOW]
+
+    def high_wmark(self) -> int:
+        """The high watermark (pages)."""
+        return self.watermark[WMARK_HIGH]
+
+
+def alloc_oom_mark(mark: int) -> int:
+    """The watermark an OOM victim allocates against: ALLOC_OOM halves min (`__zone_watermark_ok`)."""
+    return mark - mark // 2
+
+
+def zone_watermark_ok(node: Node, mark: int, nr_pages: int = 1) -> bool:
+    """Models `__zone_watermark_ok()` for order 0: free pages after the request stay above mark."""
+    return node.free - (nr_pages - 1) > mark
+
+
+def zone_margin(node: Node, mark: int) -> int:
+    """How many order-0 pages can be taken from the node before `zone_watermark_ok` says no."""
+    return max(0, node.free - mark)
+
+
+def zonelist(nodes: list[Node], local: int) -> list[Node]:
+    """Models `build_zonelists()`/`find_next_best_node()`: local node first, then by distance."""
+    here = nodes[local]
+    return sorted(nodes, key=lambda n: (here.distance[n.nid] if here.distance else 0, n.nid))
+
+
+def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
+    """Order-0 pages the allocator can hand out before it would enter reclaim/OOM.
+
+    The fast path takes zones above low, the slow path zones above min (`ALLOC_WMARK_MIN`), an
+    OOM victim's `ALLOC_OOM` goes down to min/2. Without reclaim, the page at which this margin
+    runs out is where `__alloc_pages_may_oom` is reached.
+    """
+    total = 0
+    for n in nodes:
+        mark = alloc_oom_mark(n.min_wmark()) if oom_victim else n.min_wmark()
+        total += zone_margin(n, mark)
+    return total
+
+
+def take_pages(
+    nodes: list[Node], nr_pages: int, oom_victim: bool = False
+) -> list[tuple[int, int]]:
+    """Take nr_pages from the zonelist as `get_page_from_freelist` would; returns (nid, n) parts.
+
+    First pass: each node down to its low watermark (the fast path). Second pass: down to min
+    (the slow path after waking kswapd). A victim's third pass: down to min/2. The caller has
+    checked `alloc_margin` first, so the request always fits.
+    """
+    parts: dict[int, int] = {}
+    left = nr_pages
+    passes = [WMARK_LOW, WMARK_MIN]
+    for p in passes:
+        for n in nodes:
+            if left == 0:
+                break
+            got = min(left, zone_margin(n, n.watermark[p]))
+            if got:
+                if p != WMARK_LOW:
+                    n.kswapd_wakeups += 1
+                n.free -= got
+                parts[n.nid] = parts.get(n.nid, 0) + got
+                left -= got
+    if left and oom_victim:
+        for n in nodes:
+            got = min(left, zone_margin(n, alloc_oom_mark(n.min_wmark())))
+            n.free -= got
+            parts[n.nid] = parts.get(n.nid, 0) + got
+            left -= got
+            if left == 0:
+                break
+    if left:
+        raise AssertionError(f"take_pages: {left} pages short; alloc_margin was not checked")
+    return sorted(parts.items())
+
+
+def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:
+    """Models `__alloc_pages()` for one order-0 page: fast path, slow path, OOM, retry.
+
+    A generator: it may wait for an OOM victim to exit. Returns the node id the page came
+    from, or None (only for a task that is itself an OOM victim and found the ALLOC_OOM
+    reserves empty: "too small to fail").
+    """
+    from .oom_kill import OomControl, out_of_memory, wait_for_oom_progress
+
+    nodes = zonelist(m.nodes, task.node)
+    while True:
+        if alloc_margin(nodes) >= 1:
+            return take_pages(nodes, 1)[0][0]
+        # __alloc_pages_slowpath(): kswapd is woken, direct reclaim finds nothing to reclaim
+        # (no swap, no clean page cache), should_reclaim_retry gives up after its rounds.
+        for n in nodes:
+            n.kswapd_wakeups += 1
+        if task.oom_victim:
+            if alloc_margin(nodes, oom_victim=True) >= 1:
+                return take_pages(nodes, 1, oom_victim=True)[0][0]
+            m.log.emit("page_alloc_fail", task=task.name, detail="OOM victim, reserves empty")
+            return None
+        m.log.emit("alloc_slowpath_oom", task=task.name)
+        victim = out_of_memory(m, task, OomControl())
+        if victim is None:
+            return None
+        if victim is not task:
+            yield from wait_for_oom_progress(m, task, victim)
+
+
+def free_pages(m: Machine, nid: int, nr_pages: int) -> None:
+    """Models `free_pages()`: return pages to their node and wake allocators waiting on OOM."""
+    if nr_pages:
+        node = m.nodes[nid]
+        node.free += nr_pages
+        if node.free > node.managed:
+            raise AssertionError(f"node {nid}: freed more pages than it manages")

@@ -1,0 +1,71 @@
+"""Kernel behaviour profiles: which version's rules run, and the what-if switches.
+
+`6.18` is the default and the kernel the measured outcomes come from. `3.15` is the kernel of the
+June 2014 sealing discussion; every rule kernel-model.md marks [2014] is switched here, so the same
+scenario run under both shows what changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KernelProfile:
+    """The switches that differ between the modelled kernel versions.
+
+    Attributes:
+        name: the version string a scenario names.
+        shmem_acct_before_alloc: [2014] `shmem_getpage_gfp` accounted (vm_enough_memory, tmpfs
+            blocks) before allocating and charging; 6.18 `shmem_alloc_and_add_folio` allocates
+            and charges first.
+        overcommit_guess_heuristic: [2014] mode 0 estimated free memory per request and could
+            refuse one page; 6.18 refuses only a request larger than RAM + swap.
+        memcg_oom_user_fault_only: [2014] (3.12..4.18) the memcg OOM killer ran only for user
+            faults and was deferred to the end of the fault (`mem_cgroup_oom_synchronize`);
+            charges from syscalls and GUP failed with -ENOMEM. 6.18 kills in the charge path.
+        pagefault_oom_global: [2014] `pagefault_out_of_memory` invoked the global OOM killer when
+            no memcg OOM was pending; 6.18 only returns and lets the task refault.
+        madv_populate: MADV_POPULATE_READ/WRITE exist (5.14+); otherwise madvise says EINVAL.
+    """
+
+    name: str
+    shmem_acct_before_alloc: bool
+    overcommit_guess_heuristic: bool
+    memcg_oom_user_fault_only: bool
+    pagefault_oom_global: bool
+    madv_populate: bool
+
+
+PROFILES: dict[str, KernelProfile] = {
+    "6.18": KernelProfile(
+        name="6.18",
+        shmem_acct_before_alloc=False,
+        overcommit_guess_heuristic=False,
+        memcg_oom_user_fault_only=False,
+        pagefault_oom_global=False,
+        madv_populate=True,
+    ),
+    "3.15": KernelProfile(
+        name="3.15",
+        shmem_acct_before_alloc=True,
+        overcommit_guess_heuristic=True,
+        memcg_oom_user_fault_only=True,
+        pagefault_oom_global=True,
+        madv_populate=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class WhatIf:
+    """Behaviour no kernel has, to measure proposals.
+
+    Attributes:
+        zero_page_sealed_holes: a read fault on a hole of a file sealed with F_SEAL_WRITE or
+            F_SEAL_FUTURE_WRITE maps ZERO_PAGE instead of instantiating a page (kernel-model.md
+            9.6, the mitigation proposed in 2014 and never merged): it costs page tables only. A
+            later write fault (private COW) or instantiation (fallocate) replaces the zero PTE.
+    """
+
+    zero_page_sealed_holes: bool = False

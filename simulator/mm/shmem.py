@@ -1,0 +1,212 @@
+"""shmem/tmpfs files: sparse pages as extents, seals, the hole-fill pipeline, read, fallocate.
+
+Models mm/shmem.c (v6.18): `shmem_get_folio_gfp` (SGP_READ/SGP_CACHE/SGP_WRITE/SGP_FALLOC),
+`shmem_alloc_and_add_folio`, `shmem_inode_acct_blocks`/`shmem_acct_blocks`,
+`shmem_file_read_iter`, `shmem_fallocate`, `shmem_setattr` (truncate), `shmem_undo_range`
+(punch), `shmem_evict_inode`; and the [2014] order of v3.15 `shmem_getpage_gfp`.
+
+Simplifications:
+    Order-0 folios only (shmem THP defaults to never); no xarray-node kmem charge; no inode
+    (nr_inodes) limit or quota; page contents are not modelled, so a fallocated page and a
+    written page differ only in being uptodate, which nothing here reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .extents import ExtentMap
+from .memcontrol import mod_memcg_state, page_counter_uncharge, try_charge_memcg
+from .overcommit import guess_free_pages_2014, vm_enough_memory
+from .page_alloc import alloc_pages, free_pages
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .memory import VMA
+    from .task import TaskStruct
+
+F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW = "seal", "shrink", "grow"
+F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, F_SEAL_EXEC = "write", "future_write", "exec"
+ALL_SEALS = (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, F_SEAL_EXEC)
+WRITE_SEALS = (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE)
+
+ENOSPC, ENOMEM, EPERM, EBADF, EINVAL, EFBIG = "ENOSPC", "ENOMEM", "EPERM", "EBADF", "EINVAL", "EFBIG"
+
+
+@dataclass(eq=False)
+class ShmemSb:
+    """A tmpfs mount: `struct shmem_sb_info` (max_blocks 0 = unlimited, the internal mount)."""
+
+    path: str
+    max_blocks: int = 0
+    used_blocks: int = 0
+
+    def free_blocks(self) -> int | None:
+        """Blocks left before ENOSPC, or None for an unlimited mount."""
+        if not self.max_blocks:
+            return None
+        return max(0, self.max_blocks - self.used_blocks)
+
+
+@dataclass(eq=False)
+class ShmemInode:
+    """A shmem inode: size, seals and its pages as extents owned by (memcg, node) tags.
+
+    Attributes:
+        size: i_size in bytes.
+        pages: the folios present (page index -> owner tag; see `Machine.owner`).
+        noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
+            tmpfs files); otherwise the whole size was accounted at creation.
+        linked: a tmpfs file has a name and outlives its fds; a memfd is unlinked and is
+            evicted when the last fd and mapping are gone.
+        i_mmap_writable: shared mappings with VM_MAYWRITE (`mapping_deny_writable` refuses
+            F_SEAL_WRITE while it is positive).
+    """
+
+    ino: int
+    name: str
+    sb: ShmemSb
+    size: int = 0
+    pages: ExtentMap = field(default_factory=ExtentMap)
+    seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
+    noreserve: bool = True
+    linked: bool = False
+    holders: set[int] = field(default_factory=set)
+    vmas: list[VMA] = field(default_factory=list)
+    i_mmap_writable: int = 0
+    evicted: bool = False
+
+    def size_pages(self, page_size: int) -> int:
+        """Pages below i_size (a partial last page counts)."""
+        return -(-self.size // page_size)
+
+    def write_sealed(self) -> bool:
+        """F_SEAL_WRITE or F_SEAL_FUTURE_WRITE is set."""
+        return bool(self.seals & set(WRITE_SEALS))
+
+
+def shmem_acct_blocks(m: Machine, task: TaskStruct, inode: ShmemInode, pages: int) -> str | None:
+    """Models `shmem_inode_acct_blocks()`: commit (VM_NORESERVE) then the mount's max_blocks.
+
+    The commit check uses the reserves of the task doing the fault/write/fallocate. Any
+    failure is -ENOSPC (so that sparse mappings get SIGBUS, not OOM).
+    """
+    if inode.noreserve:
+        if not m.vm_enough_memory(task, pages):
+            m.log.emit("vm_enough_memory_fail", task=task.name, pages=pages,
+                       value=m.overcommit.committed_as)
+            return ENOSPC
+    free = inode.sb.free_blocks()
+    if free is not None and free < pages:
+        if inode.noreserve:
+            m.overcommit.vm_acct_memory(-pages)
+        m.log.emit("shmem_max_blocks", task=task.name, pages=pages, detail=inode.sb.path)
+        return ENOSPC
+    inode.sb.used_blocks += pages
+    return None
+
+
+def shmem_unacct_blocks(m: Machine, inode: ShmemInode, pages: int) -> None:
+    """Models `shmem_inode_unacct_blocks()`: give back commit and mount blocks."""
+    if pages:
+        inode.sb.used_blocks -= pages
+        if inode.noreserve:
+            m.overcommit.vm_acct_memory(-pages)
+
+
+def shmem_alloc_and_add_folio(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+) -> Generator[Any, Any, str | None]:
+    """Models `shmem_alloc_and_add_folio()` for one order-0 page at a hole.
+
+    v6.18 order: allocate (may global-OOM) -> charge the task's memcg (may memcg-OOM) ->
+    account (commit, max_blocks: -ENOSPC). [2014] v3.15 `shmem_getpage_gfp` accounted first.
+    Returns None when the page was added, else the errno name.
+    """
+    acct_first = m.profile.shmem_acct_before_alloc
+    if acct_first:
+        err = shmem_acct_blocks(m, task, inode, 1)
+        if err:
+            return err
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        if acct_first:
+            shmem_unacct_blocks(m, inode, 1)
+        return ENOMEM
+    err = yield from try_charge_memcg(m, task, task.memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        if acct_first:
+            shmem_unacct_blocks(m, inode, 1)
+        return err
+    if not acct_first:
+        err = shmem_acct_blocks(m, task, inode, 1)
+        if err:
+            page_counter_uncharge(m, task.memcg, 1)
+            free_pages(m, nid, 1)
+            return err
+    if inode.evicted:
+        # The file was evicted while we slept in reclaim/OOM: drop the page.
+        shmem_unacct_blocks(m, inode, 1)
+        page_counter_uncharge(m, task.memcg, 1)
+        free_pages(m, nid, 1)
+        return EINVAL
+    shmem_add_pages(m, inode, task.memcg, nid, index, index + 1)
+    return None
+
+
+def shmem_add_pages(m: Machine, inode: ShmemInode, memcg: Any, nid: int, a: int, b: int) -> int:
+    """Insert already allocated, charged and accounted pages `[a, b)` into the page cache."""
+    added = inode.pages.fill(a, b, m.owner(memcg, nid))
+    m.shmem_stat(memcg, nid, added)
+    return added
+
+
+def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
+    """Free the folios in `[a, b)`: uncharge each owner memcg, give back blocks and commit."""
+    removed = inode.pages.remove(a, b)
+    total = 0
+    for tag, n in removed.items():
+        memcg, nid = m.owners[tag]
+        page_counter_uncharge(m, memcg, n)
+        m.shmem_stat(memcg, nid, -n)
+        free_pages(m, nid, n)
+        total += n
+    shmem_unacct_blocks(m, inode, total)
+    if total:
+        m.wake_oom_waiters()
+    return total
+
+
+def shmem_file_read_iter(m: Machine, inode: ShmemInode, a: int, b: int) -> tuple[int, int]:
+    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes).
+
+    SGP_READ never allocates: a hole is copied from ZERO_PAGE. Reading stops at i_size (EOF).
+    """
+    end = min(b, inode.size_pages(m.page_size))
+    if end <= a:
+        return 0, 0
+    return end - a, inode.pages.holes(a, end)
+
+
+def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
+    """[2014] The v3.15 mode-0 free estimate for `task`, or None when that rule is off."""
+    if not m.profile.overcommit_guess_heuristic or m.overcommit.mode != 0:
+        return None
+    free = sum(n.free for n in m.nodes)
+    shmem = sum(n.stat["shmem"] for n in m.nodes)
+    return guess_free_pages_2014(
+        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.total_swap,
+        slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
+        admin_reserve=m.overcommit.admin_reserve_pages,
+        cap_sys_admin=task.capable("sys_admin"),
+    )
+
+
+__all__ = [
+    "ShmemInode", "ShmemSb", "shmem_acct_blocks", "shmem_alloc_and_add_folio",
+    "shmem_file_read_iter", "shmem_free_range", "shmem_unacct_blocks", "guess_free_2014",
+    "vm_enough_memory",
+]

@@ -1,0 +1,124 @@
+"""Syscalls that fill a shmem file's holes without a mapping: fallocate and write.
+
+Models mm/shmem.c (v6.18) `shmem_fallocate` (mode 0 / FALLOC_FL_KEEP_SIZE, SGP_FALLOC) and
+`shmem_write_begin` (SGP_WRITE) under `generic_perform_write`. Each page goes through the same
+allocate -> charge (the caller's memcg) -> account (the caller's mm) sequence as a fault; pages
+are taken in bulk and the one-page path runs where a limit is reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .bulk import largest_fit, range_fits, snapshot_caps
+from .gup import account_data, charge_and_take_parts, slice_pages
+from .memcontrol import CTX_SYSCALL
+from .shmem import ENOSPC, ShmemInode, shmem_alloc_and_add_folio, shmem_free_range
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+EINTR = "EINTR"
+
+
+@dataclass
+class FillResult:
+    """How a fill ended: errno (None for success), pages done, the page it stopped at, and the
+    runs of holes this call filled (for fallocate's undo)."""
+
+    err: str | None
+    done: int
+    page: int | None = None
+    filled: list[tuple[int, int]] = field(default_factory=list)
+
+
+def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int,
+              filled: list[tuple[int, int]]) -> int:
+    """Fill the holes of `[a, a + limit)` that fit every limit now; returns pages covered."""
+    caps = snapshot_caps(m, task, inode)
+
+    def fits(x: int) -> bool:
+        d = inode.pages.holes(a, a + x)
+        last = None
+        if caps.guess_2014 is not None and d:
+            h = inode.pages.last_hole_before(a, a + x)
+            assert h is not None
+            last = inode.pages.holes(a, h + 1)
+        return range_fits(caps, d, d, last)
+
+    n = largest_fit(limit, fits)
+    runs = inode.pages.hole_runs(a, a + n)
+    d = sum(e - s for s, e in runs)
+    if d:
+        for nid, c in charge_and_take_parts(m, task, d):
+            # Fill the holes in order, `c` pages from node `nid`.
+            while c:
+                s, e = runs[0]
+                take = min(c, e - s)
+                inode.pages.fill(s, s + take, m.owner(task.memcg, nid))
+                account_data(m, task, inode, nid, take)
+                filled.append((s, s + take))
+                runs[0] = (s + take, e)
+                if runs[0][0] == e:
+                    runs.pop(0)
+                c -= take
+    return n
+
+
+def shmem_fill_range(
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, cost: float
+) -> Generator[Any, Any, FillResult]:
+    """Instantiate every hole of file pages `[a, b)` in order, as SGP_FALLOC/SGP_WRITE do."""
+    filled: list[tuple[int, int]] = []
+    pos = a
+    while pos < b:
+        budget = slice_pages(m, cost)
+        end = min(b, pos + budget)
+        start = pos
+        while pos < end:
+            if task.sigkill:
+                yield m.env.timeout((pos - start) * cost)
+                return FillResult(EINTR, pos - a, pos, filled)
+            n = 0 if m.reference else bulk_fill(m, task, inode, pos, end - pos, filled)
+            if n:
+                pos += n
+                continue
+            if inode.pages.has(pos):
+                pos += 1
+                continue
+            if pos > start:
+                yield m.env.timeout((pos - start) * cost)
+                start = pos
+            err = yield from shmem_alloc_and_add_folio(m, task, inode, pos, CTX_SYSCALL)
+            if err:
+                yield m.env.timeout((pos - start) * cost)
+                return FillResult(err, pos - a, pos, filled)
+            filled.append((pos, pos + 1))
+            pos += 1
+        yield m.env.timeout((pos - start) * cost)
+    if task.sigkill:
+        return FillResult(EINTR, pos - a, None, filled)
+    return FillResult(None, b - a, None, filled)
+
+
+def shmem_fallocate(
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, keep_size: bool
+) -> Generator[Any, Any, FillResult]:
+    """Models `shmem_fallocate()` allocate mode over file pages `[a, b)`.
+
+    A range larger than the mount's size fails with ENOSPC at once. On any error the pages this
+    call added are removed again (the interrupted call leaves no trace) and the error returned.
+    """
+    if inode.sb.max_blocks and b - a > inode.sb.max_blocks:
+        return FillResult(ENOSPC, 0, a)
+    res = yield from shmem_fill_range(m, task, inode, a, b, m.costs.fallocate)
+    if res.err:
+        undone = sum(shmem_free_range(m, inode, s, e) for s, e in res.filled)
+        m.log.emit("shmem_fallocate_undo", task=task.name, pages=undone, detail=res.err)
+        return res
+    if not keep_size:
+        inode.size = max(inode.size, b * m.page_size)
+    return res

@@ -1,0 +1,68 @@
+"""A task as the memory paths see it: `struct task_struct` fields that charge, kill and limit.
+
+The SimPy process that runs a task's ops lives in simulator/tasks.py; this is only the state
+the kernel functions read and write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .memcontrol import MemCgroup
+    from .memory import MM
+
+OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX = -1000, 1000
+
+CAP_IPC_LOCK, CAP_SYS_RESOURCE, CAP_SYS_ADMIN = "ipc_lock", "sys_resource", "sys_admin"
+
+
+@dataclass(eq=False)
+class TaskStruct:
+    """The fields of `task_struct`/`signal_struct` the modelled paths use.
+
+    Attributes:
+        pid: creation order, which is also `for_each_process` order (OOM tie-breaks).
+        comm: the name shown in kernel log lines (`TASK_COMM_LEN` 16: 15 characters).
+        sigkill: a fatal signal is pending (`fatal_signal_pending`).
+        oom_victim: `tsk_is_oom_victim` (TIF_MEMDIE set by `mark_oom_victim`).
+        memcg_in_oom: the memcg a user fault recorded for `mem_cgroup_oom_synchronize`.
+        exit_event: triggered once the task has exited and its mm is torn down.
+    """
+
+    pid: int
+    name: str
+    memcg: MemCgroup
+    mm: MM
+    oom_score_adj: int = 0
+    oom_score_adj_min: int = 0
+    caps: frozenset[str] = frozenset()
+    rlimit_memlock: int = 0
+    node: int = 0
+    sigkill: bool = False
+    oom_victim: bool = False
+    exiting: bool = False
+    exited: bool = False
+    pf_memalloc: bool = False
+    memcg_in_oom: MemCgroup | None = None
+    process: Any = None
+    exit_event: Any = None
+    kernel_wait: Any = None
+    wait_reason: str | None = None
+    cursor: int | None = None
+    fds: set[str] = field(default_factory=set)
+
+    @property
+    def comm(self) -> str:
+        """`task->comm`: at most 15 characters."""
+        return self.name[:15]
+
+    @property
+    def dying(self) -> bool:
+        """`task_is_dying()`: an OOM victim, a fatal signal pending, or exiting."""
+        return self.oom_victim or self.sigkill or self.exiting
+
+    def capable(self, cap: str) -> bool:
+        """`capable()`: whether the task holds a capability."""
+        return cap in self.caps

@@ -1,0 +1,97 @@
+"""Run results as pandas frames, Parquet files and the JSON document other tools read."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .simulation import RunResult
+
+EVENT_COLUMNS = ["time", "kind", "task", "memcg", "page", "pages", "value", "detail"]
+
+
+def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
+    """One row per task per run."""
+    rows = []
+    for r in runs:
+        for name, o in r.tasks.items():
+            rows.append({"scenario": scenario, "seed": r.seed, "kernel": r.kernel,
+                         "zero_page_sealed_holes": bool(r.what_if.get("zero_page_sealed_holes")),
+                         "task": name, **o.as_dict()})
+    return pd.DataFrame(rows)
+
+
+def events_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
+    """The event log of every run, one row per record."""
+    frames = []
+    for r in runs:
+        f = pd.DataFrame.from_records(r.events, columns=EVENT_COLUMNS)
+        f.insert(0, "seed", r.seed)
+        f.insert(0, "scenario", scenario)
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=["scenario", "seed", *EVENT_COLUMNS])
+    out = pd.concat(frames, ignore_index=True)
+    out["value"] = out["value"].astype("float64")
+    return out
+
+
+def oom_kills_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
+    """One row per OOM kill."""
+    rows = [{"scenario": scenario, "seed": r.seed, **k} for r in runs for k in r.oom_kills]
+    return pd.DataFrame(rows)
+
+
+def to_json(scenario: str, runs: list[RunResult]) -> dict[str, Any]:
+    """The JSON document: {"scenario": ..., "runs": [{"seed", "tasks", "oom_kills", ...}]}."""
+    return {"scenario": scenario, "runs": [r.as_dict() for r in runs]}
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
+    """Write a Parquet file so that it is either whole or absent (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(text: str, path: Path) -> None:
+    """Write a text file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]:
+    """tasks.parquet, events.parquet, oom_kills.parquet and run.json under `out`."""
+    files = {
+        out / "tasks.parquet": tasks_frame(scenario, runs),
+        out / "events.parquet": events_frame(scenario, runs),
+        out / "oom_kills.parquet": oom_kills_frame(scenario, runs),
+    }
+    for path, df in files.items():
+        atomic_write_parquet(df, path)
+    atomic_write_text(json.dumps(to_json(scenario, runs), indent=1, default=str), out / "run.json")
+    return [*files, out / "run.json"]
+
+
+def read_results(out: Path) -> dict[str, pd.DataFrame]:
+    """Read back the frames `write_results` wrote."""
+    return {name: pd.read_parquet(out / f"{name}.parquet")
+            for name in ("tasks", "events", "oom_kills")}

@@ -1,0 +1,134 @@
+"""A task as a SimPy process: wait for its start, run its ops, record its outcome, exit."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
+from .scenario import StartAfter, TaskSpec, op_args, op_name
+from .units import parse_seconds
+
+if TYPE_CHECKING:
+    from .mm.machine import Machine
+    from .mm.task import TaskStruct
+    from .simulation import Run
+
+
+@dataclass
+class TaskOutcome:
+    """What happened to a task: the `tasks` entry of the JSON output."""
+
+    outcome: str
+    errno: str | None = None
+    op: int | None = None
+    op_name: str | None = None
+    page: int | None = None
+    time: float = 0.0
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "outcome": self.outcome, "errno": self.errno, "op": self.op, "op_name": self.op_name,
+            "page": self.page, "time": round(self.time, 9), "reason": self.reason,
+        }
+
+
+@dataclass(eq=False)
+class Proc:
+    """A running task: its kernel state, its scenario spec, its random stream, its progress."""
+
+    sim: Run
+    m: Machine
+    task: TaskStruct
+    spec: TaskSpec
+    rng: np.random.Generator
+    op_index: int | None = None
+    op_name: str | None = None
+    page: int | None = None
+    exit_now: bool = False
+    outcome: TaskOutcome | None = None
+    ops_done: Any = None
+    wait_reason: str | None = None
+    wait_since: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def finish(self, outcome: str, errno: str | None = None, page: int | None = None,
+               reason: str | None = None) -> None:
+        """Record the outcome once (the first one wins)."""
+        if self.outcome is None:
+            self.outcome = TaskOutcome(outcome, errno, self.op_index, self.op_name, page,
+                                       self.m.env.now, reason)
+            self.m.log.emit("task_outcome", task=self.task.name, memcg=self.task.memcg.path,
+                            page=-1 if page is None else page, detail=outcome)
+
+
+def wait_start(p: Proc) -> Generator[Any, Any, None]:
+    """Sleep until the task's start time, or until the task it starts after has run its ops."""
+    start = p.spec.start
+    p.wait_since = p.m.env.now
+    if isinstance(start, StartAfter):
+        other = p.sim.procs[start.after]
+        p.wait_reason = f"waiting for {start.after} to run all its ops"
+        yield other.ops_done
+    else:
+        p.wait_reason = "waiting for its start time"
+        yield p.m.env.timeout(parse_seconds(start))
+    p.wait_reason = None
+
+
+def run_task(p: Proc) -> Generator[Any, Any, None]:
+    """The task's SimPy process."""
+    m, t = p.m, p.task
+    try:
+        yield from wait_start(p)
+        m.log.emit("task_start", task=t.name, memcg=t.memcg.path)
+        for i, o in enumerate(p.spec.ops):
+            p.op_index, p.op_name, p.page = i, op_name(o), None
+            m.log.emit("op_start", task=t.name, value=i, detail=p.op_name)
+            yield from OPS[p.op_name](p, op_args(o))
+            if t.sigkill:
+                raise Killed(p.page)
+            if p.exit_now:
+                break
+        p.op_index = p.op_name = None
+        p.finish("ok")
+        p.ops_done.succeed()
+    except OpError as e:
+        m.log.emit("op_error", task=t.name, value=p.op_index or 0, detail=e.errno)
+        p.finish("error", e.errno, e.page)
+    except Sigsegv as e:
+        p.finish("sigsegv", page=e.page)
+    except Sigbus as e:
+        p.finish("sigbus", page=e.page)
+    except Killed as e:
+        p.finish(killed_outcome(t), page=e.page if e.page is not None else p.page)
+    except simpy.Interrupt:
+        p.finish(killed_outcome(t), page=t.cursor if p.op_name in ("touch", "mlock", "mlock2",
+                                                                     "madvise", "mmap") else p.page)
+    yield from do_exit(p)
+
+
+def killed_outcome(t: TaskStruct) -> str:
+    """An OOM victim is `oom_killed`; nothing else sends SIGKILL in this model."""
+    return "oom_killed" if t.oom_victim else "killed"
+
+
+def do_exit(p: Proc) -> Generator[Any, Any, None]:
+    """Models `do_exit()`: the task is exiting for `Costs.exit`, then its mm and fds go."""
+    m, t = p.m, p.task
+    t.exiting = True
+    while True:
+        try:
+            yield m.env.timeout(m.costs.exit)
+            break
+        except simpy.Interrupt:
+            continue
+    m.exit_mm(t)
+    m.log.emit("task_exit", task=t.name, memcg=t.memcg.path)
+    t.exit_event.succeed()

@@ -1,0 +1,80 @@
+"""Sizes and durations as scenario files write them, converted once to pages and seconds."""
+
+from __future__ import annotations
+
+import re
+
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+    "p": 1024**5,
+    "pib": 1024**5,
+}
+_TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
+_PCT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
+
+
+class UnitError(ValueError):
+    """A size or duration that cannot be read; the message says what was expected."""
+
+
+def parse_bytes(value: object, whole: int | None = None) -> int:
+    """Bytes for `64MiB`, `1.5GiB`, `4096`, or `25%` of `whole` (when a whole is known)."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a size such as 64MiB, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise UnitError(f"expected a non-negative size, got {value}")
+        return value
+    if isinstance(value, float):
+        raise UnitError(f"expected a size with a unit such as 64MiB, got the number {value}")
+    if not isinstance(value, str):
+        raise UnitError(f"expected a size such as 64MiB, got {type(value).__name__} {value!r}")
+    if value.strip().startswith("-"):
+        raise UnitError(f"expected a non-negative size, got {value!r}")
+    m = _PCT_RE.match(value)
+    if m:
+        if whole is None:
+            raise UnitError(f"a percentage ({value!r}) is not allowed here: nothing to take it of")
+        return int(float(m.group(1)) * whole / 100)
+    m = _SIZE_RE.match(value)
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise UnitError(f"expected a size such as 4KiB, 64MiB, 1.5GiB or 25%, got {value!r}")
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+
+
+def parse_pages(value: object, page_size: int, whole_pages: int | None = None) -> int:
+    """Pages for a size; a size that is not a whole number of pages rounds up, as mappings do."""
+    whole = None if whole_pages is None else whole_pages * page_size
+    nbytes = parse_bytes(value, whole)
+    return -(-nbytes // page_size)
+
+
+def parse_seconds(value: object) -> float:
+    """Seconds for `60s`, `250ms`, `3us`, or a bare number of seconds."""
+    if isinstance(value, bool):
+        raise UnitError(f"expected a duration such as 60s, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise UnitError(f"expected a non-negative duration, got {value}")
+        return float(value)
+    if not isinstance(value, str):
+        raise UnitError(f"expected a duration such as 60s or 250ms, got {value!r}")
+    m = _SIZE_RE.match(value)
+    if not m or m.group(2).lower() not in _TIME_UNITS:
+        raise UnitError(f"expected a duration such as 60s, 250ms or 10us, got {value!r}")
+    return float(m.group(1)) * _TIME_UNITS[m.group(2).lower()]

@@ -1,0 +1,140 @@
+"""Cross-field checks of a scenario: every reference exists, every range fits.
+
+After the shape of each key is checked by the pydantic models, this walks the scenario once
+(as Ciw's `validify_dictionary` does) and raises ScenarioError with the key path of the first
+problem: a task in an unknown cgroup, an fd or map used but never created, a file opened on no
+mount, a range past the end of its map, a limit larger than the machine.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .units import parse_bytes
+
+if TYPE_CHECKING:
+    from .scenario import Scenario
+
+from .scenario import RESERVED_EXPECT_KEYS, ScenarioError, StartAfter, op_args, op_name
+
+FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
+MAP_OPS = ("munmap", "touch", "mlock", "munlock", "mlock2", "madvise", "mprotect")
+
+
+def _bytes(v: Any, whole: int | None = None) -> int:
+    return parse_bytes(v, whole)
+
+
+def machine_bytes(sc: Scenario) -> int:
+    """RAM of the machine in bytes."""
+    return sum(_bytes(n.memory) for n in sc.machine.nodes)
+
+
+def validify(sc: Scenario) -> None:
+    """Raise ScenarioError at the first reference or range that cannot work."""
+    ram = machine_bytes(sc)
+    page = _bytes(sc.machine.page_size)
+    for i, n in enumerate(sc.machine.nodes):
+        if _bytes(n.memory) < 64 * page:
+            raise ScenarioError("a node needs at least 64 pages of memory", ("machine", "nodes", i, "memory"))
+        if n.distance is not None and len(n.distance) != len(sc.machine.nodes):
+            raise ScenarioError(f"expected {len(sc.machine.nodes)} distances, one per node",
+                                ("machine", "nodes", i, "distance"))
+    for path, cg in sc.cgroups.items():
+        if not path.startswith("/") or path == "/" or path.endswith("/") or "//" in path:
+            raise ScenarioError("expected a cgroup path such as /app or /app/worker (not the root)",
+                                ("cgroups", path))
+        if cg.memory_max != "max" and _bytes(cg.memory_max, ram) > ram:
+            raise ScenarioError(f"memory.max {cg.memory_max} is larger than the machine's "
+                                f"{ram // 2**20} MiB", ("cgroups", path, "memory.max"))
+    mount_paths = [m.path for m in sc.mounts]
+    for i, mnt in enumerate(sc.mounts):
+        if not mnt.path.startswith("/"):
+            raise ScenarioError("expected an absolute path", ("mounts", i, "path"))
+        if mount_paths.count(mnt.path) > 1:
+            raise ScenarioError("mounted twice", ("mounts", i, "path"))
+
+    names = [t.name for t in sc.tasks]
+    fd_sizes: dict[str, int] = {}
+    created_fds: set[str] = set()
+    created_maps: dict[str, tuple[str | None, int | None]] = {}
+    for ti, t in enumerate(sc.tasks):
+        if names.count(t.name) > 1:
+            raise ScenarioError("two tasks have this name", ("tasks", ti, "name"))
+        if t.name in RESERVED_EXPECT_KEYS:
+            raise ScenarioError(f"{t.name!r} is a reserved name", ("tasks", ti, "name"))
+        if t.cgroup != "/" and t.cgroup not in sc.cgroups:
+            raise ScenarioError(f"no such cgroup {t.cgroup!r}; declared: "
+                                f"{', '.join(sc.cgroups) or 'none'}", ("tasks", ti, "cgroup"))
+        if isinstance(t.start, StartAfter):
+            if t.start.after not in names:
+                raise ScenarioError(f"no task named {t.start.after!r}", ("tasks", ti, "start", "after"))
+            if t.start.after == t.name:
+                raise ScenarioError("a task cannot start after itself", ("tasks", ti, "start", "after"))
+        if t.node >= len(sc.machine.nodes):
+            raise ScenarioError(f"no node {t.node}; the machine has {len(sc.machine.nodes)}",
+                                ("tasks", ti, "node"))
+        for oi, op in enumerate(t.ops):
+            name, args = op_name(op), op_args(op)
+            where = ("tasks", ti, "ops", oi, name)
+            if name in ("memfd_create", "open"):
+                created_fds.add(args.fd)
+                if name == "open" and not any(
+                    args.path == p or args.path.startswith(p.rstrip("/") + "/") for p in mount_paths
+                ):
+                    raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
+                                        f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
+            if name == "ftruncate":
+                fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), _bytes(args.size))
+            if name in ("write", "fallocate"):
+                end = _bytes(args.offset) + _bytes(args.length)
+                fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), end)
+            if name == "mmap":
+                length = None if args.length is None else _bytes(args.length)
+                created_maps[args.map] = (args.fd, length)
+            if name == "alloc_anon":
+                created_maps[args.map or f"{t.name}.anon{oi}"] = (None, _bytes(args.size))
+    for ti, t in enumerate(sc.tasks):
+        for oi, op in enumerate(t.ops):
+            name, args = op_name(op), op_args(op)
+            where = ("tasks", ti, "ops", oi, name)
+            if name in FD_OPS and args.fd not in created_fds:
+                raise ScenarioError(f"no fd {args.fd!r} is created by any memfd_create or open op",
+                                    (*where, "fd"))
+            if name in MAP_OPS:
+                if args.map not in created_maps:
+                    raise ScenarioError(f"no map {args.map!r} is created by any mmap op",
+                                        (*where, "map"))
+                rng = getattr(args, "range", None)
+                fd, length = created_maps[args.map]
+                if length is None and fd is not None:
+                    length = fd_sizes.get(fd)
+                if rng is not None:
+                    check_range(rng, length, page, (*where, "range"))
+                if name == "touch" and args.pattern == "stride" and args.stride is None:
+                    raise ScenarioError("pattern stride needs a stride (e.g. 8KiB)", (*where, "stride"))
+    for key, exp in sc.expect.items():
+        if key not in names:
+            raise ScenarioError(f"no task named {key!r}", ("expect", key))
+
+
+def check_range(rng: list[Any], length: int | None, page: int, where: tuple[Any, ...]) -> None:
+    """A range must be ordered and lie inside its map (when the map's length is known)."""
+    whole = length if length is not None else None
+    for k, v in enumerate(rng):
+        if isinstance(v, str) and v.strip().endswith("%"):
+            if parse_bytes(v, 100) > 100:
+                raise ScenarioError(f"a percentage above 100% ({v})", (*where, k))
+            if whole is None:
+                continue
+    if whole is None:
+        if any(isinstance(v, str) and v.strip().endswith("%") for v in rng):
+            return
+        start, end = _bytes(rng[0]), _bytes(rng[1])
+    else:
+        start, end = _bytes(rng[0], whole), _bytes(rng[1], whole)
+    if end <= start:
+        raise ScenarioError(f"expected START < END, got [{rng[0]}, {rng[1]}]", where)
+    if length is not None and end > length:
+        raise ScenarioError(
+            f"range end {rng[1]} is past the end of the map ({length // 1024} KiB)", (*where, 1))
