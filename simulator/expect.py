@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .scenario import ExpectTask
+from .units import parse_bytes
 
 if TYPE_CHECKING:
     from .scenario import Scenario
@@ -15,6 +16,9 @@ def mismatches(sc: Scenario, run: RunResult) -> list[str]:
     """One line per expectation the run does not meet (empty: all met)."""
     out = []
     for name, exp in sc.expect.items():
+        if name == "memcg":
+            out.extend(memcg_mismatches(exp, run, sc))  # type: ignore[arg-type]
+            continue
         got = run.tasks.get(name)
         if got is None:
             out.append(f"{name}: no outcome recorded")
@@ -30,4 +34,32 @@ def mismatches(sc: Scenario, run: RunResult) -> list[str]:
                 continue
             if w != g:
                 out.append(f"{name}: expected {field} {w!r}, got {g!r}")
+    return out
+
+
+def memcg_mismatches(exp: dict[str, dict[str, Any]], run: RunResult, sc: Scenario) -> list[str]:
+    """Counters of memcgs: final (`shmem`) or peak (`peak_shmem`) values, and event counts.
+
+    Peaks of memory.stat items are summed over the subtree as memory.stat shows them only for
+    the memcg itself; `usage`/`peak_usage` are the page counter (hierarchical).
+    """
+    out = []
+    ps = parse_bytes(sc.machine.page_size)
+    for path, stats in exp.items():
+        got = run.counters["memcg"][path]
+        for key, want in stats.items():
+            if key == "events":
+                for ev, n in want.items():
+                    if got["events"].get(ev) != n:
+                        out.append(f"memcg {path}: expected {n} {ev} events, got {got['events'].get(ev)}")
+                continue
+            if key == "usage":
+                have = got["usage_pages"]
+            elif key == "peak_usage":
+                have = got["max_usage_pages"]
+            else:
+                have = got[key]
+            want_pages = parse_bytes(want) // ps if isinstance(want, str) else int(want)
+            if have != want_pages:
+                out.append(f"memcg {path}: expected {key} {want} ({want_pages} pages), got {have} pages")
     return out

@@ -433,6 +433,9 @@ class ExpectTask(Strict):
     reason: str | None = None
 
 
+MemcgExpect = dict[str, Union[Size, dict[str, int]]]
+
+
 class WhatIfSpec(Strict):
     """Behaviour no kernel has (see simulator/mm/profiles.py)."""
 
@@ -453,7 +456,7 @@ class Scenario(Strict):
     cgroups: dict[str, CgroupSpec] = {}
     tasks: list[TaskSpec] = Field(min_length=1)
     what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
-    expect: dict[str, Union[Outcome, ExpectTask]] = {}
+    expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect]]] = {}
 
 
 # -- loading ----------------------------------------------------------------------------------

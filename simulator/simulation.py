@@ -299,7 +299,7 @@ def counters(m: Machine) -> dict[str, Any]:
     return {
         "memcg": {
             path: {"usage_pages": c.usage, "max_usage_pages": c.watermark, **c.stat,
-                   "events": dict(c.events)}
+                   **{f"peak_{k}": v for k, v in c.peak.items()}, "events": dict(c.events)}
             for path, c in m.memcgs.items()
         },
         "nodes": [{"nid": n.nid, "managed": n.managed, "free": n.free,

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 from .scenario import RESERVED_EXPECT_KEYS, ScenarioError, StartAfter, op_args, op_name
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
+MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped")
+MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events")
 MAP_OPS = ("munmap", "touch", "mlock", "munlock", "mlock2", "madvise", "mprotect")
 
 
@@ -114,8 +116,22 @@ def validify(sc: Scenario) -> None:
                 if name == "touch" and args.pattern == "stride" and args.stride is None:
                     raise ScenarioError("pattern stride needs a stride (e.g. 8KiB)", (*where, "stride"))
     for key, exp in sc.expect.items():
+        if key == "memcg":
+            if not isinstance(exp, dict):
+                raise ScenarioError("expected a mapping of cgroup path to counters", ("expect", key))
+            for path, stats in exp.items():
+                if path != "/" and path not in sc.cgroups:
+                    raise ScenarioError(f"no such cgroup {path!r}", ("expect", key, path))
+                for stat in stats:
+                    if stat not in MEMCG_EXPECT_KEYS:
+                        raise ScenarioError(f"expected one of {', '.join(MEMCG_EXPECT_KEYS)}",
+                                            ("expect", key, path, stat))
+            continue
         if key not in names:
             raise ScenarioError(f"no task named {key!r}", ("expect", key))
+        if isinstance(exp, dict):
+            raise ScenarioError("expected an outcome or {outcome, errno, op, page, reason}",
+                                ("expect", key))
 
 
 def check_range(rng: list[Any], length: int | None, page: int, where: tuple[Any, ...]) -> None:

@@ -59,6 +59,11 @@ class MemCgroup:
         default_factory=lambda: {"low": 0, "high": 0, "max": 0, "oom": 0, "oom_kill": 0,
                                  "oom_group_kill": 0}
     )
+    peak: dict[str, int] = field(
+        default_factory=lambda: {
+            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0
+        }
+    )
     tasks: list[TaskStruct] = field(default_factory=list)
     waiters: list[Any] = field(default_factory=list)
 
@@ -132,6 +137,8 @@ def page_counter_uncharge(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
 def mod_memcg_state(memcg: MemCgroup, item: str, nr: int) -> None:
     """Models `mod_memcg_state()`: a local stat (memory.stat sums the subtree)."""
     memcg.stat[item] += nr
+    if nr > 0 and memcg.stat[item] > memcg.peak[item]:
+        memcg.peak[item] = memcg.stat[item]
     if memcg.stat[item] < 0:
         raise AssertionError(f"memcg {memcg.path} stat {item} went negative")
 
