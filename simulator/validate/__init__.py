@@ -1,0 +1,1 @@
+"""Experiments against the real kernel: memory cgroups we create, real processes, timeouts."""

@@ -1,0 +1,152 @@
+"""Memory cgroups of our own for real-kernel experiments, on cgroup v2 or v1.
+
+The rules this module keeps: only cgroups it creates itself (a unique name under the memory
+controller's root), the limit written before any process enters, nothing else touched, and
+everything it created removed again, also on failure or Ctrl-C (`MemoryCgroup` is a context
+manager; `remove()` kills only the processes inside our own cgroup before rmdir).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+V2_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
+V1_ROOT = Path("/sys/fs/cgroup/memory")
+
+
+class CgroupUnavailable(RuntimeError):
+    """No writable memory controller here (not root, or no memory cgroup mounted)."""
+
+
+@dataclass(frozen=True)
+class Controller:
+    """Where the memory controller is mounted and which version it speaks."""
+
+    root: Path
+    version: int
+
+
+def find_memory_controller() -> Controller:
+    """The writable memory controller: cgroup v2 if it has `memory`, else v1."""
+    if os.geteuid() != 0:
+        raise CgroupUnavailable("not running as root")
+    for root in V2_ROOTS:
+        ctl = root / "cgroup.controllers"
+        if ctl.exists() and "memory" in ctl.read_text().split():
+            sub = root / "cgroup.subtree_control"
+            if "memory" in sub.read_text().split() and os.access(root, os.W_OK):
+                return Controller(root, 2)
+    if (V1_ROOT / "memory.limit_in_bytes").exists() and os.access(V1_ROOT, os.W_OK):
+        return Controller(V1_ROOT, 1)
+    raise CgroupUnavailable("no writable memory cgroup controller (v2 with memory, or v1) found")
+
+
+class MemoryCgroup:
+    """A memory cgroup this process created, with its limit set before anyone enters."""
+
+    def __init__(self, limit_bytes: int | None, name: str | None = None,
+                 parent: MemoryCgroup | None = None, controller: Controller | None = None,
+                 oom_kill_disable: bool = False, oom_group: bool = False) -> None:
+        self.ctl = controller or (parent.ctl if parent else find_memory_controller())
+        base = parent.path if parent else self.ctl.root
+        self.path = base / (name or f"oomsim-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.children: list[MemoryCgroup] = []
+        self.path.mkdir()
+        try:
+            if parent is None and self.ctl.version == 2:
+                # Let our own children have the memory controller too (our cgroup only).
+                (self.path / "cgroup.subtree_control").write_text("+memory")
+            if limit_bytes is not None:
+                self._write(("memory.max", "memory.limit_in_bytes"), str(limit_bytes))
+            if self.ctl.version == 1:
+                self._try_write("memory.swappiness", "0")
+                if oom_kill_disable:
+                    (self.path / "memory.oom_control").write_text("1")
+            elif oom_group:
+                (self.path / "memory.oom.group").write_text("1")
+        except BaseException:
+            self.path.rmdir()
+            raise
+        if parent is not None:
+            parent.children.append(self)
+
+    def _write(self, names: tuple[str, str], value: str) -> None:
+        (self.path / (names[0] if self.ctl.version == 2 else names[1])).write_text(value)
+
+    def _try_write(self, name: str, value: str) -> None:
+        try:
+            (self.path / name).write_text(value)
+        except OSError:
+            pass
+
+    def child(self, name: str, limit_bytes: int | None, **kw: bool) -> MemoryCgroup:
+        """A child cgroup (its limit written before anyone enters it)."""
+        return MemoryCgroup(limit_bytes, name=name, parent=self, **kw)
+
+    def procs_file(self) -> Path:
+        """The file a pid is written to in order to move it here."""
+        return self.path / "cgroup.procs"
+
+    def add_pid(self, pid: int) -> None:
+        """Move a process (one of ours) into this cgroup."""
+        self.procs_file().write_text(str(pid))
+
+    def pids(self) -> list[int]:
+        """The processes in this cgroup."""
+        try:
+            return [int(x) for x in self.procs_file().read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def oom_kills(self) -> int:
+        """How many tasks the OOM killer killed in this cgroup (v2 memory.events, v1 oom_control)."""
+        f = "memory.events" if self.ctl.version == 2 else "memory.oom_control"
+        for line in (self.path / f).read_text().splitlines():
+            k, _, v = line.partition(" ")
+            if k == "oom_kill":
+                return int(v)
+        return 0
+
+    def usage_bytes(self) -> int:
+        """memory.current / memory.usage_in_bytes."""
+        f = "memory.current" if self.ctl.version == 2 else "memory.usage_in_bytes"
+        return int((self.path / f).read_text())
+
+    def stat(self) -> dict[str, int]:
+        """memory.stat as a dict."""
+        out = {}
+        for line in (self.path / "memory.stat").read_text().splitlines():
+            k, _, v = line.partition(" ")
+            out[k] = int(v)
+        return out
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Kill what is left inside (only our own processes are ever here), then rmdir."""
+        for c in self.children:
+            c.remove(timeout)
+        self.children.clear()
+        deadline = time.monotonic() + timeout
+        while self.path.exists():
+            for pid in self.pids():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+
+    def __enter__(self) -> MemoryCgroup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
