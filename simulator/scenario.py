@@ -526,9 +526,17 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
+        errors = e.errors()
+        # A typo shows as an unknown key plus a missing one: report the unknown key first.
+        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
         loc = _clean_loc(tuple(err["loc"]))
-        raise ScenarioError(_describe(err), loc, file, _line_of(data, loc)) from None
+        msg = _describe(err)
+        if err["type"] == "extra_forbidden":
+            missing = [_clean_loc(tuple(x["loc"]))[-1] for x in errors if x["type"] == "missing"
+                       and _clean_loc(tuple(x["loc"]))[:-1] == loc[:-1]]
+            if missing:
+                msg += f"; missing: {', '.join(map(str, missing))}"
+        raise ScenarioError(msg, loc, file, _line_of(data, loc)) from None
     try:
         from .validify import validify
 

@@ -114,37 +114,35 @@ def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
 def take_pages(
     nodes: list[Node], nr_pages: int, oom_victim: bool = False
 ) -> list[tuple[int, int]]:
-    """Take nr_pages from the zonelist as `get_page_from_freelist` would; returns (nid, n) parts.
+    """Take nr_pages from the zonelist as `get_page_from_freelist` would.
 
     First pass: each node down to its low watermark (the fast path). Second pass: down to min
-    (the slow path after waking kswapd). A victim's third pass: down to min/2. The caller has
-    checked `alloc_margin` first, so the request always fits.
+    (the slow path after waking kswapd). A victim's third pass: down to min/2. Returns the
+    segments in allocation order, (nid, pages) each, so that the k-th page allocated can be
+    placed exactly. The caller has checked `alloc_margin` first, so the request always fits.
     """
-    parts: dict[int, int] = {}
+    segs: list[tuple[int, int]] = []
     left = nr_pages
-    passes = [WMARK_LOW, WMARK_MIN]
-    for p in passes:
+    marks = [lambda n: n.low_wmark(), lambda n: n.min_wmark()]
+    if oom_victim:
+        marks.append(lambda n: alloc_oom_mark(n.min_wmark()))
+    for pass_no, mark in enumerate(marks):
         for n in nodes:
             if left == 0:
                 break
-            got = min(left, zone_margin(n, n.watermark[p]))
+            got = min(left, zone_margin(n, mark(n)))
             if got:
-                if p != WMARK_LOW:
+                if pass_no:
                     n.kswapd_wakeups += 1
                 n.free -= got
-                parts[n.nid] = parts.get(n.nid, 0) + got
+                if segs and segs[-1][0] == n.nid:
+                    segs[-1] = (n.nid, segs[-1][1] + got)
+                else:
+                    segs.append((n.nid, got))
                 left -= got
-    if left and oom_victim:
-        for n in nodes:
-            got = min(left, zone_margin(n, alloc_oom_mark(n.min_wmark())))
-            n.free -= got
-            parts[n.nid] = parts.get(n.nid, 0) + got
-            left -= got
-            if left == 0:
-                break
     if left:
         raise AssertionError(f"take_pages: {left} pages short; alloc_margin was not checked")
-    return sorted(parts.items())
+    return segs
 
 
 def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:

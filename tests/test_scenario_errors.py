@@ -1,0 +1,86 @@
+"""Bad input: one message with file, line, key path and what was expected; nothing runs."""
+
+import textwrap
+
+import pytest
+
+from simulator.scenario import ScenarioError, parse_scenario
+
+GOOD = """\
+name: t
+machine: {nodes: [{memory: 1GiB}]}
+cgroups:
+  /app: {memory.max: 64MiB}
+tasks:
+  - name: sender
+    ops:
+      - memfd_create: {fd: buf, flags: [allow_sealing]}
+      - ftruncate: {fd: buf, size: 8MiB}
+  - name: reader
+    cgroup: /app
+    ops:
+      - mmap: {fd: buf, map: m, prot: [read], flags: [shared]}
+      - touch: {map: m, access: read, range: [0, 4MiB]}
+"""
+
+
+def error_for(text: str) -> ScenarioError:
+    with pytest.raises(ScenarioError) as e:
+        parse_scenario(textwrap.dedent(text), "bad.yaml")
+    return e.value
+
+
+def test_the_good_file_parses():
+    """The base of every bad case below is itself valid."""
+    assert parse_scenario(GOOD).tasks[1].name == "reader"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "key", "words"),
+    [
+        ("name: t\n", "name: t\nmachnie: {}\n", 2, "machnie", "unknown key"),
+        ("size: 8MiB", "size: 8MB!", 9, "tasks[0].ops[1].ftruncate.size", "expected a size"),
+        ("size: 8MiB", "size: -8MiB", 9, "tasks[0].ops[1].ftruncate.size", "non-negative"),
+        ("cgroup: /app", "cgroup: /ap", 11, "tasks[1].cgroup", "no such cgroup '/ap'"),
+        ("{fd: buf, map: m,", "{fd: bfu, map: m,", 13, "tasks[1].ops[0].mmap.fd", "no fd 'bfu'"),
+        ("touch: {map: m,", "touch: {map: n,", 14, "tasks[1].ops[1].touch.map", "no map 'n'"),
+        ("range: [0, 4MiB]", "range: [0, 16MiB]", 14, "tasks[1].ops[1].touch.range[1]",
+         "past the end of the map"),
+        ("access: read", "access: reed", 14, "tasks[1].ops[1].touch.access", "'read' or 'write'"),
+        ("- touch:", "- tuoch:", 14, "tasks[1].ops[1]", "expected one op"),
+        ("memory.max: 64MiB", "memory.max: 64GiB", 4, "cgroups./app.memory.max",
+         "larger than the machine"),
+    ],
+)
+def test_bad_input_message(old, new, line, key, words):
+    """Each bad input names the file, the line, the key path and what was expected."""
+    assert old in GOOD
+    e = error_for(GOOD.replace(old, new, 1))
+    msg = str(e)
+    assert msg.startswith(f"bad.yaml:{line}: {key}: "), msg
+    assert words in msg, msg
+
+
+def test_malformed_yaml_names_the_line():
+    """A YAML syntax error is reported with its line."""
+    e = error_for("name: t\ntasks: [\n  {name: a\n")
+    assert str(e).startswith("bad.yaml:") and "not valid YAML" in str(e)
+    assert e.line is not None
+
+
+def test_duplicate_key_is_an_error():
+    """A key given twice is refused, not silently overwritten."""
+    e = error_for("name: t\nname: u\ntasks: [{name: a}]\n")
+    assert "not valid YAML" in str(e)
+
+
+def test_missing_required_key():
+    """tasks is required."""
+    e = error_for("name: t\n")
+    assert "tasks" in str(e) and "required" in str(e)
+
+
+def test_expect_names_a_task():
+    """An expectation for a task that does not exist."""
+    e = error_for(GOOD + "expect: {raeder: ok}\n")
+    assert "expect.raeder" in str(e) and "no task named 'raeder'" in str(e)
