@@ -1,0 +1,92 @@
+"""Properties that hold after any run: pages conserved, counters in range, memory freed once."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from simulator.scenario import parse_scenario
+from simulator.simulation import Run
+
+OPS = [
+    "mmap: {{fd: f{i}, map: m{i}{t}, prot: [read], flags: [shared]}}",
+    "touch: {{map: m{i}{t}, access: read, pattern: {pattern}}}",
+    "mlock: {{map: m{i}{t}}}",
+    "madvise: {{map: m{i}{t}, advice: populate_read}}",
+    "fallocate: {{fd: f{i}, length: {len}KiB}}",
+    "write: {{fd: f{i}, length: {len}KiB}}",
+    "read: {{fd: f{i}}}",
+    "alloc_anon: {{size: {len}KiB}}",
+    "fallocate: {{fd: f{i}, length: {len}KiB, flags: [punch_hole, keep_size]}}",
+    "ftruncate: {{fd: f{i}, size: {len}KiB}}",
+    "sleep: {len}us",
+]
+
+task_ops = st.lists(st.tuples(st.integers(0, len(OPS) - 1), st.integers(0, 1),
+                              st.integers(4, 3000), st.sampled_from(["sequential", "random"])),
+                    min_size=1, max_size=6)
+
+
+def build(files, tasks, limits, kernel, mode, seals):
+    lines = [
+        "name: prop", "duration: 5s", f'kernel: "{kernel}"',
+        "machine: {nodes: [{memory: 16MiB}]}",
+        f"sysctl: {{overcommit_memory: {mode}, overcommit_ratio: 30}}",
+        "mounts: [{path: /t, size: 2MiB}]",
+        "cgroups:",
+        f"  /a: {{memory.max: {limits[0]}KiB}}",
+        f"  /a/b: {{memory.max: {limits[1]}KiB}}",
+        "tasks:",
+        "  - name: maker",
+        "    ops:",
+    ]
+    for i, (tmpfs, size) in enumerate(files):
+        if tmpfs:
+            lines.append(f"      - open: {{fd: f{i}, path: /t/f{i}}}")
+        else:
+            lines.append(f"      - memfd_create: {{fd: f{i}, flags: [allow_sealing]}}")
+        lines.append(f"      - ftruncate: {{fd: f{i}, size: {size}KiB}}")
+        if seals and not tmpfs:
+            lines.append(f"      - add_seals: {{fd: f{i}, seals: [grow, shrink]}}")
+    lines.append("      - sleep: 1s")
+    for t, ops in enumerate(tasks):
+        lines += [f"  - name: t{t}", f"    cgroup: {['/a', '/a/b'][t % 2]}",
+                  f"    start: {t + 1}ms", "    capabilities: [ipc_lock]", "    ops:"]
+        mapped: set[int] = set()
+        for k, i, ln, pat in ops:
+            i = min(i, len(files) - 1)
+            if OPS[k].startswith(("touch", "mlock", "madvise")) and i not in mapped:
+                continue
+            if OPS[k].startswith("mmap"):
+                if i in mapped:
+                    continue
+                mapped.add(i)
+            lines.append("      - " + OPS[k].format(i=i, t=t, len=ln, pattern=pat))
+        if lines[-1].endswith("ops:"):
+            lines.append("      - sleep: 1ms")
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    files=st.lists(st.tuples(st.booleans(), st.integers(8, 6000)), min_size=1, max_size=2),
+    tasks=st.lists(task_ops, min_size=1, max_size=3),
+    limits=st.tuples(st.integers(400, 12000), st.integers(300, 12000)),
+    kernel=st.sampled_from(["6.18", "3.15"]),
+    mode=st.sampled_from([0, 1, 2]),
+    seals=st.booleans(),
+)
+def test_memory_is_conserved_and_freed_once(files, tasks, limits, kernel, mode, seals):
+    """After any run: per-node pages add up, no counter is negative or over its limit (the run
+    checks that), and once every task has exited only linked tmpfs pages are left, charged
+    exactly once each."""
+    run = Run(parse_scenario(build(files, tasks, limits, kernel, mode, seals)))
+    run.run()
+    m = run.m
+    if any(not t.exited for t in m.tasks):
+        return  # a task still hung at the end holds memory legitimately
+    left = sum(len(i.pages) for i in m.files.values() if i.linked)
+    assert sum(n.managed - n.free for n in m.nodes) == left
+    assert m.root.usage == left
+    tmpfs_noreserve = sum(len(i.pages) for i in m.files.values() if i.linked and i.noreserve)
+    assert m.overcommit.committed_as == tmpfs_noreserve
+    for sb in m.mounts.values():
+        assert sb.used_blocks == sum(len(i.pages) for i in m.files.values() if i.sb is sb)
