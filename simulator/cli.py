@@ -141,6 +141,50 @@ def check(
 
 
 @app.command()
+def compare(
+    file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
+    policy: Annotated[Optional[list[str]], typer.Option(help="mitigations to compare (default: all)")] = None,  # noqa: UP007
+    kernel: Annotated[Optional[list[str]], typer.Option(help="kernels (default: the scenario's)")] = None,  # noqa: UP007
+    seeds: Annotated[int, typer.Option(min=1, help="runs per cell: seeds seed..seed+N-1")] = 1,
+    out: Annotated[Optional[Path], typer.Option(help="write the tidy sweep.parquet here")] = None,  # noqa: UP007
+) -> None:
+    """Run a scenario under mitigation policies (none, mlock, populate, map_populate,
+    zero_page) and kernels, and tabulate how each task ended."""
+    from analysis.frames import failure_rates, outcome_labels
+
+    from .policies import POLICIES
+    from .sweep import sweep, sweep_frame
+
+    try:
+        sc = load_scenario(file)
+        for k in kernel or []:
+            if k not in ("6.18", "3.15"):
+                raise ScenarioError(f"--kernel {k!r}: expected 6.18 or 3.15")
+        runs = sweep(sc, policy or list(POLICIES), kernel or [sc.kernel],
+                     range(sc.seed, sc.seed + seeds))
+    except ScenarioError as e:
+        fail_input(e)
+        return
+    df = sweep_frame(sc, runs)
+    if out is not None:
+        from .results import atomic_write_parquet
+
+        atomic_write_parquet(df, out / "sweep.parquet")
+    rates = failure_rates(df)
+    table = Table(title=f"{sc.name}: outcomes by mitigation ({seeds} run(s) each)",
+                  title_justify="left")
+    for col in ("policy", "kernel", "task", "outcome", "share", "mean time"):
+        table.add_column(col, justify="right" if col in ("share", "mean time") else "left")
+    times = df.assign(label=outcome_labels(df)).groupby(
+        ["policy", "kernel", "task", "label"])["time"].mean()
+    for r in rates.itertuples():
+        style = "red" if r.failed else "green"
+        table.add_row(r.policy, r.kernel, r.task, f"[{style}]{r.label}[/]", f"{r.rate:.0%}",
+                      f"{times[(r.policy, r.kernel, r.task, r.label)] * 1e3:.1f} ms")
+    out_console.print(table)
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (generated from the pydantic models)."""
     sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=1) + "\n")
