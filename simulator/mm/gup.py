@@ -9,6 +9,10 @@ goes through the reference: the oracle the bulk engine is tested against.
 
 A long walk yields after a slice of simulated time (at least `Costs.quantum`, and otherwise up
 to the next event anyone else has scheduled), so concurrent tasks interleave as they would.
+Before a page that needs a slow path (reclaim, OOM, SIGBUS, ENOSPC) the time of the pages
+already done passes first, so that the slow path runs at its true time. Both engines slice
+alike: the bulk engine takes the largest prefix that needs no slow path in one step, the
+reference takes one page per step, and each stops at the same page.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 
 from .bulk import Caps, cumulative_fit, largest_fit, new_regions, range_fits, snapshot_caps
 from .memcontrol import mod_memcg_state, page_counter_try_charge
-from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages
+from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages, pt_missing
 from .page_alloc import take_pages, zonelist
 
 if TYPE_CHECKING:
@@ -78,10 +82,15 @@ def faultin_range(
             if task.sigkill:
                 yield m.env.timeout(faulted * cost)
                 return WalkResult("killed", pos, seq.at(pos))
-            n, nf = (0, 0) if m.reference else bulk_fault(m, task, vma, seq, pos, end - pos, write)
+            if m.reference:
+                n, nf = reference_fault(m, task, vma, seq.at(pos), write, ctx)
+            else:
+                n, nf = bulk_fault(m, task, vma, seq, pos, end - pos, write)
             if n:
                 pos += n
                 faulted += nf
+                m.log.emit("fault_bulk", task=task.name, memcg=task.memcg.path,
+                           page=seq.at(pos - 1), pages=n, value=task.memcg.usage)
                 continue
             idx = seq.at(pos)
             if faulted:
@@ -103,6 +112,67 @@ def faultin_range(
     if task.sigkill:
         return WalkResult("killed", pos, None)
     return WalkResult(VM_FAULT_OK, pos)
+
+
+def reference_fault(
+    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
+) -> tuple[int, int]:
+    """The reference's step: page `idx` through `handle_mm_fault` if it needs no slow path.
+
+    Returns (1, faulted) when the page was done, (0, 0) when it needs a slow path (the walker
+    then lets the time of the pages done pass and runs the fault itself, as after a bulk step).
+    """
+    if not fault_fits(m, task, vma, idx, write):
+        return 0, 0
+    was_present = vma.pte_present(idx, write)
+    status = run_fast_path(m, handle_mm_fault(m, task, vma, idx, write, ctx))
+    assert status == VM_FAULT_OK, status
+    return 1, 0 if was_present else 1
+
+
+def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) -> bool:
+    """Whether a fault at VMA page `idx` completes on the fast path: one page's needs, per rule.
+
+    The page-table pages missing at its address, the anonymous copy of a private write and the
+    page-cache folio of a hole, checked against every limit (bulk.Caps). A page past i_size is
+    a SIGBUS, which is a slow path too.
+    """
+    if vma.pte_present(idx, write):
+        return True
+    pt = len(pt_missing(task.mm, vma.start + idx))
+    inode = vma.file
+    anon = data = 0
+    if inode is None:
+        anon = int(write)
+    else:
+        index = vma.pgoff + idx
+        if index >= inode.size_pages(m.page_size):
+            return False
+        present = inode.pages.has(index)
+        if write and not vma.shared:
+            anon = 1
+            data = int(not present and not vma.zero.has(idx))
+        else:
+            data = int(not present and not zero_mode(m, vma, write))
+    need = pt + anon + data
+    # The folio is the page's last allocation (after its page tables and its anonymous copy).
+    return range_fits(snapshot_caps(m, task, inode), need, data, need if data else None)
+
+
+def run_fast_path(m: Machine, gen: Generator[Any, Any, Any]) -> Any:
+    """Run a one-page path the caller has found needs no slow path; return its result.
+
+    Fails loudly if it yields (it slept in a slow path) or logs anything (only slow paths log):
+    that would mean the caller's check and the one-page path disagree.
+    """
+    before = len(m.log.records)
+    try:
+        ev = next(gen)
+    except StopIteration as stop:
+        if len(m.log.records) != before:
+            raise AssertionError(f"fast path logged {m.log.records[before:]}") from None
+        return stop.value
+    raise AssertionError(f"fast path yielded {ev!r}")
 
 
 def slice_pages(m: Machine, cost: float) -> int:
