@@ -92,3 +92,10 @@ def test_schema_is_generated_from_the_models():
     res = runner.invoke(app, ["schema"])
     schema = json.loads(res.stdout)
     assert "touch" in json.dumps(schema) and schema["title"] == "Scenario"
+
+
+def test_format_reference_is_current():
+    """docs/scenario-format.md is what `python -m simulator.formatdoc` renders from the models."""
+    from simulator.formatdoc import render
+
+    assert (ROOT / "docs" / "scenario-format.md").read_text() == render()

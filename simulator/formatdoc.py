@@ -1,0 +1,148 @@
+"""Generate the scenario format reference (docs/scenario-format.md) from the pydantic models.
+
+The models in simulator/scenario.py are the single source of the format; this renders them,
+so the reference can never drift from what the loader accepts. `python -m simulator.formatdoc`
+prints it; a test checks the committed file is current.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from .scenario import (
+    OP_ARGS,
+    CgroupSpec,
+    CostsSpec,
+    ExpectTask,
+    Footprint,
+    MachineSpec,
+    MountSpec,
+    NodeSpec,
+    Scenario,
+    SysctlSpec,
+    TaskSpec,
+    WhatIfSpec,
+)
+
+
+def type_name(tp: Any) -> str:
+    """A short human name for a field's type."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        meta = " ".join(type(a).__name__ for a in args[1:])
+        if "AfterValidator" in meta:
+            base = str(args[0])
+            if "float" in base:
+                return "duration"
+            return "size"
+        return type_name(args[0])
+    if origin is typing.Literal:
+        return " \\| ".join(repr(a) for a in args)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join(type_name(a) for a in args if a is not type(None))
+    if origin is list:
+        return f"list of {type_name(args[0])}"
+    if origin is dict:
+        return f"mapping of {type_name(args[0])} to {type_name(args[1])}"
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp.__name__
+    return getattr(tp, "__name__", str(tp))
+
+
+def default_of(f: FieldInfo) -> str:
+    """The default, or 'required'."""
+    if f.is_required():
+        return "required"
+    if f.default_factory is not None:
+        try:
+            d = f.default_factory()  # type: ignore[call-arg]
+        except TypeError:
+            return ""
+        if isinstance(d, BaseModel):
+            return "(defaults)"
+        return repr(d)
+    return repr(f.default)
+
+
+def field_type(name: str, f: FieldInfo) -> str:
+    """A field's type, naming sizes and durations by what their validator checks."""
+    checks = [getattr(getattr(m, "func", None), "__name__", "") for m in f.metadata]
+    text = type_name(f.annotation)
+    if "_check_size" in checks:
+        return "size" + (" or null" if "None" in text else "")
+    if "_check_size_or_max" in checks:
+        return "size or 'max'"
+    if "_check_duration" in checks:
+        return "duration"
+    if name == "ops":
+        return "list of ops (below)"
+    if name == "expect":
+        return "mapping (see Expectations)"
+    if name == "start":
+        return "duration or {after: TASK}"
+    return text
+
+
+def model_table(model: type[BaseModel]) -> list[str]:
+    """A Markdown table of a model's keys."""
+    lines = [f"**{model.__name__}**: {(model.__doc__ or '').strip()}", "",
+             "| key | type | default | note |", "|---|---|---|---|"]
+    for name, f in model.model_fields.items():
+        key = f.alias or name
+        note = (f.description or "").replace("|", "\\|")
+        lines.append(f"| `{key}` | {field_type(name, f)} | {default_of(f)} | {note} |")
+    return [*lines, ""]
+
+
+def render() -> str:
+    """The whole reference."""
+    out = [
+        "# Scenario file format",
+        "",
+        "Generated from the pydantic models in `simulator/scenario.py` by "
+        "`python -m simulator.formatdoc`; do not edit by hand. `oomsim schema` prints the same "
+        "as JSON Schema for editors.",
+        "",
+        "Sizes take units (`4KiB`, `64MiB`, `1.5GiB`; a bare integer is bytes) and, for op "
+        "offsets, lengths and ranges, percentages of the file or map (`25%`). A range is "
+        "`[START, END]`. Durations take `s`, `ms`, `us` (a bare number is seconds). Unknown keys "
+        "are errors.",
+        "",
+        "## Top level",
+        "",
+    ]
+    for model in (Scenario, MachineSpec, NodeSpec, CostsSpec, SysctlSpec, MountSpec, CgroupSpec,
+                  TaskSpec, Footprint, WhatIfSpec, ExpectTask):
+        out += model_table(model)
+    out += ["## Ops", "",
+            "Each op is a mapping with one key, the op's name (`exit` may be a bare string).", ""]
+    for name, args in OP_ARGS.items():
+        if isinstance(args, type) and issubclass(args, BaseModel):
+            out.append(f"### `{name}`")
+            out.append("")
+            out += model_table(args)[2:]
+        else:
+            out += [f"### `{name}`", "", f"`{name}: {type_name(args)}`", ""]
+    out += [
+        "## Expectations",
+        "",
+        "`expect` maps a task name to an outcome (`ok`, `error`, `sigbus`, `sigsegv`, "
+        "`oom_killed`, `hung`, `panic`) or to `{outcome, errno, op, page, reason}` (`op` is the "
+        "op's name; `reason` matches as a substring). The reserved key `memcg` maps cgroup paths "
+        "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `kernel`, "
+        "`pagetables`, `file_mapped`, each also as `peak_*` (the highest value during the run), "
+        "and `events: {max, oom, oom_kill, oom_group_kill}`. Sizes there take units; a bare "
+        "integer is pages.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
