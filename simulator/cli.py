@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -73,11 +73,14 @@ def print_kills(run: RunResult) -> None:
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
-    out: Annotated[Optional[Path], typer.Option(help="write tasks/events/oom_kills Parquet and run.json here")] = None,  # noqa: UP007
-    as_json: Annotated[bool, typer.Option("--json", help="print one JSON document instead of tables")] = False,
-    seed: Annotated[Optional[list[int]], typer.Option(help="seed(s) to run; default the scenario's")] = None,  # noqa: UP007
-    kernel: Annotated[Optional[str], typer.Option(help="behaviour profile: 6.18 or 3.15")] = None,  # noqa: UP007
-    what_if: Annotated[Optional[list[str]], typer.Option("--what-if", help="e.g. zero_page_sealed_holes=true")] = None,  # noqa: UP007
+    out: Annotated[Path | None, typer.Option(
+        help="write tasks/events/oom_kills Parquet and run.json here")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="print one JSON document instead of tables")] = False,
+    seed: Annotated[list[int] | None, typer.Option(help="seed(s) to run; default the scenario's")] = None,
+    kernel: Annotated[str | None, typer.Option(help="behaviour profile: 6.18 or 3.15")] = None,
+    what_if: Annotated[list[str] | None, typer.Option(
+        "--what-if", help="e.g. zero_page_sealed_holes=true")] = None,
     reference: Annotated[bool, typer.Option(help="run the per-page reference model (slow)")] = False,
 ) -> None:
     """Run a scenario and print what happened to each task."""
@@ -143,10 +146,10 @@ def check(
 @app.command()
 def compare(
     file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
-    policy: Annotated[Optional[list[str]], typer.Option(help="mitigations to compare (default: all)")] = None,  # noqa: UP007
-    kernel: Annotated[Optional[list[str]], typer.Option(help="kernels (default: the scenario's)")] = None,  # noqa: UP007
+    policy: Annotated[list[str] | None, typer.Option(help="mitigations to compare (default: all)")] = None,
+    kernel: Annotated[list[str] | None, typer.Option(help="kernels (default: the scenario's)")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="runs per cell: seeds seed..seed+N-1")] = 1,
-    out: Annotated[Optional[Path], typer.Option(help="write the tidy sweep.parquet here")] = None,  # noqa: UP007
+    out: Annotated[Path | None, typer.Option(help="write the tidy sweep.parquet here")] = None,
 ) -> None:
     """Run a scenario under mitigation policies (none, mlock, populate, map_populate,
     zero_page) and kernels, and tabulate how each task ended."""

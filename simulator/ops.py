@@ -189,7 +189,10 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
     inode = _inode(p, a.fd)
     ps = p.m.page_size
     start = parse_bytes(a.offset) // ps
-    end = inode.size_pages(ps) if a.length is None else -(-(parse_bytes(a.offset) + parse_bytes(a.length)) // ps)
+    if a.length is None:
+        end = inode.size_pages(ps)
+    else:
+        end = -(-(parse_bytes(a.offset) + parse_bytes(a.length)) // ps)
     copied, holes = shmem_file_read_iter(p.m, inode, start, end)
     p.m.log.emit("shmem_file_read_iter", task=p.task.name, page=start, pages=copied, value=holes)
     yield p.m.env.timeout(p.m.costs.syscall + copied * p.m.costs.read)

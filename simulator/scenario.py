@@ -84,6 +84,7 @@ Size = Annotated[Union[int, str], AfterValidator(_check_size)]
 SizeOrMax = Annotated[Union[int, str], AfterValidator(_check_size_or_max)]
 Duration = Annotated[Union[int, float, str], AfterValidator(_check_duration)]
 Range = Annotated[list[Size], Field(min_length=2, max_length=2)]
+Flag = Annotated[bool, BeforeValidator(lambda v: bool(v) if v in (0, 1) else v)]
 
 
 class Strict(BaseModel):
@@ -164,10 +165,8 @@ class CgroupSpec(Strict):
     memory_low: Size = Field(0, alias="memory.low")
     memory_min: Size = Field(0, alias="memory.min")
     memory_swap_max: SizeOrMax = Field("max", alias="memory.swap.max")
-    memory_oom_group: Annotated[bool, BeforeValidator(lambda v: bool(v) if v in (0, 1) else v)] = Field(
-        False, alias="memory.oom.group")
-    memory_oom_kill_disable: Annotated[bool, BeforeValidator(lambda v: bool(v) if v in (0, 1) else v)] = Field(
-        False, alias="memory.oom_kill_disable")
+    memory_oom_group: Flag = Field(False, alias="memory.oom.group")
+    memory_oom_kill_disable: Flag = Field(False, alias="memory.oom_kill_disable")
 
 
 # -- ops --------------------------------------------------------------------------------------

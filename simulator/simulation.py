@@ -18,7 +18,7 @@ from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmark
 from .mm.profiles import PROFILES, WhatIf
 from .mm.shmem import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
-from .scenario import Scenario, ScenarioError, op_args, op_name
+from .scenario import Scenario, ScenarioError, op_args
 from .tasks import Proc, TaskOutcome, run_task
 from .units import parse_bytes, parse_pages, parse_seconds
 

@@ -155,7 +155,6 @@ def handle_mm_fault(
     first, then the page-cache folio: two pages per hole. With the what-if
     `zero_page_sealed_holes`, a read fault on a hole of a write-sealed file maps ZERO_PAGE.
     """
-    mm = task.mm
     if vma.pte_present(idx, write):
         return VM_FAULT_OK
     va = vma.start + idx

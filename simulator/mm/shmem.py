@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
-from .memcontrol import mod_memcg_state, page_counter_uncharge, try_charge_memcg
+from .memcontrol import page_counter_uncharge, try_charge_memcg
 from .overcommit import guess_free_pages_2014, vm_enough_memory
 from .page_alloc import alloc_pages, free_pages
 
