@@ -343,7 +343,7 @@ def _mlock(p: Proc, a: Any, onfault: bool) -> Generator[Any, Any, None]:
     yield _syscall(p)
     vma = _vma(p, a.map)
     lo, hi = _pages_range(p, a.range, vma.npages)
-    err = mlock_check(p.task, vma, vma.npages)
+    err = mlock_check(p.task, vma, hi - lo)
     if err:
         raise OpError(err)
     apply_vma_lock_flags(p.task, vma, True, onfault)
