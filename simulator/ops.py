@@ -19,7 +19,16 @@ from .mm.memory import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, free_cow_page
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
 from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.oom_kill import pagefault_out_of_memory
-from .mm.shmem import EBADF, EINVAL, ENOMEM, ShmemInode, shmem_file_read_iter, shmem_free_range
+from .mm.overcommit import OVERCOMMIT_NEVER
+from .mm.shmem import (
+    EBADF,
+    EINVAL,
+    ENOMEM,
+    ShmemInode,
+    shmem_acct_size,
+    shmem_file_read_iter,
+    shmem_free_range,
+)
 from .mm.shmem_io import shmem_fallocate, shmem_fill_range
 from .mm.task import CAP_SYS_RESOURCE
 from .units import parse_bytes, parse_seconds
@@ -125,6 +134,24 @@ def op_memfd_create(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """memfd_create(2): an unlinked shmem file, held by every task that names the fd."""
     yield _syscall(p)
     inode = memfd_mod.memfd_create(p.m, a.fd, set(a.flags))
+    p.sim.install_fd(a.fd, inode, writable=True)
+
+
+@op("shmget")
+def op_shmget(p: Proc, a: Any) -> Generator[Any, Any, None]:
+    """shmget(2) (`newseg`): VM_NORESERVE only with SHM_NORESERVE outside mode 2; otherwise the
+    whole size is accounted now (ENOMEM in mode 2 when it does not fit). The segment lives on
+    the internal mount and outlives its creator (no IPC_RMID here)."""
+    yield _syscall(p)
+    size = parse_bytes(a.size)
+    npages = -(-size // p.m.page_size)
+    inode = ShmemInode(ino=p.m.next_ino, name=f"SYSV:{a.fd}", sb=p.m.internal_mount, size=size,
+                       linked=True)
+    inode.noreserve = "noreserve" in a.flags and p.m.overcommit.mode != OVERCOMMIT_NEVER
+    p.m.next_ino += 1
+    err = shmem_acct_size(p.m, p.task, inode, npages)
+    if err:
+        raise OpError(err)
     p.sim.install_fd(a.fd, inode, writable=True)
 
 

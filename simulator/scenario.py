@@ -185,6 +185,14 @@ class Open(Strict):
     mode: Literal["rdwr", "rdonly"] = "rdwr"
 
 
+class Shmget(Strict):
+    """shmget(2): a SysV shared memory segment (its id named like an fd), attached with mmap."""
+
+    fd: str
+    size: Size
+    flags: list[Literal["noreserve"]] = []
+
+
 class Ftruncate(Strict):
     """ftruncate(2)."""
 
@@ -309,6 +317,7 @@ class Empty(Strict):
 OP_ARGS: dict[str, Any] = {
     "memfd_create": MemfdCreate,
     "open": Open,
+    "shmget": Shmget,
     "ftruncate": Ftruncate,
     "write": Write,
     "read": Read,

@@ -79,8 +79,10 @@ def validify(sc: Scenario) -> None:
         for oi, op in enumerate(t.ops):
             name, args = op_name(op), op_args(op)
             where = ("tasks", ti, "ops", oi, name)
-            if name in ("memfd_create", "open"):
+            if name in ("memfd_create", "open", "shmget"):
                 created_fds.add(args.fd)
+            if name == "shmget":
+                fd_sizes[args.fd] = _bytes(args.size)
                 if name == "open" and not any(
                     args.path == p or args.path.startswith(p.rstrip("/") + "/") for p in mount_paths
                 ):

@@ -87,6 +87,16 @@ class ShmemInode:
         return bool(self.seals & set(WRITE_SEALS))
 
 
+def shmem_acct_size(m: Machine, task: TaskStruct, inode: ShmemInode, pages: int) -> str | None:
+    """Models `shmem_acct_size()`: an object without VM_NORESERVE (SysV shm without
+    SHM_NORESERVE, or with it in mode 2) charges its whole size to Committed_AS at creation."""
+    if inode.noreserve:
+        return None
+    if not m.vm_enough_memory(task, pages):
+        return ENOMEM
+    return None
+
+
 def shmem_acct_blocks(m: Machine, task: TaskStruct, inode: ShmemInode, pages: int) -> str | None:
     """Models `shmem_inode_acct_blocks()`: commit (VM_NORESERVE) then the mount's max_blocks.
 
