@@ -31,6 +31,7 @@ from .mm.shmem import (
 )
 from .mm.shmem_io import shmem_fallocate, shmem_fill_range
 from .mm.task import CAP_SYS_RESOURCE
+from .registry import Registry
 from .units import parse_bytes, parse_seconds
 
 if TYPE_CHECKING:
@@ -69,17 +70,8 @@ class Killed(Exception):  # noqa: N818 - what happened to the task
 
 
 OpFn = Callable[["Proc", Any], Generator[Any, Any, None]]
-OPS: dict[str, OpFn] = {}
-
-
-def op(name: str) -> Callable[[OpFn], OpFn]:
-    """Register an op implementation under its scenario name."""
-
-    def deco(fn: OpFn) -> OpFn:
-        OPS[name] = fn
-        return fn
-
-    return deco
+OPS: Registry[OpFn] = Registry()
+op = OPS.register
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -11,20 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .registry import Registry
 from .scenario import Scenario, op_name
 
 Policy = Callable[[Scenario], Scenario]
-POLICIES: dict[str, Policy] = {}
-
-
-def policy(name: str) -> Callable[[Policy], Policy]:
-    """Register a mitigation under a name."""
-
-    def deco(fn: Policy) -> Policy:
-        POLICIES[name] = fn
-        return fn
-
-    return deco
+POLICIES: Registry[Policy] = Registry()
+policy = POLICIES.register
 
 
 def _after_each_mmap(sc: Scenario, extra: Callable[[str], dict[str, Any] | None],
