@@ -196,3 +196,10 @@ def schema() -> None:
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point."""
     app()
+
+
+# -- oomsim validate (issue 4): scenarios on the real kernel; see simulator/validate/cli.py ----
+from .validate.cli import validate  # noqa: E402
+
+app.command()(validate)
+# -- end of oomsim validate ---------------------------------------------------------------------

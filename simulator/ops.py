@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .mm.memory import VMA
     from .tasks import Proc
 
-EACCES, EFAULT = "EACCES", "EFAULT"
+EACCES, EFAULT, EOPNOTSUPP = "EACCES", "EFAULT", "EOPNOTSUPP"
 
 
 class OpError(Exception):
@@ -253,6 +253,8 @@ def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
     ps = p.m.page_size
     off, length = parse_bytes(a.offset), parse_bytes(a.length)
     punch = "punch_hole" in a.flags
+    if punch and "keep_size" not in a.flags:
+        raise OpError(EOPNOTSUPP)  # vfs_fallocate: PUNCH_HOLE must come with KEEP_SIZE
     err = memfd_mod.check_fallocate(inode, off + length, punch)
     if err:
         raise OpError(err)

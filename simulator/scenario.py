@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from ruamel.yaml import YAML
@@ -125,6 +126,21 @@ class MachineSpec(Strict):
     swap: Size = 0
     page_cache: Size = 0
     costs: CostsSpec = Field(default_factory=CostsSpec)
+    profile: str | None = Field(
+        None, description="a machine profile YAML (`oomsim validate --calibrate` writes one), "
+        "relative to the scenario file: its costs apply where `costs` sets none")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        base = (info.context or {}).get("base_dir")
+        p = Path(v) if Path(v).is_absolute() or base is None else Path(base) / v
+        from .validate.profile import load_profile
+
+        load_profile(p)  # a missing or bad profile fails here, at the scenario's line
+        return str(p)
 
     @field_validator("page_size")
     @classmethod
@@ -532,7 +548,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", file=file, line=1)
     try:
-        sc = Scenario.model_validate(data)
+        sc = Scenario.model_validate(data, context={"base_dir": str(Path(file).parent)})
     except ValidationError as e:
         errors = e.errors()
         # A typo shows as an unknown key plus a missing one: report the unknown key first.

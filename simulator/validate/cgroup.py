@@ -51,20 +51,25 @@ class MemoryCgroup:
 
     def __init__(self, limit_bytes: int | None, name: str | None = None,
                  parent: MemoryCgroup | None = None, controller: Controller | None = None,
-                 oom_kill_disable: bool = False, oom_group: bool = False) -> None:
-        self.ctl = controller or (parent.ctl if parent else find_memory_controller())
+                 oom_kill_disable: bool = False, oom_group: bool = False,
+                 swap: bool = False) -> None:
+        self.ctl: Controller = controller or (parent.ctl if parent else find_memory_controller())
         base = parent.path if parent else self.ctl.root
-        self.path = base / (name or f"oomsim-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        self.path: Path = base / (name or f"oomsim-{os.getpid()}-{uuid.uuid4().hex[:8]}")
         self.children: list[MemoryCgroup] = []
+        self.memory_for_children = False
+        if parent is not None and self.ctl.version == 2:
+            parent.enable_memory_for_children()
         self.path.mkdir()
         try:
             if parent is None and self.ctl.version == 2:
-                # Let our own children have the memory controller too (our cgroup only).
-                (self.path / "cgroup.subtree_control").write_text("+memory")
+                self.enable_memory_for_children()
             if limit_bytes is not None:
                 self._write(("memory.max", "memory.limit_in_bytes"), str(limit_bytes))
+            if not swap:  # no swap in here, even if the machine has some
+                self._try_write("memory.swappiness" if self.ctl.version == 1 else "memory.swap.max",
+                                "0")
             if self.ctl.version == 1:
-                self._try_write("memory.swappiness", "0")
                 if oom_kill_disable:
                     (self.path / "memory.oom_control").write_text("1")
             elif oom_group:
@@ -75,6 +80,12 @@ class MemoryCgroup:
         if parent is not None:
             parent.children.append(self)
 
+    def enable_memory_for_children(self) -> None:
+        """v2: let our own children have the memory controller (our cgroup only)."""
+        if not self.memory_for_children:
+            (self.path / "cgroup.subtree_control").write_text("+memory")
+            self.memory_for_children = True
+
     def _write(self, names: tuple[str, str], value: str) -> None:
         (self.path / (names[0] if self.ctl.version == 2 else names[1])).write_text(value)
 
@@ -84,9 +95,11 @@ class MemoryCgroup:
         except OSError:
             pass
 
-    def child(self, name: str, limit_bytes: int | None, **kw: bool) -> MemoryCgroup:
+    def child(self, name: str, limit_bytes: int | None, oom_kill_disable: bool = False,
+              oom_group: bool = False, swap: bool = False) -> MemoryCgroup:
         """A child cgroup (its limit written before anyone enters it)."""
-        return MemoryCgroup(limit_bytes, name=name, parent=self, **kw)
+        return MemoryCgroup(limit_bytes, name=name, parent=self, oom_kill_disable=oom_kill_disable,
+                            oom_group=oom_group, swap=swap)
 
     def procs_file(self) -> Path:
         """The file a pid is written to in order to move it here."""
@@ -103,9 +116,14 @@ class MemoryCgroup:
         except FileNotFoundError:
             return []
 
-    def oom_kills(self) -> int:
-        """How many tasks the OOM killer killed in this cgroup (v2 memory.events, v1 oom_control)."""
-        f = "memory.events" if self.ctl.version == 2 else "memory.oom_control"
+    def oom_kills(self, local: bool = False) -> int:
+        """How many tasks the OOM killer killed in this cgroup (v2 memory.events, v1 oom_control).
+
+        v2 counts the whole subtree unless `local` (memory.events.local); v1's oom_control
+        counts the cgroup's own tasks only.
+        """
+        f = "memory.oom_control" if self.ctl.version == 1 else (
+            "memory.events.local" if local else "memory.events")
         for line in (self.path / f).read_text().splitlines():
             k, _, v = line.partition(" ")
             if k == "oom_kill":
