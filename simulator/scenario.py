@@ -137,7 +137,7 @@ class MachineSpec(Strict):
             return v
         base = (info.context or {}).get("base_dir")
         p = Path(v) if Path(v).is_absolute() or base is None else Path(base) / v
-        from .validate.profile import load_profile
+        from .machine_profile import load_profile
 
         load_profile(p)  # a missing or bad profile fails here, at the scenario's line
         return str(p)

@@ -196,7 +196,7 @@ def build_machine(sc: Scenario, env: simpy.Environment, kernel: str, what_if: Wh
     )
     given = {k: parse_seconds(v) for k, v in sc.machine.costs.model_dump().items() if v is not None}
     if sc.machine.profile is not None:  # a measured machine profile fills in the rest
-        from .validate.profile import profile_costs
+        from .machine_profile import profile_costs
 
         given = {**profile_costs(sc.machine.profile), **given}
     costs = Costs(**given)

@@ -35,7 +35,7 @@ from simulator.validate.cgroup import Controller
 from simulator.validate.compare import Row, compare, side_by_side
 from simulator.validate.host import Host
 from simulator.validate.order import start_barriers
-from simulator.validate.profile import MachineProfile, load_profile, profile_costs, write_profile
+from simulator.machine_profile import MachineProfile, load_profile, profile_costs, write_profile
 from simulator.validate.program import cap_mask, scenario_programs
 
 ROOT = Path(__file__).resolve().parent.parent

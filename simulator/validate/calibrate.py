@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..machine_profile import MachineProfile
 from ..scenario import CostsSpec, Scenario, parse_scenario
 from ..units import parse_bytes
 from .admit import refusal
 from .host import Host
-from .profile import MachineProfile
 from .program import CAPS
 from .runner import KernelRunError, run_on_kernel
 

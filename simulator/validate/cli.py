@@ -15,12 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..machine_profile import write_profile
 from ..scenario import ScenarioError, scenario_files
 from .build import WorkerBuildError, worker_path
 from .calibrate import as_profile, calibrate, default_profile_path
 from .compare import side_by_side
 from .host import Host, probe_host
-from .profile import write_profile
 from .runner import Aborted, KernelRunError
 from .session import Validation, abort_on_signals, validate_files
 

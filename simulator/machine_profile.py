@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from ..scenario import CostsSpec, Strict
-from ..units import parse_seconds
+from .scenario import CostsSpec, Strict
+from .units import parse_seconds
 
 
 class MachineProfile(Strict):
@@ -52,13 +52,17 @@ def profile_costs(path: str | Path) -> dict[str, float]:
 
 
 def write_profile(path: Path, profile: MachineProfile) -> None:
-    """Write a profile YAML (creating its directory)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a profile YAML atomically (creating its directory)."""
+    import io
+
+    from .results import atomic_write_text
+
     yaml = YAML()
     yaml.default_flow_style = False
     data = profile.model_dump(exclude_none=True)
     data["costs"] = {k: v for k, v in data["costs"].items() if v is not None}
-    with path.open("w") as f:
-        f.write("# oomsim machine profile: per-page costs measured on the real kernel by\n"
-                "# `oomsim validate --calibrate`. Name it in a scenario with machine.profile.\n")
-        yaml.dump(data, f)
+    buf = io.StringIO()
+    buf.write("# oomsim machine profile: per-page costs measured on the real kernel by\n"
+              "# `oomsim validate --calibrate`. Name it in a scenario with machine.profile.\n")
+    yaml.dump(data, buf)
+    atomic_write_text(buf.getvalue(), path)
