@@ -191,6 +191,15 @@ def unmap_mapping_range(p: Proc, inode: ShmemInode, a: int, b: int) -> None:
                     unmap_pages(p.m, t, vma, lo, hi)
 
 
+def zap_zero_ptes(inode: ShmemInode, a: int, b: int) -> None:
+    """What-if `zero_page_sealed_holes`: pages instantiated in `[a, b)` replace the ZERO_PAGE
+    PTEs mapped over them (kernel-model.md 9.6), so the next access maps the real page."""
+    for vma in inode.vmas:
+        lo, hi = max(a - vma.pgoff, 0), min(b - vma.pgoff, vma.npages)
+        if lo < hi:
+            vma.zero.remove(lo, hi)
+
+
 @op("add_seals")
 def op_add_seals(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """fcntl(F_ADD_SEALS) (`memfd_add_seals`)."""
@@ -234,6 +243,7 @@ def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
     yield _syscall(p)
     res = yield from shmem_fill_range(p.m, p.task, inode, off // ps, -(-end // ps),
                                       p.m.costs.write)
+    zap_zero_ptes(inode, off // ps, -(-end // ps))
     written_end = end if res.err is None else max(off, (res.page or 0) * ps)
     inode.size = max(inode.size, written_end)
     _check_killed(p, res.page)
@@ -265,6 +275,7 @@ def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
         return
     res = yield from shmem_fallocate(p.m, p.task, inode, off // ps, -(-(off + length) // ps),
                                      keep_size="keep_size" in a.flags)
+    zap_zero_ptes(inode, off // ps, -(-(off + length) // ps))
     _check_killed(p, res.page)
     if res.err:
         raise OpError(res.err, res.page)

@@ -59,7 +59,7 @@ class TestShmemFault:
         """8 MiB of touched pages need 4 or 5 PTE pages (alignment), charged as kernel memory."""
         r = run(scenario, [MAP, "touch: {map: m, access: read}", "sleep: 1s"])
         pt = r.counters["memcg"]["/app"]["peak_pagetables"]
-        footprint_pt = 8
+        footprint_pt = 12
         assert 4 <= pt - footprint_pt <= 6
 
     def test_private_write_costs_two_pages_per_hole(self, scenario):
@@ -67,7 +67,7 @@ class TestShmemFault:
         r = run(scenario, ["mmap: {fd: buf, map: p, prot: [read, write], flags: [private]}",
                            "touch: {map: p, access: write}"])
         app = r.counters["memcg"]["/app"]
-        assert app["peak_shmem"] == 2048 and app["peak_anon"] == 2048 + 32
+        assert app["peak_shmem"] == 2048 and app["peak_anon"] == 2048 + 28
 
     def test_kill_page_is_the_limit_less_footprint_and_page_tables(self, scenario):
         """The reader dies at the page where usage would pass memory.max, nowhere else."""
@@ -75,8 +75,8 @@ class TestShmemFault:
         o = r.tasks["reader"]
         kill = r.oom_kills[0]
         assert o.outcome == "oom_killed" and kill["victim"] == "reader"
-        footprint = 32 + 4 + 8
-        pts = kill["pgtables_pages"] - 8
+        footprint = 28 + 4 + 12
+        pts = kill["pgtables_pages"] - 12
         assert o.page == 4096 - footprint - pts
 
     def test_what_if_zero_page_costs_only_page_tables(self, scenario):

@@ -16,7 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..machine_profile import write_profile
-from ..scenario import ScenarioError, scenario_files
+from ..scenario import Footprint, ScenarioError, scenario_files
+from ..units import parse_bytes
 from .build import WorkerBuildError, worker_path
 from .calibrate import as_profile, calibrate, default_profile_path
 from .compare import side_by_side
@@ -57,8 +58,11 @@ def footprint_note(v: Validation) -> str | None:
         return None
     parts = [f"{t} {fp.get('RssAnon', '?')}+{fp.get('VmPTE', '?')}"
              for t, fp in v.kernel.start_footprint.items()]
+    d = Footprint()
+    kib = {k: parse_bytes(getattr(d, k)) // 1024 for k in ("anon", "kernel", "page_tables")}
     return ("footprint before the first op, anon+page tables KiB: " + ", ".join(parts)
-            + " (the model's default: anon 128 + kernel 16 + page tables 32)")
+            + f" (the model's default: anon {kib['anon']} + kernel {kib['kernel']}"
+            + f" + page tables {kib['page_tables']})")
 
 
 def print_validation(v: Validation) -> None:
