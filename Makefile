@@ -28,3 +28,11 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+# Benchmarks (never part of `make test`): prints each figure with its target and writes
+# BENCHMARKS.md. Fuzzing: the bulk-versus-reference differential tests, many more scenarios.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_differential.py

@@ -67,3 +67,24 @@ def _close_figures() -> Any:
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+# ---- BEGIN differential testing (tests/test_differential.py, tests/strategies.py) ----------
+# Profiles for the bulk-versus-reference tests. `make test` runs the `differential` profile
+# (500 derandomised scenarios); `make fuzz` sets HYPOTHESIS_PROFILE=fuzz, which this loads for
+# every property test, and which keeps failing examples in .hypothesis/ for replay.
+import os  # noqa: E402
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile(
+    "differential", max_examples=500, derandomize=True, database=None, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True,
+)
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], print_blob=True,
+)
+if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz":
+    settings.load_profile("fuzz")
+# ---- END differential testing ---------------------------------------------------------------

@@ -4,20 +4,24 @@ A touch, populate or fallocate over N pages is not N events. Every limit the ste
 is asked how many more pages it allows (node free pages above min, each ancestor memcg's margin,
 the mode-2 commit margin, the mount's free blocks, the [2014] mode-0 estimate); the costs of the
 first x pages of the step (page-table pages of the 2 MiB / 1 GiB / 512 GiB regions first
-entered, holes to fill) are monotone in x, so a binary search finds the largest x that fits.
-Those x pages are instantiated at once; the next page is exactly where the kernel would enter
-its slow path, and the one-page reference (`handle_mm_fault`) runs there.
+entered, holes to fill) are monotone in x, so a search finds the largest x that fits (a
+binary search, started from a proportional guess since the costs are close to linear). Those
+x pages are instantiated at once, split across nodes where the allocator would move on to the
+next node of the zonelist; the next page is exactly where the kernel would enter its slow
+path, and the one-page path (`handle_mm_fault`, `shmem_alloc_and_add_folio`) runs there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
 from .memcontrol import charge_margin
-from .page_alloc import alloc_margin, zonelist
+from .page_alloc import Node, alloc_margin, zonelist
 from .shmem import guess_free_2014
 
 INF = 1 << 62
@@ -34,8 +38,6 @@ class Caps:
         blocks: free blocks of the file's tmpfs mount.
         guess_2014: [2014] the mode-0 free estimate: a data page allocated as the y-th
             allocation of the step is admitted iff y <= guess_2014 - 1.
-        single_node: all allocations come from one node (the split across nodes is exact
-            only in the array path).
     """
 
     alloc: int
@@ -43,7 +45,6 @@ class Caps:
     commit: int = INF
     blocks: int = INF
     guess_2014: int | None = None
-    single_node: bool = True
 
     @property
     def mem(self) -> int:
@@ -56,9 +57,24 @@ class Caps:
         return min(self.commit, self.blocks)
 
 
+_ZONELISTS: WeakKeyDictionary[Any, dict[int, list[Node]]] = WeakKeyDictionary()
+
+
+def zonelist_of(m: Any, nid: int) -> list[Node]:
+    """The zonelist of node `nid` (`zonelist()`, built once per machine: distances are fixed)."""
+    lists = _ZONELISTS.setdefault(m, {})
+    zl = lists.get(nid)
+    if zl is None:
+        zl = lists[nid] = zonelist(m.nodes, nid)
+    return zl
+
+
 def snapshot_caps(m, task, inode) -> Caps:  # type: ignore[no-untyped-def]
-    """Ask every limit a step by `task` (touching `inode`, if any) could cross."""
-    nodes = zonelist(m.nodes, task.node)
+    """Ask every limit a step by `task` (touching `inode`, if any) could cross.
+
+    The allocator's margin is summed over all nodes (the zonelist's order does not change a
+    sum): every node can be taken down to its min watermark before the slow path's OOM.
+    """
     commit, blocks, guess = INF, INF, None
     if inode is not None:
         if inode.noreserve:
@@ -68,16 +84,35 @@ def snapshot_caps(m, task, inode) -> Caps:  # type: ignore[no-untyped-def]
         fb = inode.sb.free_blocks()
         blocks = INF if fb is None else fb
     return Caps(
-        alloc=alloc_margin(nodes), charge=charge_margin(task.memcg), commit=commit,
-        blocks=blocks, guess_2014=guess, single_node=len(m.nodes) == 1,
+        alloc=alloc_margin(m.nodes), charge=charge_margin(task.memcg), commit=commit,
+        blocks=blocks, guess_2014=guess,
     )
 
 
-def largest_fit(limit: int, fits: Callable[[int], bool]) -> int:
-    """The largest x in [0, limit] with fits(x), given that fits is monotone (true, then false)."""
+def largest_fit(limit: int, fits: Callable[[int], bool], hint: int | None = None) -> int:
+    """The largest x in [0, limit] with fits(x), given that fits is monotone (true, then false).
+
+    A `hint` near the answer (the costs are close to linear, so a proportional guess is
+    usually off by a few pages) is widened by doubling steps until it brackets the answer,
+    which a binary search then finds: a few calls of `fits` instead of log2(limit).
+    """
     if limit <= 0 or fits(limit):
         return max(limit, 0)
     lo, hi = 0, limit  # fits(lo) holds (zero pages always fit), fits(hi) does not
+    if hint is not None and lo < hint < hi:
+        step = 1
+        if fits(hint):
+            lo = hint
+            while lo + step < hi and fits(lo + step):
+                lo += step
+                step *= 2
+            hi = min(hi, lo + step)
+        else:
+            hi = hint
+            while hi - step > lo and not fits(hi - step):
+                hi -= step
+                step *= 2
+            lo = max(lo, hi - step)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         if fits(mid):
@@ -92,8 +127,9 @@ def new_regions(pt: dict, va0: int, x: int) -> int:  # type: ignore[type-arg]
     if x <= 0:
         return 0
     total = 0
+    last = va0 + x - 1
     for s, present in pt.items():
-        r0, r1 = va0 >> s, ((va0 + x - 1) >> s) + 1
+        r0, r1 = va0 >> s, (last >> s) + 1
         total += (r1 - r0) - present.count(r0, r1)
     return total
 

@@ -4,57 +4,115 @@ A shmem file's pages, the page-table regions of an mm and the pages a VMA has ma
 `ExtentMap`s: disjoint half-open runs `[start, end)` each tagged with a small integer owner (for a
 file page: which memcg it is charged to and which node holds it). A 1 TiB sparse file with a
 handful of populated runs costs a few hundred bytes, and every query is a binary search.
+
+The runs are kept in three Python lists, so that the one-page operations of the fault path
+(`has`, a one-page `fill`) cost a `bisect` and a list splice rather than numpy calls on tiny
+arrays. Queries over many pages at once (`contains`, vectorised `covered`) use numpy arrays
+built from the lists on first use and kept until the next change; so are the prefix sums
+behind `count`.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
+from itertools import accumulate
 
 import numpy as np
 
-_EMPTY = np.zeros(0, dtype=np.int64)
+# Above this many new runs, `add_pages` merges with numpy instead of one splice per run.
+_SPLICE_RUNS = 16
 
 
 class ExtentMap:
     """Disjoint, sorted runs of pages, each run carrying an owner tag (an int)."""
 
-    __slots__ = ("starts", "ends", "owners", "_cum")
+    __slots__ = ("_s", "_e", "_o", "_n", "_cum", "_arr")
 
     def __init__(self) -> None:
-        self.starts = _EMPTY
-        self.ends = _EMPTY
-        self.owners = _EMPTY
-        self._cum = np.zeros(1, dtype=np.int64)
+        self._s: list[int] = []
+        self._e: list[int] = []
+        self._o: list[int] = []
+        self._n = 0
+        self._cum: list[int] = [0]
+        self._arr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return int(self._cum[-1])
+        return self._n
 
     @property
     def nr_extents(self) -> int:
         """How many runs the map holds (its memory cost)."""
-        return len(self.starts)
+        return len(self._s)
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Run starts as an array."""
+        return self._arrays()[0]
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Run ends as an array."""
+        return self._arrays()[1]
+
+    @property
+    def owners(self) -> np.ndarray:
+        """Run owner tags as an array."""
+        return np.asarray(self._o, dtype=np.int64)
+
+    def _prefix(self) -> list[int]:
+        """Pages in the runs before run i, for i in 0..nr_extents.
+
+        After a change the sums stay valid up to the first run changed, and are extended from
+        there when next needed.
+        """
+        cum = self._cum
+        k = len(cum) - 1
+        if k < len(self._s):
+            s, e = self._s, self._e
+            cum.extend(accumulate((e[i] - s[i] for i in range(k, len(s))), initial=cum[k]))
+            del cum[k + 1]  # `initial` repeated cum[k]
+        return cum
+
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Starts, ends and prefix sums as numpy arrays (built after a change)."""
+        if self._arr is None:
+            self._arr = (np.asarray(self._s, dtype=np.int64), np.asarray(self._e, dtype=np.int64),
+                         np.asarray(self._prefix(), dtype=np.int64))
+        return self._arr
 
     def covered(self, x: int | np.ndarray) -> int | np.ndarray:
         """Pages present below `x` (vectorised over an array of x)."""
-        i = np.searchsorted(self.starts, x, side="right") - 1
-        if np.ndim(x) == 0:
+        if isinstance(x, (int, np.integer)):
+            x = int(x)
+            i = bisect_right(self._s, x) - 1
             if i < 0:
                 return 0
-            return int(self._cum[i] + min(int(x), int(self.ends[i])) - self.starts[i])
+            return self._prefix()[i] + min(x, self._e[i]) - self._s[i]
         xi = np.asarray(x, dtype=np.int64)
-        ic = np.maximum(i, 0)
-        inside = np.minimum(xi, self.ends[ic] if len(self.ends) else xi) - (
-            self.starts[ic] if len(self.starts) else xi
-        )
-        out = (self._cum[ic] if len(self.starts) else 0) + inside
-        return np.where(i < 0, 0, out)
+        if not self._s:
+            return np.zeros(xi.shape, dtype=np.int64)
+        s, e, cum = self._arrays()
+        run = np.searchsorted(s, xi, side="right") - 1
+        ic = np.maximum(run, 0)
+        out = cum[ic] + np.minimum(xi, e[ic]) - s[ic]
+        return np.where(run < 0, 0, out)
 
     def count(self, a: int, b: int) -> int:
         """Pages present in `[a, b)`."""
-        if b <= a:
+        s = self._s
+        if b <= a or not s:
             return 0
-        return int(self.covered(b)) - int(self.covered(a))
+        e = self._e
+        cum = self._cum if len(self._cum) > len(s) else self._prefix()
+        j = bisect_right(s, b) - 1
+        if j < 0:
+            return 0
+        below_b = cum[j] + min(b, e[j]) - s[j]
+        i = bisect_right(s, a, 0, j + 1) - 1
+        below_a = 0 if i < 0 else cum[i] + min(a, e[i]) - s[i]
+        return below_b - below_a
 
     def holes(self, a: int, b: int) -> int:
         """Pages absent in `[a, b)`."""
@@ -62,22 +120,22 @@ class ExtentMap:
 
     def contains(self, idx: np.ndarray) -> np.ndarray:
         """Boolean mask: which of the page indices `idx` are present."""
-        i = np.searchsorted(self.starts, idx, side="right") - 1
-        if len(self.starts) == 0:
+        if not self._s:
             return np.zeros(np.shape(idx), dtype=bool)
-        ic = np.maximum(i, 0)
-        return (i >= 0) & (idx < self.ends[ic])
+        s, e, _ = self._arrays()
+        i = np.searchsorted(s, idx, side="right") - 1
+        return (i >= 0) & (idx < e[np.maximum(i, 0)])
 
     def has(self, page: int) -> bool:
         """Whether one page is present."""
-        i = int(np.searchsorted(self.starts, page, side="right")) - 1
-        return i >= 0 and page < int(self.ends[i])
+        i = bisect_right(self._s, page) - 1
+        return i >= 0 and page < self._e[i]
 
     def owner_of(self, page: int) -> int | None:
         """The owner tag of a present page, None for a hole."""
-        i = int(np.searchsorted(self.starts, page, side="right")) - 1
-        if i >= 0 and page < int(self.ends[i]):
-            return int(self.owners[i])
+        i = bisect_right(self._s, page) - 1
+        if i >= 0 and page < self._e[i]:
+            return self._o[i]
         return None
 
     def hole_runs(self, a: int, b: int) -> list[tuple[int, int]]:
@@ -94,49 +152,74 @@ class ExtentMap:
 
     def runs(self, a: int, b: int) -> list[tuple[int, int, int]]:
         """The present runs clipped to `[a, b)`: (start, end, owner)."""
-        lo = max(int(np.searchsorted(self.ends, a, side="right")), 0)
-        hi = int(np.searchsorted(self.starts, b, side="left"))
-        return [
-            (max(int(self.starts[i]), a), min(int(self.ends[i]), b), int(self.owners[i]))
-            for i in range(lo, hi)
-        ]
+        lo = bisect_right(self._e, a)
+        hi = bisect_left(self._s, b)
+        s, e, o = self._s, self._e, self._o
+        return [(max(s[i], a), min(e[i], b), o[i]) for i in range(lo, hi)]
 
     def last_hole_before(self, a: int, x: int) -> int | None:
         """The highest absent page in `[a, x)`, or None when `[a, x)` is fully present."""
         if x <= a:
             return None
-        i = int(np.searchsorted(self.starts, x - 1, side="right")) - 1
+        i = bisect_right(self._s, x - 1) - 1
         page = x - 1
         while page >= a:
-            if i < 0 or page >= int(self.ends[i]):
+            if i < 0 or page >= self._e[i]:
                 return page
-            page = int(self.starts[i]) - 1
+            page = self._s[i] - 1
             i -= 1
         return None
 
     def by_owner(self) -> Counter[int]:
         """Pages present per owner tag."""
         c: Counter[int] = Counter()
-        for o, n in zip(self.owners.tolist(), (self.ends - self.starts).tolist(), strict=True):
-            c[o] += n
+        for s, e, o in zip(self._s, self._e, self._o, strict=True):
+            c[o] += e - s
         return c
 
     def copy(self) -> ExtentMap:
-        """An independent copy (arrays are replaced, never mutated, so sharing them is safe)."""
+        """An independent copy."""
         m = ExtentMap()
-        m.starts, m.ends, m.owners, m._cum = self.starts, self.ends, self.owners, self._cum
+        m._s, m._e, m._o, m._n = list(self._s), list(self._e), list(self._o), self._n
+        m._cum, m._arr = list(self._cum), self._arr  # the arrays are replaced, never mutated
         return m
 
     # -- updates -------------------------------------------------------------------------------
     def fill(self, a: int, b: int, owner: int) -> int:
         """Make every absent page in `[a, b)` present with `owner`; returns how many were added."""
-        holes = self.hole_runs(a, b)
-        if not holes:
+        if b <= a:
             return 0
-        hs = np.array([h[0] for h in holes], dtype=np.int64)
-        he = np.array([h[1] for h in holes], dtype=np.int64)
-        self._merge_in(hs, he, np.full(len(hs), owner, dtype=np.int64))
-        return int((he - hs).sum())
+        s, e, o = self._s, self._e, self._o
+        # The runs that overlap or touch [a, b]: the only ones the new pages can merge with.
+        lo = bisect_left(e, a)
+        hi = bisect_right(s, b)
+        ns: list[int] = []
+        ne: list[int] = []
+        no: list[int] = []
+        added = 0
+        pos = a
+
+        def put(rs: int, re_: int, ro: int) -> None:
+            if ns and ne[-1] == rs and no[-1] == ro:
+                ne[-1] = re_
+            else:
+                ns.append(rs)
+                ne.append(re_)
+                no.append(ro)
+
+        for i in range(lo, hi):
+            if s[i] > pos and pos < b:
+                put(pos, min(s[i], b), owner)
+                added += min(s[i], b) - pos
+            put(s[i], e[i], o[i])
+            pos = max(pos, e[i])
+        if pos < b:
+            put(pos, b, owner)
+            added += b - pos
+        if added:
+            s[lo:hi], e[lo:hi], o[lo:hi] = ns, ne, no
+            self._changed(added, lo)
+        return added
 
     def add_pages(self, idx: np.ndarray, owner: int) -> int:
         """Make the given absent page indices present with `owner`; returns how many were added.
@@ -145,70 +228,81 @@ class ExtentMap:
         """
         if len(idx) == 0:
             return 0
-        idx = np.unique(np.asarray(idx, dtype=np.int64))
+        idx = np.asarray(idx, dtype=np.int64)
+        if len(idx) > 1 and not np.all(idx[1:] > idx[:-1]):
+            idx = np.sort(idx)
+            idx = idx[np.concatenate(([True], idx[1:] != idx[:-1]))]
         idx = idx[~self.contains(idx)]
         if len(idx) == 0:
             return 0
         brk = np.flatnonzero(np.diff(idx) != 1) + 1
         rs = idx[np.concatenate(([0], brk))]
         re_ = idx[np.concatenate((brk - 1, [len(idx) - 1]))] + 1
-        self._merge_in(rs, re_, np.full(len(rs), owner, dtype=np.int64))
+        if len(rs) <= _SPLICE_RUNS:
+            for a, b in zip(rs.tolist(), re_.tolist(), strict=True):
+                self.fill(a, b, owner)
+            return len(idx)
+        self._merge_in(rs, re_, owner)
+        self._changed(len(idx), 0)
         return len(idx)
 
     def remove(self, a: int, b: int) -> Counter[int]:
         """Make `[a, b)` absent; returns the pages removed per owner tag."""
         removed: Counter[int] = Counter()
-        if b <= a or len(self.starts) == 0:
+        if b <= a or not self._s:
             return removed
-        lo = int(np.searchsorted(self.ends, a, side="right"))
-        hi = int(np.searchsorted(self.starts, b, side="left"))
+        s, e, o = self._s, self._e, self._o
+        lo = bisect_right(e, a)
+        hi = bisect_left(s, b)
         if lo >= hi:
             return removed
-        keep_s, keep_e, keep_o = [], [], []
+        ks: list[int] = []
+        ke: list[int] = []
+        ko: list[int] = []
+        total = 0
         for i in range(lo, hi):
-            s, e, o = int(self.starts[i]), int(self.ends[i]), int(self.owners[i])
-            removed[o] += min(e, b) - max(s, a)
-            if s < a:
-                keep_s.append(s)
-                keep_e.append(a)
-                keep_o.append(o)
-            if e > b:
-                keep_s.append(b)
-                keep_e.append(e)
-                keep_o.append(o)
-        arr = np.asarray
-        self.starts = np.concatenate((self.starts[:lo], arr(keep_s, np.int64), self.starts[hi:]))
-        self.ends = np.concatenate((self.ends[:lo], arr(keep_e, np.int64), self.ends[hi:]))
-        self.owners = np.concatenate((self.owners[:lo], arr(keep_o, np.int64), self.owners[hi:]))
-        self._recount()
+            n = min(e[i], b) - max(s[i], a)
+            removed[o[i]] += n
+            total += n
+            if s[i] < a:
+                ks.append(s[i])
+                ke.append(a)
+                ko.append(o[i])
+            if e[i] > b:
+                ks.append(b)
+                ke.append(e[i])
+                ko.append(o[i])
+        s[lo:hi], e[lo:hi], o[lo:hi] = ks, ke, ko
+        self._changed(-total, lo)
         return removed
 
     def clear(self) -> Counter[int]:
         """Remove every page; returns the pages removed per owner tag."""
         removed = self.by_owner()
-        self.starts = self.ends = self.owners = _EMPTY
-        self._recount()
+        self._s, self._e, self._o = [], [], []
+        self._n = 0
+        self._cum, self._arr = [0], None
         return removed
 
-    def _merge_in(self, s: np.ndarray, e: np.ndarray, o: np.ndarray) -> None:
-        starts = np.concatenate((self.starts, s))
+    def _changed(self, delta: int, first: int) -> None:
+        """`delta` pages were added (or removed); runs from index `first` on changed."""
+        self._n += delta
+        del self._cum[first + 1:]
+        self._arr = None
+
+    def _merge_in(self, rs: np.ndarray, re_: np.ndarray, owner: int) -> None:
+        """Merge many new disjoint runs (none overlapping a present page) in one sort."""
+        starts = np.concatenate((np.asarray(self._s, dtype=np.int64), rs))
         order = np.argsort(starts, kind="stable")
         starts = starts[order]
-        ends = np.concatenate((self.ends, e))[order]
-        owners = np.concatenate((self.owners, o))[order]
+        ends = np.concatenate((np.asarray(self._e, dtype=np.int64), re_))[order]
+        owners = np.concatenate((np.asarray(self._o, dtype=np.int64),
+                                 np.full(len(rs), owner, dtype=np.int64)))[order]
         # Join a run to its predecessor when they touch and share an owner.
         join = np.zeros(len(starts), dtype=bool)
         join[1:] = (starts[1:] == ends[:-1]) & (owners[1:] == owners[:-1])
         if join.any():
             head = ~join
-            group = np.cumsum(head) - 1
-            new_ends = np.zeros(int(head.sum()), dtype=np.int64)
-            np.maximum.at(new_ends, group, ends)
-            starts, owners, ends = starts[head], owners[head], new_ends
-        self.starts, self.ends, self.owners = starts, ends, owners
-        self._recount()
-
-    def _recount(self) -> None:
-        cum = np.zeros(len(self.starts) + 1, dtype=np.int64)
-        np.cumsum(self.ends - self.starts, out=cum[1:])
-        self._cum = cum
+            last = np.flatnonzero(np.concatenate((head[1:], [True])))
+            starts, owners, ends = starts[head], owners[head], ends[last]
+        self._s, self._e, self._o = starts.tolist(), ends.tolist(), owners.tolist()

@@ -19,20 +19,30 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .bulk import Caps, cumulative_fit, largest_fit, new_regions, range_fits, snapshot_caps
+from .bulk import (
+    Caps,
+    cumulative_fit,
+    largest_fit,
+    new_regions,
+    range_fits,
+    snapshot_caps,
+    zonelist_of,
+)
 from .memcontrol import mod_memcg_state, page_counter_try_charge
 from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages, pt_missing
-from .page_alloc import take_pages, zonelist
+from .page_alloc import take_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
 
-ARRAY_CHUNK = 1 << 18
+ARRAY_CHUNK = 1 << 18  # pages an array step looks at, at most
+ARRAY_FIRST_CHUNK = 1 << 10  # and at first (doubling while whole chunks fit)
 
 
 @dataclass(frozen=True)
@@ -192,22 +202,19 @@ def bulk_fault(
     """Instantiate as many pages from `pos` as fit without any slow path: (pages, faulted)."""
     inode = vma.file
     caps = snapshot_caps(m, task, inode)
-    closed = (
-        seq.arr is None and inode is not None and len(vma.cow) == 0 and caps.single_node
-        and (vma.shared or not write)
-        and not (caps.guess_2014 is not None and len(vma.zero))
-    )
-    if closed:
+    if seq.arr is None and range_walkable(m, vma, write):
         return bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
     n_done = n_fault = 0
+    chunk_len = ARRAY_FIRST_CHUNK
     while n_done < limit:
-        chunk = seq.chunk(pos + n_done, min(ARRAY_CHUNK, limit - n_done))
+        chunk = seq.chunk(pos + n_done, min(chunk_len, limit - n_done))
         n, nf = bulk_fault_array(m, task, vma, chunk, write, caps)
         n_done += n
         n_fault += nf
         if n < len(chunk):
             break
         caps = snapshot_caps(m, task, inode)
+        chunk_len = min(2 * chunk_len, ARRAY_CHUNK)
     return n_done, n_fault
 
 
@@ -217,57 +224,130 @@ def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:
             and vma.file.write_sealed())
 
 
+def range_walkable(m: Machine, vma: VMA, write: bool) -> bool:
+    """Whether a sequential walk of `vma` has a closed form: each faulting page allocates its
+    missing page tables, then at most one page (a folio, or an anonymous page).
+
+    Anonymous mappings, read or written; shmem mappings shared, or private and read, with no
+    private copies. A read with ZERO_PAGE PTEs in the VMA qualifies only in zero mode (where
+    it adds no folio), so that every hole a read meets is a folio to add.
+    """
+    if vma.file is None:
+        return True
+    return (len(vma.cow) == 0 and (vma.shared or not write)
+            and (write or len(vma.zero) == 0 or zero_mode(m, vma, write)))
+
+
 def bulk_fault_range(
     m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, write: bool, caps: Caps
 ) -> tuple[int, int]:
-    """Closed form for a sequential walk of VMA pages `[a, a + limit)` of a shmem mapping."""
+    """Closed form for a sequential walk of VMA pages `[a, a + limit)` (see `range_walkable`).
+
+    For the first x pages, `payload(x)` counts the folios (or anonymous pages) they add and
+    `alloc(x)` every allocation, page tables included; both are monotone, so the largest x
+    within every limit is a binary search. The pages are taken from the zonelist in one go;
+    where the allocator moves to the next node, the page whose payload is the allocation at
+    that boundary is again a binary search on `alloc`, so each node gets exactly the pages
+    the one-page path would have put there.
+    """
     inode = vma.file
-    assert inode is not None
     mm = task.mm
     va0 = vma.start + a
     f0 = vma.pgoff + a
-    limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))  # then SIGBUS
+    if inode is not None:
+        limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))  # then SIGBUS
     zmode = zero_mode(m, vma, write)
 
-    def data(x: int) -> int:
-        if zmode:
-            return 0
-        holes = inode.pages.holes(f0, f0 + x)
-        return holes if write else holes - vma.zero.count(a, a + x)
+    def payload(x: int) -> int:
+        if inode is None:
+            return x - vma.cow.count(a, a + x) if write else 0
+        # Every hole is a new folio (a read over ZERO_PAGE PTEs is zero mode: no folio at all).
+        return 0 if zmode else inode.pages.holes(f0, f0 + x)
 
-    def fits(x: int) -> bool:
-        d = data(x)
-        alloc = new_regions(mm.pt, va0, x) + d
+    def alloc(x: int) -> int:
+        return new_regions(mm.pt, va0, x) + payload(x)
+
+    def alloc_within(k: int, x: int) -> bool:
+        return alloc(x) <= k
+
+    def fits(x: int, pt: int | None = None, d: int | None = None) -> bool:
+        pt = new_regions(mm.pt, va0, x) if pt is None else pt
+        d = payload(x) if d is None else d
+        if inode is None:
+            return range_fits(caps, pt + d, 0, None)
         last = None
         if caps.guess_2014 is not None and d:
             h = inode.pages.last_hole_before(f0, f0 + x)
             assert h is not None
-            y = h - f0 + 1
-            last = new_regions(mm.pt, va0, y) + data(y)
-        return range_fits(caps, alloc, d, last)
+            last = alloc(h - f0 + 1)  # the last folio is its page's last allocation
+        return range_fits(caps, pt + d, d, last)
 
-    n = largest_fit(limit, fits)
+    pt_all, pay_all = new_regions(mm.pt, va0, limit), payload(limit)
+    whole = max(1, pt_all + pay_all)
+    if fits(limit, pt_all, pay_all):
+        n = limit
+    else:
+        # The costs grow about linearly: a proportional guess is a good start for the search.
+        n = largest_fit(limit, fits, proportional(limit, whole, caps.mem, caps.guess_2014))
     if n == 0:
         return 0, 0
-    already = vma.mapped.count(a, a + n) + (0 if write else vma.zero.count(a, a + n))
-    d = data(n)
-    pt_new = new_regions(mm.pt, va0, n)
-    nid = charge_and_take(m, task, pt_new + d)
-    for s in PT_SHIFTS:
-        mm.pt[s].fill(va0 >> s, ((va0 + n - 1) >> s) + 1, 0)
-    add_pgtables(m, task, nid, pt_new)
+    if write:
+        already = (vma.mapped if vma.shared else vma.cow).count(a, a + n)
+    else:
+        already = vma.mapped.count(a, a + n) + vma.cow.count(a, a + n) + vma.zero.count(a, a + n)
+    # Where each node's pages start and end, worked out before anything changes.
+    parts = []
+    p0 = taken = pay0 = 0
+    segs = charge_and_take_parts(m, task, pt_all + pay_all if n == limit else alloc(n))
+    for i, (nid, c) in enumerate(segs):
+        taken += c
+        if i == len(segs) - 1:
+            p1, pay1 = n, (pay_all if n == limit else payload(n))
+        else:
+            p1 = largest_fit(n, partial(alloc_within, taken), proportional(limit, whole, taken))
+            pay1 = payload(p1)
+        parts.append((nid, p0, p1, pay1 - pay0, c - (pay1 - pay0)))
+        p0, pay0 = p1, pay1
+    for nid, p0, p1, pay, pt in parts:
+        add_pgtables(m, task, nid, pt)
+        if not pay:
+            continue
+        if inode is None:
+            added = vma.cow.fill(a + p0, a + p1, nid)
+            m.anon_stat(task, nid, added)
+        else:
+            added = inode.pages.fill(f0 + p0, f0 + p1, m.owner(task.memcg, nid))
+            account_data(m, task, inode, nid, added)
+        assert added == pay, (added, pay)
+    if any(pt for *_, pt in parts):
+        for sh in PT_SHIFTS:
+            mm.pt[sh].fill(va0 >> sh, ((va0 + n - 1) >> sh) + 1, 0)
+    if inode is None:
+        if write:
+            vma.zero.remove(a, a + n)
+        else:
+            for hs, he in vma.cow.hole_runs(a, a + n):
+                vma.zero.fill(hs, he, 0)
+        return n, n - already
     if zmode:
         for hs, he in inode.pages.hole_runs(f0, f0 + n):
             vma.zero.fill(hs - vma.pgoff, he - vma.pgoff, 0)
-    else:
-        added = inode.pages.fill(f0, f0 + n, m.owner(task.memcg, nid))
-        assert added == d, (added, d)
-        account_data(m, task, inode, nid, d)
-        if write:
-            vma.zero.remove(a, a + n)
+    elif write:
+        vma.zero.remove(a, a + n)
     for s, e, _ in inode.pages.runs(f0, f0 + n):
-        map_file_pages(m, task, vma, s - vma.pgoff, e - vma.pgoff)
+        if write or len(vma.zero) == 0:
+            map_file_pages(m, task, vma, s - vma.pgoff, e - vma.pgoff)
+            continue
+        # A read does not fault where a ZERO_PAGE PTE is, even over a folio added since.
+        for hs, he in vma.zero.hole_runs(s - vma.pgoff, e - vma.pgoff):
+            map_file_pages(m, task, vma, hs, he)
     return n, n - already
+
+
+def proportional(limit: int, cost: int, *caps: int | None) -> int:
+    """Where a cost of `cost` over `limit` pages, if linear, would reach the smallest cap."""
+    cap = min((c for c in caps if c is not None), default=limit)
+    return max(0, min(limit, limit * cap // max(cost, 1)))
 
 
 def bulk_fault_array(
@@ -277,21 +357,24 @@ def bulk_fault_array(
     mm = task.mm
     inode = vma.file
     L = len(idx)
-    if inode is not None:
-        fidx = vma.pgoff + idx
-        beyond = np.flatnonzero(fidx >= inode.size_pages(m.page_size))
-        if len(beyond):
-            L = int(beyond[0])
-            idx, fidx = idx[:L], fidx[:L]
-        file_present = inode.pages.contains(fidx)
-    else:
-        fidx = idx
-        file_present = np.zeros(L, dtype=bool)
     in_map, in_cow, in_zero = vma.mapped.contains(idx), vma.cow.contains(idx), vma.zero.contains(idx)
     if write:
         skip = in_cow if not vma.shared else in_map
     else:
         skip = in_map | in_cow | in_zero
+    if inode is not None:
+        fidx = vma.pgoff + idx
+        # The step ends at the first page past i_size that faults (SIGBUS); a page there with
+        # its PTE still present (a private copy) needs no fault.
+        beyond = np.flatnonzero((fidx >= inode.size_pages(m.page_size)) & ~skip)
+        if len(beyond):
+            L = int(beyond[0])
+            idx, fidx, skip = idx[:L], fidx[:L], skip[:L]
+            in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
+        file_present = inode.pages.contains(fidx)
+    else:
+        fidx = idx
+        file_present = np.zeros(L, dtype=bool)
     act = ~skip
     private_write = write and not vma.shared
     zmode = zero_mode(m, vma, write)
@@ -313,13 +396,11 @@ def bulk_fault_array(
     va = vma.start + idx
     pt_need = np.zeros(L, dtype=np.int64)
     pt_masks = {}
+    cand = np.flatnonzero(act)
     for s in PT_SHIFTS:
         r = va >> s
         first = np.zeros(L, dtype=bool)
-        if L:
-            cand = np.flatnonzero(act)
-            _, fi = np.unique(r[cand], return_index=True)
-            first[cand[fi]] = True
+        first[cand[first_occurrences(r[cand])]] = True
         new = first & ~mm.pt[s].contains(r)
         pt_masks[s] = new
         pt_need += new
@@ -383,6 +464,22 @@ def bulk_fault_array(
     return n, int(act[:n].sum())
 
 
+def first_occurrences(v: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct value of v, in order of value."""
+    if len(v) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if np.all(v[1:] >= v[:-1]):
+        order = np.arange(len(v))
+        sv = v
+    else:
+        order = np.argsort(v, kind="stable")
+        sv = v[order]
+    head = np.empty(len(v), dtype=bool)
+    head[0] = True
+    np.not_equal(sv[1:], sv[:-1], out=head[1:])
+    return order[head]
+
+
 def charge_and_take_parts(m: Machine, task: TaskStruct, total: int) -> list[tuple[int, int]]:
     """Charge `total` pages to the task's memcg and take them from its zonelist, in order."""
     if total == 0:
@@ -390,14 +487,7 @@ def charge_and_take_parts(m: Machine, task: TaskStruct, total: int) -> list[tupl
     over = page_counter_try_charge(task.memcg, total)
     if over is not None:
         raise AssertionError(f"bulk charge of {total} pages refused by {over.path}")
-    return take_pages(zonelist(m.nodes, task.node), total)
-
-
-def charge_and_take(m: Machine, task: TaskStruct, total: int) -> int:
-    """As `charge_and_take_parts`, for a single-node machine: returns the node id."""
-    parts = charge_and_take_parts(m, task, total)
-    assert len(parts) <= 1
-    return parts[0][0] if parts else task.node
+    return take_pages(zonelist_of(m, task.node), total)
 
 
 def add_pgtables(m: Machine, task: TaskStruct, nid: int, n: int) -> None:

@@ -251,8 +251,10 @@ class Machine:
             self.fd_put(task, fd)
         task.exited = True
         mm.mmf_oom_skip = True
-        if task in task.memcg.tasks:
-            task.memcg.tasks.remove(task)
+        try:
+            task.memcg.tasks.remove(task)  # one scan of a list that may hold thousands
+        except ValueError:
+            pass
         self.wake_oom_waiters()
 
     def vma_unlink_file(self, vma: VMA) -> None:

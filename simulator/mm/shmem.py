@@ -157,12 +157,14 @@ def shmem_alloc_and_add_folio(
             page_counter_uncharge(m, task.memcg, 1)
             free_pages(m, nid, 1)
             return err
-    if inode.evicted:
-        # The file was evicted while we slept in reclaim/OOM: drop the page.
+    if inode.evicted or inode.pages.has(index):
+        # We slept in reclaim/OOM, and meanwhile the file was evicted (drop the page: EINVAL)
+        # or another task added this folio (`shmem_add_to_page_cache` fails with -EEXIST: drop
+        # ours; the caller's retry in `shmem_get_folio_gfp` finds theirs).
         shmem_unacct_blocks(m, inode, 1)
         page_counter_uncharge(m, task.memcg, 1)
         free_pages(m, nid, 1)
-        return EINVAL
+        return EINVAL if inode.evicted else None
     shmem_add_pages(m, inode, task.memcg, nid, index, index + 1)
     return None
 

@@ -3,7 +3,9 @@
 Models mm/shmem.c (v6.18) `shmem_fallocate` (mode 0 / FALLOC_FL_KEEP_SIZE, SGP_FALLOC) and
 `shmem_write_begin` (SGP_WRITE) under `generic_perform_write`. Each page goes through the same
 allocate -> charge (the caller's memcg) -> account (the caller's mm) sequence as a fault; pages
-are taken in bulk and the one-page path runs where a limit is reached.
+are taken in bulk and the one-page path runs where a limit is reached. With `Machine.reference`
+set, every page goes through the one-page path, with the same time slicing (the oracle the
+bulk engine is tested against, as in gup.py).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .bulk import largest_fit, range_fits, snapshot_caps
-from .gup import account_data, charge_and_take_parts, slice_pages
+from .extents import ExtentMap
+from .gup import account_data, charge_and_take_parts, run_fast_path, slice_pages
 from .memcontrol import CTX_SYSCALL
 from .shmem import ENOSPC, ShmemInode, shmem_alloc_and_add_folio, shmem_free_range
 
@@ -68,6 +71,20 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
     return n
 
 
+def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
+                   filled: list[tuple[int, int]]) -> int:
+    """The reference's step: page `index` through `shmem_alloc_and_add_folio` if it needs no
+    slow path (1), else 0. A page already present is skipped (1)."""
+    if inode.pages.has(index):
+        return 1
+    if not range_fits(snapshot_caps(m, task, inode), 1, 1, 1):
+        return 0
+    err = run_fast_path(m, shmem_alloc_and_add_folio(m, task, inode, index, CTX_SYSCALL))
+    assert err is None, err
+    filled.append((index, index + 1))
+    return 1
+
+
 def shmem_fill_range(
     m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, cost: float
 ) -> Generator[Any, Any, FillResult]:
@@ -82,12 +99,12 @@ def shmem_fill_range(
             if task.sigkill:
                 yield m.env.timeout((pos - start) * cost)
                 return FillResult(EINTR, pos - a, pos, filled)
-            n = 0 if m.reference else bulk_fill(m, task, inode, pos, end - pos, filled)
+            if m.reference:
+                n = reference_fill(m, task, inode, pos, filled)
+            else:
+                n = bulk_fill(m, task, inode, pos, end - pos, filled)
             if n:
                 pos += n
-                continue
-            if inode.pages.has(pos):
-                pos += 1
                 continue
             if pos > start:
                 yield m.env.timeout((pos - start) * cost)
@@ -104,19 +121,38 @@ def shmem_fill_range(
     return FillResult(None, b - a, None, filled)
 
 
+def faulted_in(inode: ShmemInode) -> ExtentMap:
+    """The file pages some mapping has faulted in: the model's stand-in for uptodate folios.
+
+    Simplifications:
+        A fault on a fallocated folio clears it and marks it uptodate; the model keeps no
+        uptodate bit, so a page counts as uptodate while a VMA maps it (one faulted and
+        unmapped again, or written by write(2), during the fallocate is undone all the same).
+    """
+    pages = ExtentMap()
+    for vma in inode.vmas:
+        for s, e, _ in vma.mapped.runs(0, vma.npages):
+            pages.fill(vma.pgoff + s, vma.pgoff + e, 0)
+    return pages
+
+
 def shmem_fallocate(
     m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, keep_size: bool
 ) -> Generator[Any, Any, FillResult]:
     """Models `shmem_fallocate()` allocate mode over file pages `[a, b)`.
 
     A range larger than the mount's size fails with ENOSPC at once. On any error the pages this
-    call added are removed again (the interrupted call leaves no trace) and the error returned.
+    call added are removed again and the error returned; but, as `shmem_undo_range(...,
+    unfalloc=true)` removes only folios still !uptodate, not those a fault has meanwhile
+    cleared and mapped (see `faulted_in`).
     """
     if inode.sb.max_blocks and b - a > inode.sb.max_blocks:
         return FillResult(ENOSPC, 0, a)
     res = yield from shmem_fill_range(m, task, inode, a, b, m.costs.fallocate)
     if res.err:
-        undone = sum(shmem_free_range(m, inode, s, e) for s, e in res.filled)
+        faulted = faulted_in(inode)
+        undone = sum(shmem_free_range(m, inode, hs, he)
+                     for s, e in res.filled for hs, he in faulted.hole_runs(s, e))
         m.log.emit("shmem_fallocate_undo", task=task.name, pages=undone, detail=res.err)
         return res
     if not keep_size:
