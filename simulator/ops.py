@@ -176,19 +176,20 @@ def op_ftruncate(p: Proc, a: Any) -> Generator[Any, Any, None]:
         raise OpError(err)
     if size < inode.size:
         first = -(-size // p.m.page_size)
-        unmap_mapping_range(p, inode, first, 1 << 62)
+        unmap_mapping_range(p, inode, first, 1 << 62, even_cows=True)
         shmem_free_range(p.m, inode, first, 1 << 62)
     inode.size = size
 
 
-def unmap_mapping_range(p: Proc, inode: ShmemInode, a: int, b: int) -> None:
-    """Models `unmap_mapping_range()`: zap file PTEs of `[a, b)` in every mapping (COW pages stay)."""
-    for t in p.m.tasks:
-        for vma in t.mm.vmas.values():
-            if vma.file is inode:
-                lo, hi = max(a - vma.pgoff, 0), min(b - vma.pgoff, vma.npages)
-                if lo < hi:
-                    unmap_pages(p.m, t, vma, lo, hi)
+def unmap_mapping_range(p: Proc, inode: ShmemInode, a: int, b: int, even_cows: bool) -> None:
+    """Models `unmap_mapping_range()`: zap the file PTEs of `[a, b)` in every mapping of the
+    file; private COW copies go too only with `even_cows` (truncate does, punching does not)."""
+    for vma in list(inode.vmas):
+        lo, hi = max(a - vma.pgoff, 0), min(b - vma.pgoff, vma.npages)
+        if lo < hi and vma.owner is not None:
+            unmap_pages(p.m, vma.owner, vma, lo, hi)
+            if even_cows and not vma.shared:
+                free_cow_pages(p.m, vma.owner, vma, lo, hi)
 
 
 def zap_zero_ptes(inode: ShmemInode, a: int, b: int) -> None:
@@ -270,7 +271,7 @@ def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
         raise OpError(err)
     if punch:
         first, last = -(-off // ps), (off + length) // ps
-        unmap_mapping_range(p, inode, first, last)
+        unmap_mapping_range(p, inode, first, last, even_cows=False)
         shmem_free_range(p.m, inode, first, last)
         return
     res = yield from shmem_fallocate(p.m, p.task, inode, off // ps, -(-(off + length) // ps),

@@ -397,9 +397,12 @@ Op = Annotated[
 ]
 
 
+_OP_NAMES = {model: name for name, model in OP_MODELS.items()}
+
+
 def op_name(op: BaseModel) -> str:
     """The op's name (its one key)."""
-    return next(iter(type(op).model_fields))
+    return _OP_NAMES[type(op)]
 
 
 def op_args(op: BaseModel) -> Any:

@@ -79,6 +79,7 @@ class Run:
         self.check = check_invariants
         self.procs: dict[str, Proc] = {}
         self.fd_modes: dict[str, bool] = {}
+        self.tmpfs: dict[str, ShmemInode] = {}
         self.fd_users = fd_users(sc)
         for i, spec in enumerate(sc.tasks):
             t = build_task(self.m, spec, pid=100 + i, rng=task_rng(self.seed, spec.name))
@@ -107,12 +108,13 @@ class Run:
 
     def tmpfs_lookup(self, path: str) -> ShmemInode:
         """The tmpfs file at `path`, created (empty, linked) if absent."""
-        for inode in self.m.files.values():
-            if inode.linked and inode.name == path and not inode.evicted:
-                return inode
+        inode = self.tmpfs.get(path)
+        if inode is not None:
+            return inode
         mnt = max((mp for mp in self.m.mounts if path.startswith(mp.rstrip("/") + "/")), key=len)
         inode = ShmemInode(ino=self.m.next_ino, name=path, sb=self.m.mounts[mnt], linked=True)
         self.m.next_ino += 1
+        self.tmpfs[path] = inode
         return inode
 
     # -- running -------------------------------------------------------------------------------

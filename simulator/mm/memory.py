@@ -58,6 +58,7 @@ class VMA:
     lockonfault: bool = False
     maywrite: bool = False
     accounted: int = 0
+    owner: Any = None
     mapped: ExtentMap = field(default_factory=ExtentMap)
     cow: ExtentMap = field(default_factory=ExtentMap)
     zero: ExtentMap = field(default_factory=ExtentMap)

@@ -56,7 +56,7 @@ def do_mmap(
     mm = task.mm
     vma = VMA(
         name=name, start=mm.get_unmapped_area(npages), npages=npages, file=inode, pgoff=pgoff,
-        read=read, write=write, shared=shared, locked=locked, accounted=accounted,
+        read=read, write=write, shared=shared, locked=locked, accounted=accounted, owner=task,
     )
     if inode is not None and shared and fd_writable and not inode.write_sealed():
         vma.maywrite = True
