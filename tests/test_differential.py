@@ -140,8 +140,8 @@ class TestFoundByTheDifferentialTests:
     """Each case here is a minimal scenario on which the two engines once disagreed."""
 
     def test_reread_after_fallocate_keeps_zero_ptes(self) -> None:
-        """What-if zero page: pages instantiated under ZERO_PAGE PTEs stay zero-mapped on a
-        re-read (the range path once mapped them as file pages too)."""
+        """What-if zero page: a re-read over pages instantiated under ZERO_PAGE PTEs maps the
+        same pages on both engines (the range path once mapped pages still under zero PTEs)."""
         assert_same_run(yaml("""
             name: zero-ptes-over-fallocated-pages
             duration: 10s
