@@ -24,7 +24,7 @@ check: $(STAMP)
 	$(BIN)/oomsim check scenarios/
 
 lint: $(STAMP)
-	$(BIN)/ruff check simulator analysis tests
+	$(BIN)/ruff check simulator analysis tests benchmarks
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -6,11 +6,11 @@ Usage: python -m benchmarks [--output PATH]
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from simulator.results import atomic_write_text
 
 from . import hole_faults, many_tasks, scale
 from .common import Figure, fmt, host
@@ -66,18 +66,6 @@ def markdown(figures: list[Figure], machine: dict[str, str], seconds: float) -> 
     return "\n".join(lines)
 
 
-def write_atomically(text: str, path: Path) -> None:
-    """Write the file whole or not at all (a temp file renamed over it)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def main() -> None:
     """Run the benchmarks."""
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
@@ -93,7 +81,7 @@ def main() -> None:
             print(f.line(), flush=True)
             figures.append(f)
     seconds = time.perf_counter() - t0
-    write_atomically(markdown(figures, machine, seconds), args.output)
+    atomic_write_text(markdown(figures, machine, seconds), args.output)
     print(f"\nwrote {args.output} ({seconds:.0f} s)")
 
 

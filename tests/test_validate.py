@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from simulator.cli import app
+from simulator.machine_profile import MachineProfile, load_profile, profile_costs, write_profile
 from simulator.scenario import ScenarioError, load_scenario, parse_scenario, scenario_files
 from simulator.simulation import simulate
 from simulator.tasks import TaskOutcome
@@ -35,7 +36,6 @@ from simulator.validate.cgroup import Controller
 from simulator.validate.compare import Row, compare, side_by_side
 from simulator.validate.host import Host
 from simulator.validate.order import start_barriers
-from simulator.machine_profile import MachineProfile, load_profile, profile_costs, write_profile
 from simulator.validate.program import cap_mask, scenario_programs
 
 ROOT = Path(__file__).resolve().parent.parent
