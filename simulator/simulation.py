@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -269,7 +269,6 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
         raise ScenarioError(f"the machine has no room for task {spec.name}'s footprint")
     page_counter_charge(memcg, total)
     parts = take_pages(nodes, total)
-    nid = parts[0][0]
     for pn, cnt in parts:
         take_a = min(cnt, anon)
         if take_a:
@@ -296,7 +295,6 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
     mm.committed = committed
     memcg.tasks.append(t)
     m.tasks.append(t)
-    _ = nid
     return t
 
 
@@ -317,6 +315,3 @@ def counters(m: Machine) -> dict[str, Any]:
                        "evicted": i.evicted}
                   for fd, i in m.files.items()},
     }
-
-
-__all__ = ["Run", "RunResult", "replace", "simulate"]

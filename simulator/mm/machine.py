@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .memcontrol import MemCgroup, mod_memcg_state, page_counter_uncharge
-from .oom_kill import OOM_REAPER_DELAY  # noqa: F401  (re-exported for the task layer)
 from .overcommit import Overcommit, commit_margin, vm_commit_limit, vm_enough_memory
 from .page_alloc import Node, free_pages
 from .profiles import KernelProfile, WhatIf
@@ -320,8 +319,3 @@ class Machine:
         for sb in [self.internal_mount, *self.mounts.values()]:
             if sb.used_blocks < 0 or (sb.max_blocks and sb.used_blocks > sb.max_blocks):
                 raise AssertionError(f"mount {sb.path}: used_blocks {sb.used_blocks} out of range")
-
-
-def rss_file_pages(vma: VMA) -> int:
-    """Pages of a VMA that map file folios (for tests and reports)."""
-    return len(vma.mapped)

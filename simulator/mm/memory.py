@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .extents import ExtentMap
 from .memcontrol import mod_memcg_state, page_counter_uncharge, try_charge_memcg
 from .page_alloc import alloc_pages, free_pages
-from .shmem import ENOMEM, ENOSPC, ShmemInode, shmem_alloc_and_add_folio
+from .shmem import ENOMEM, ShmemInode, shmem_alloc_and_add_folio
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -238,6 +238,3 @@ def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
         free_pages(m, nid, n)
         total += n
     return total
-
-
-__all__ = ["ENOSPC", "MM", "VMA", "handle_mm_fault", "vmf_error"]

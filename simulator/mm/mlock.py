@@ -12,7 +12,6 @@ from .memory import VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA
 from .shmem import ENOMEM, EPERM
 
 if TYPE_CHECKING:
-    from .machine import Machine
     from .task import TaskStruct
 
 EAGAIN = "EAGAIN"
@@ -49,6 +48,3 @@ def mlock_posix_error_return(status: str) -> str:
     if status == VM_FAULT_OOM:
         return EAGAIN
     return status
-
-
-__all__ = ["EAGAIN", "Machine", "apply_vma_lock_flags", "can_do_mlock", "mlock_check"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
 from .memcontrol import page_counter_uncharge, try_charge_memcg
-from .overcommit import guess_free_pages_2014, vm_enough_memory
+from .overcommit import guess_free_pages_2014
 from .page_alloc import alloc_pages, free_pages
 
 if TYPE_CHECKING:
@@ -215,10 +215,3 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
         admin_reserve=m.overcommit.admin_reserve_pages,
         cap_sys_admin=task.capable("sys_admin"),
     )
-
-
-__all__ = [
-    "ShmemInode", "ShmemSb", "shmem_acct_blocks", "shmem_alloc_and_add_folio",
-    "shmem_file_read_iter", "shmem_free_range", "shmem_unacct_blocks", "guess_free_2014",
-    "vm_enough_memory",
-]
