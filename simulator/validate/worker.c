@@ -185,6 +185,15 @@ static int recv_msg(char *buf, size_t size, int *fd)
 	return (int)n;
 }
 
+/* A new fd this task created for a slot: replaces any old one and goes to the parent. */
+static void install_fd(int slot, int fd)
+{
+	if (fds[slot] >= 0)
+		close(fds[slot]);
+	fds[slot] = fd;
+	send_fd(slot, fd);
+}
+
 /*
  * The task's fd for a slot: its own, or the one another task created (asked of the parent,
  * which answers "F slot" with the fd, "S slot shmid" for a SysV segment, or "X slot"). -1 (the
@@ -484,20 +493,14 @@ static int run_op(struct op *o)
 		fd = memfd_create("oomsim", (unsigned)o->a[1] | MFD_CLOEXEC);
 		if (fd < 0)
 			return errno;
-		if (fds[o->a[0]] >= 0)
-			close(fds[o->a[0]]);
-		fds[o->a[0]] = fd;
-		send_fd((int)o->a[0], fd);
+		install_fd((int)o->a[0], fd);
 		return 0;
 	}
 	if (!strcmp(n, "open")) {
 		fd = open(o->path, O_CREAT | O_CLOEXEC | (o->a[1] ? O_RDONLY : O_RDWR), 0600);
 		if (fd < 0)
 			return errno;
-		if (fds[o->a[0]] >= 0)
-			close(fds[o->a[0]]);
-		fds[o->a[0]] = fd;
-		send_fd((int)o->a[0], fd);
+		install_fd((int)o->a[0], fd);
 		return 0;
 	}
 	if (!strcmp(n, "close")) {
