@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainSerializer,
     Tag,
     ValidationError,
     ValidationInfo,
@@ -26,7 +27,7 @@ from pydantic import (
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
-from .units import UnitError, parse_bytes, parse_seconds
+from .units import UnitError, parse_bytes, read_duration, read_size
 
 RESERVED_EXPECT_KEYS = ("memcg", "files")
 
@@ -61,10 +62,9 @@ def keypath(path: tuple[Any, ...]) -> str:
 # -- value types ------------------------------------------------------------------------------
 def _check_size(v: Any) -> Any:
     try:
-        parse_bytes(v, whole=100)
+        return read_size(v)
     except UnitError as e:
         raise ValueError(str(e)) from None
-    return v
 
 
 def _check_size_or_max(v: Any) -> Any:
@@ -75,15 +75,20 @@ def _check_size_or_max(v: Any) -> Any:
 
 def _check_duration(v: Any) -> Any:
     try:
-        parse_seconds(v)
+        return read_duration(v)
     except UnitError as e:
         raise ValueError(str(e)) from None
-    return v
 
 
-Size = Annotated[Union[int, str], AfterValidator(_check_size)]
-SizeOrMax = Annotated[Union[int, str], AfterValidator(_check_size_or_max)]
-Duration = Annotated[Union[int, float, str], AfterValidator(_check_duration)]
+def _as_written(v: Any) -> Any:
+    """Dumps give back the text as written (a plain str, not the parsed SizeText)."""
+    return str(v) if isinstance(v, str) else v
+
+
+_Written = PlainSerializer(_as_written)
+Size = Annotated[Union[int, str], AfterValidator(_check_size), _Written]
+SizeOrMax = Annotated[Union[int, str], AfterValidator(_check_size_or_max), _Written]
+Duration = Annotated[Union[int, float, str], AfterValidator(_check_duration), _Written]
 Range = Annotated[list[Size], Field(min_length=2, max_length=2)]
 Flag = Annotated[bool, BeforeValidator(lambda v: bool(v) if v in (0, 1) else v)]
 

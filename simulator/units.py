@@ -32,8 +32,51 @@ class UnitError(ValueError):
     """A size or duration that cannot be read; the message says what was expected."""
 
 
+class SizeText(str):
+    """A size as the scenario wrote it, read once at load: bytes, or a percentage of a whole
+    that is known only when the op runs. It is still the string (for dumps and messages)."""
+
+    nbytes: int | None
+    pct: float | None
+
+
+class DurationText(str):
+    """A duration as the scenario wrote it, with its seconds read once at load."""
+
+    seconds: float
+
+
+def read_size(value: object) -> object:
+    """A checked size, strings kept as `SizeText` so that ops do not parse them again."""
+    if not isinstance(value, str) or isinstance(value, SizeText):
+        parse_bytes(value, 100)
+        return value
+    m = _PCT_RE.match(value)
+    out = SizeText(value)
+    if m:
+        out.nbytes, out.pct = None, float(m.group(1))
+    else:
+        out.nbytes, out.pct = parse_bytes(value), None
+    return out
+
+
+def read_duration(value: object) -> object:
+    """A checked duration, strings kept as `DurationText` with their seconds."""
+    secs = parse_seconds(value)
+    if not isinstance(value, str) or isinstance(value, DurationText):
+        return value
+    out = DurationText(value)
+    out.seconds = secs
+    return out
+
+
 def parse_bytes(value: object, whole: int | None = None) -> int:
     """Bytes for `64MiB`, `1.5GiB`, `4096`, or `25%` of `whole` (when a whole is known)."""
+    if value.__class__ is SizeText:
+        if value.pct is None:  # type: ignore[attr-defined]
+            return value.nbytes  # type: ignore[attr-defined,no-any-return]
+        if whole is not None:
+            return int(value.pct * whole / 100)  # type: ignore[attr-defined]
     if isinstance(value, bool):
         raise UnitError(f"expected a size such as 64MiB, got {value!r}")
     if isinstance(value, int):
@@ -66,6 +109,8 @@ def parse_pages(value: object, page_size: int, whole_pages: int | None = None) -
 
 def parse_seconds(value: object) -> float:
     """Seconds for `60s`, `250ms`, `3us`, or a bare number of seconds."""
+    if value.__class__ is DurationText:
+        return value.seconds  # type: ignore[attr-defined,no-any-return]
     if isinstance(value, bool):
         raise UnitError(f"expected a duration such as 60s, got {value!r}")
     if isinstance(value, (int, float)):

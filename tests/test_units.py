@@ -1,6 +1,16 @@
 import pytest
 
-from simulator.units import UnitError, parse_bytes, parse_pages, parse_seconds
+from simulator.scenario import Scenario
+from simulator.units import (
+    DurationText,
+    SizeText,
+    UnitError,
+    parse_bytes,
+    parse_pages,
+    parse_seconds,
+    read_duration,
+    read_size,
+)
 
 
 class TestSizes:
@@ -36,3 +46,34 @@ class TestDurations:
         """A size is not a duration."""
         with pytest.raises(UnitError):
             parse_seconds("4KiB")
+
+
+class TestReadOnceAtLoad:
+    @pytest.mark.parametrize("text", ["4KiB", "64MiB", "1.5GiB", "4096", " 3 m "])
+    def test_a_size_read_at_load_gives_the_same_bytes(self, text):
+        """Ops get the bytes read at load, the same as parsing the text when they run."""
+        read = read_size(text)
+        assert isinstance(read, SizeText) and read == text
+        assert parse_bytes(read) == parse_bytes(text)
+
+    def test_a_percentage_is_taken_of_the_whole_when_the_op_runs(self):
+        """25% is kept as a fraction; the whole is known only later."""
+        read = read_size("25%")
+        assert parse_bytes(read, whole=400) == 100
+        with pytest.raises(UnitError):
+            parse_bytes(read)
+
+    def test_a_duration_read_at_load_gives_the_same_seconds(self):
+        """250ms read once is 0.25 s, and it still reads as the text it was."""
+        read = read_duration("250ms")
+        assert isinstance(read, DurationText) and read == "250ms"
+        assert parse_seconds(read) == 0.25
+
+    def test_scenario_dumps_give_back_the_text(self):
+        """A scenario's sizes dump as plain strings, as written."""
+        sc = Scenario.model_validate({"name": "x", "tasks": [
+            {"name": "t", "ops": [{"alloc_anon": {"size": "1MiB"}}, {"sleep": "5ms"}]}]})
+        size = sc.tasks[0].ops[0].alloc_anon.size
+        assert isinstance(size, SizeText) and parse_bytes(size) == 1 << 20
+        dumped = sc.model_dump()["tasks"][0]["ops"]
+        assert type(dumped[0]["alloc_anon"]["size"]) is str
