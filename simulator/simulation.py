@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from .engine import task_rng
+from .engine import frozen_heap, task_rng
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
 from .mm.memory import MM, PT_SHIFTS
@@ -126,7 +126,8 @@ class Run:
         duration = parse_seconds(self.sc.duration)
         panic = None
         try:
-            env.run(until=duration)
+            with frozen_heap():
+                env.run(until=duration)
         except KernelPanic as e:
             panic = str(e)
             self.m.log.emit("panic", detail=panic)
