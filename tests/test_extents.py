@@ -62,7 +62,19 @@ class TestExtentMap:
             assert len(m) == len(ref)
             probe = np.arange(0, 300)
             assert m.contains(probe).tolist() == [p in ref for p in range(300)]
-            assert m.count(37, 150) == len([p for p in ref if 37 <= p < 150])
+            for lo, hi in ((37, 150), (0, 300), (a, a + n), (a + 1, a + 2)):
+                assert m.count(lo, hi) == len([p for p in ref if lo <= p < hi])
+
+    def test_counting_over_many_runs_uses_the_same_rule(self):
+        """A range over hundreds of runs counts the same as a few at a time."""
+        m = ExtentMap()
+        for p in range(0, 3000, 3):
+            m.fill(p, p + 2, p % 5)
+        for lo, hi in ((0, 3000), (1, 2999), (100, 2500), (4, 5)):
+            want = sum(1 for p in range(lo, hi) if p % 3 != 2)
+            assert m.count(lo, hi) == want
+        m.remove(1000, 1500)
+        assert m.count(0, 3000) == 2000 - sum(1 for p in range(1000, 1500) if p % 3 != 2)
 
     @given(ops)
     def test_punching_frees_exactly_the_resident_pages(self, seq):

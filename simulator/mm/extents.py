@@ -22,6 +22,8 @@ import numpy as np
 
 # Above this many new runs, `add_pages` merges with numpy instead of one splice per run.
 _SPLICE_RUNS = 16
+# Up to this many runs in a range, `count` sums them rather than keep prefix sums current.
+_DIRECT_RUNS = 64
 
 
 class ExtentMap:
@@ -100,19 +102,32 @@ class ExtentMap:
         return np.where(run < 0, 0, out)
 
     def count(self, a: int, b: int) -> int:
-        """Pages present in `[a, b)`."""
+        """Pages present in `[a, b)`.
+
+        The runs inside are summed directly (two C-level sums over a slice) when there are few;
+        the prefix sums serve a range over many runs.
+        """
         s = self._s
         if b <= a or not s:
             return 0
         e = self._e
-        cum = self._cum if len(self._cum) > len(s) else self._prefix()
-        j = bisect_right(s, b) - 1
-        if j < 0:
+        lo = bisect_right(e, a)  # the first run ending after a
+        hi = bisect_left(s, b, lo)  # the first run starting at or after b
+        k = hi - lo
+        if k <= 0:
             return 0
-        below_b = cum[j] + min(b, e[j]) - s[j]
-        i = bisect_right(s, a, 0, j + 1) - 1
-        below_a = 0 if i < 0 else cum[i] + min(a, e[i]) - s[i]
-        return below_b - below_a
+        if k == 1:
+            return min(e[lo], b) - max(s[lo], a)
+        if k <= _DIRECT_RUNS:
+            total = sum(e[lo:hi]) - sum(s[lo:hi])
+        else:
+            cum = self._cum if len(self._cum) > len(s) else self._prefix()
+            total = cum[hi] - cum[lo]
+        if s[lo] < a:
+            total -= a - s[lo]
+        if e[hi - 1] > b:
+            total -= e[hi - 1] - b
+        return total
 
     def holes(self, a: int, b: int) -> int:
         """Pages absent in `[a, b)`."""
@@ -192,7 +207,20 @@ class ExtentMap:
         s, e, o = self._s, self._e, self._o
         # The runs that overlap or touch [a, b]: the only ones the new pages can merge with.
         lo = bisect_left(e, a)
-        hi = bisect_right(s, b)
+        hi = bisect_right(s, b, lo)
+        if hi == lo:  # nothing near: a run of its own
+            s.insert(lo, a)
+            e.insert(lo, b)
+            o.insert(lo, owner)
+            self._changed(b - a, lo)
+            return b - a
+        if hi == lo + 1 and o[lo] == owner:  # one neighbour of the same owner: widen it
+            rs, re_ = s[lo], e[lo]
+            added = (b - a) - max(0, min(re_, b) - max(rs, a))
+            if added:
+                s[lo], e[lo] = min(rs, a), max(re_, b)
+                self._changed(added, lo)
+            return added
         ns: list[int] = []
         ne: list[int] = []
         no: list[int] = []

@@ -106,8 +106,11 @@ class Machine:
 
     @property
     def totalram(self) -> int:
-        """`totalram_pages()`: managed pages over all nodes."""
-        return sum(n.managed for n in self.nodes)
+        """`totalram_pages()`: managed pages over all nodes (fixed once the nodes are built)."""
+        total = self.__dict__.get("_totalram")
+        if total is None:
+            total = self.__dict__["_totalram"] = sum(n.managed for n in self.nodes)
+        return total
 
     def totalreserve_pages(self) -> int:
         """`totalreserve_pages`: the high watermarks (no lowmem_reserve with one zone a node)."""

@@ -67,13 +67,19 @@ class MemCgroup:
     tasks: list[TaskStruct] = field(default_factory=list)
     waiters: list[Any] = field(default_factory=list)
 
-    def ancestors(self) -> list[MemCgroup]:
-        """This memcg and its parents up to the root, nearest first."""
-        out, c = [], self
-        while c is not None:
-            out.append(c)
-            c = c.parent
-        return out
+    def ancestors(self) -> tuple[MemCgroup, ...]:
+        """This memcg and its parents up to the root, nearest first.
+
+        Walked once: every charge and uncharge goes up this chain, and a memcg never moves.
+        """
+        chain = self.__dict__.get("_chain")
+        if chain is None:
+            out, c = [], self
+            while c is not None:
+                out.append(c)
+                c = c.parent
+            chain = self.__dict__["_chain"] = tuple(out)
+        return chain
 
     def is_root(self) -> bool:
         """The root memcg has no limit and is never charged against one."""
@@ -98,7 +104,7 @@ def mem_cgroup_margin(memcg: MemCgroup) -> int:
 
 def charge_margin(memcg: MemCgroup) -> int:
     """Pages chargeable to `memcg` before any ancestor's max is hit (the hierarchy's margin)."""
-    return min(mem_cgroup_margin(c) for c in memcg.ancestors())
+    return min([mem_cgroup_margin(c) for c in memcg.ancestors()])
 
 
 def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None:

@@ -106,8 +106,11 @@ def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
     """
     total = 0
     for n in nodes:
-        mark = alloc_oom_mark(n.min_wmark()) if oom_victim else n.min_wmark()
-        total += zone_margin(n, mark)
+        mark = n.watermark[WMARK_MIN]
+        if oom_victim:
+            mark = alloc_oom_mark(mark)
+        if n.free > mark:
+            total += n.free - mark
     return total
 
 
