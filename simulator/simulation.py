@@ -294,7 +294,7 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
     committed = parse_pages(fp.committed, ps)
     m.overcommit.vm_acct_memory(committed)
     mm.committed = committed
-    memcg.tasks.append(t)
+    memcg.tasks[t] = None
     m.tasks.append(t)
     return t
 

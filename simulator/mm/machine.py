@@ -253,10 +253,7 @@ class Machine:
             self.fd_put(task, fd)
         task.exited = True
         mm.mmf_oom_skip = True
-        try:
-            task.memcg.tasks.remove(task)  # one scan of a list that may hold thousands
-        except ValueError:
-            pass
+        task.memcg.tasks.pop(task, None)
         self.wake_oom_waiters()
 
     def vma_unlink_file(self, vma: VMA) -> None:

@@ -64,7 +64,7 @@ class MemCgroup:
             "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0
         }
     )
-    tasks: list[TaskStruct] = field(default_factory=list)
+    tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
 
     def ancestors(self) -> tuple[MemCgroup, ...]:
