@@ -7,9 +7,9 @@ handful of populated runs costs a few hundred bytes, and every query is a binary
 
 The runs are kept in three Python lists, so that the one-page operations of the fault path
 (`has`, a one-page `fill`) cost a `bisect` and a list splice rather than numpy calls on tiny
-arrays. Queries over many pages at once (`contains`, vectorised `covered`) use numpy arrays
-built from the lists on first use and kept until the next change; so are the prefix sums
-behind `count`.
+arrays. Queries over many pages at once (`contains`) use numpy arrays
+built from the lists on first use and kept until the next change. `count` sums the runs of a
+range directly when they are few and keeps prefix sums for ranges over many.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ExtentMap:
         self._o: list[int] = []
         self._n = 0
         self._cum: list[int] = [0]
-        self._arr: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._arr: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- queries -------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -47,21 +47,6 @@ class ExtentMap:
     def nr_extents(self) -> int:
         """How many runs the map holds (its memory cost)."""
         return len(self._s)
-
-    @property
-    def starts(self) -> np.ndarray:
-        """Run starts as an array."""
-        return self._arrays()[0]
-
-    @property
-    def ends(self) -> np.ndarray:
-        """Run ends as an array."""
-        return self._arrays()[1]
-
-    @property
-    def owners(self) -> np.ndarray:
-        """Run owner tags as an array."""
-        return np.asarray(self._o, dtype=np.int64)
 
     def _prefix(self) -> list[int]:
         """Pages in the runs before run i, for i in 0..nr_extents.
@@ -77,29 +62,11 @@ class ExtentMap:
             del cum[k + 1]  # `initial` repeated cum[k]
         return cum
 
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Starts, ends and prefix sums as numpy arrays (built after a change)."""
+    def _arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Starts and ends as numpy arrays (built after a change)."""
         if self._arr is None:
-            self._arr = (np.asarray(self._s, dtype=np.int64), np.asarray(self._e, dtype=np.int64),
-                         np.asarray(self._prefix(), dtype=np.int64))
+            self._arr = (np.asarray(self._s, dtype=np.int64), np.asarray(self._e, dtype=np.int64))
         return self._arr
-
-    def covered(self, x: int | np.ndarray) -> int | np.ndarray:
-        """Pages present below `x` (vectorised over an array of x)."""
-        if isinstance(x, (int, np.integer)):
-            x = int(x)
-            i = bisect_right(self._s, x) - 1
-            if i < 0:
-                return 0
-            return self._prefix()[i] + min(x, self._e[i]) - self._s[i]
-        xi = np.asarray(x, dtype=np.int64)
-        if not self._s:
-            return np.zeros(xi.shape, dtype=np.int64)
-        s, e, cum = self._arrays()
-        run = np.searchsorted(s, xi, side="right") - 1
-        ic = np.maximum(run, 0)
-        out = cum[ic] + np.minimum(xi, e[ic]) - s[ic]
-        return np.where(run < 0, 0, out)
 
     def count(self, a: int, b: int) -> int:
         """Pages present in `[a, b)`.
@@ -137,7 +104,7 @@ class ExtentMap:
         """Boolean mask: which of the page indices `idx` are present."""
         if not self._s:
             return np.zeros(np.shape(idx), dtype=bool)
-        s, e, _ = self._arrays()
+        s, e = self._arrays()
         i = np.searchsorted(s, idx, side="right") - 1
         return (i >= 0) & (idx < e[np.maximum(i, 0)])
 
