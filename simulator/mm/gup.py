@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .task import TaskStruct
 
 ARRAY_CHUNK = 1 << 18  # pages an array step looks at, at most
-ARRAY_FIRST_CHUNK = 1 << 10  # and at first (doubling while whole chunks fit)
+ARRAY_FIRST_CHUNK = 1 << 10  # and at first near a limit (doubling while whole chunks fit)
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,9 @@ def bulk_fault(
     if seq.arr is None and range_walkable(m, vma, write):
         return bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
     n_done = n_fault = 0
-    chunk_len = ARRAY_FIRST_CHUNK
+    # As many pages as the memory limits could take (each faulting page allocates at least
+    # one page, unless it maps a present folio); small first when a limit is near.
+    chunk_len = max(ARRAY_FIRST_CHUNK, min(ARRAY_CHUNK, caps.mem))
     while n_done < limit:
         chunk = seq.chunk(pos + n_done, min(chunk_len, limit - n_done))
         n, nf = bulk_fault_array(m, task, vma, chunk, write, caps)
