@@ -14,7 +14,7 @@ from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_co
 from .mm.memory import MM, PT_SHIFTS
 from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
-from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages, zonelist
+from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages
 from .mm.profiles import PROFILES, WhatIf
 from .mm.shmem import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
@@ -265,7 +265,7 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
     anon, kernel = parse_pages(fp.anon, ps), parse_pages(fp.kernel, ps)
     pts = max(len(PT_SHIFTS), parse_pages(fp.page_tables, ps))
     total = anon + kernel + pts
-    nodes = zonelist(m.nodes, t.node)
+    nodes = m.zonelist(t.node)
     if sum(max(0, n.free - n.min_wmark()) for n in nodes) < total:
         raise ScenarioError(f"the machine has no room for task {spec.name}'s footprint")
     page_counter_charge(memcg, total)

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from weakref import WeakKeyDictionary
 
 import numpy as np
 
 from .memcontrol import charge_margin
-from .page_alloc import Node, alloc_margin, zonelist
+from .page_alloc import alloc_margin
 from .shmem import guess_free_2014
 
 INF = 1 << 62
@@ -55,18 +53,6 @@ class Caps:
     def acct(self) -> int:
         """Pages that can be accounted (commit and mount blocks)."""
         return min(self.commit, self.blocks)
-
-
-_ZONELISTS: WeakKeyDictionary[Any, dict[int, list[Node]]] = WeakKeyDictionary()
-
-
-def zonelist_of(m: Any, nid: int) -> list[Node]:
-    """The zonelist of node `nid` (`zonelist()`, built once per machine: distances are fixed)."""
-    lists = _ZONELISTS.setdefault(m, {})
-    zl = lists.get(nid)
-    if zl is None:
-        zl = lists[nid] = zonelist(m.nodes, nid)
-    return zl
 
 
 def snapshot_caps(m, task, inode) -> Caps:  # type: ignore[no-untyped-def]

@@ -31,7 +31,6 @@ from .bulk import (
     new_regions,
     range_fits,
     snapshot_caps,
-    zonelist_of,
 )
 from .memcontrol import mod_memcg_state, page_counter_try_charge
 from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages, pt_missing
@@ -489,7 +488,7 @@ def charge_and_take_parts(m: Machine, task: TaskStruct, total: int) -> list[tupl
     over = page_counter_try_charge(task.memcg, total)
     if over is not None:
         raise AssertionError(f"bulk charge of {total} pages refused by {over.path}")
-    return take_pages(zonelist_of(m, task.node), total)
+    return take_pages(m.zonelist(task.node), total)
 
 
 def add_pgtables(m: Machine, task: TaskStruct, nid: int, n: int) -> None:

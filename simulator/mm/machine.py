@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .memcontrol import MemCgroup, mod_memcg_state, page_counter_uncharge
 from .overcommit import Overcommit, commit_margin, vm_commit_limit, vm_enough_memory
-from .page_alloc import Node, free_pages
+from .page_alloc import Node, free_pages, zonelist
 from .profiles import KernelProfile, WhatIf
 from .shmem import ShmemInode, ShmemSb, guess_free_2014, shmem_free_range
 
@@ -119,6 +119,14 @@ class Machine:
     def commit_limit(self) -> int:
         """CommitLimit in pages (`vm_commit_limit`)."""
         return vm_commit_limit(self.overcommit, self.totalram, self.total_swap, self.page_kb)
+
+    def zonelist(self, nid: int) -> list[Node]:
+        """Node `nid`'s zonelist (`build_zonelists()`), built once: distances never change."""
+        lists = self.__dict__.setdefault("_zonelists", {})
+        zl = lists.get(nid)
+        if zl is None:
+            zl = lists[nid] = zonelist(self.nodes, nid)
+        return zl
 
     # -- owner tags for file pages -------------------------------------------------------------
     def owner(self, memcg: MemCgroup, nid: int) -> int:

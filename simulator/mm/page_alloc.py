@@ -124,6 +124,10 @@ def take_pages(
     segments in allocation order, (nid, pages) each, so that the k-th page allocated can be
     placed exactly. The caller has checked `alloc_margin` first, so the request always fits.
     """
+    local = nodes[0]
+    if local.free - local.watermark[WMARK_LOW] >= nr_pages:  # the usual case: all from one node
+        local.free -= nr_pages
+        return [(local.nid, nr_pages)]
     segs: list[tuple[int, int]] = []
     left = nr_pages
     marks = [lambda n: n.low_wmark(), lambda n: n.min_wmark()]
@@ -157,7 +161,7 @@ def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]
     """
     from .oom_kill import OomControl, out_of_memory, wait_for_oom_progress
 
-    nodes = zonelist(m.nodes, task.node)
+    nodes = m.zonelist(task.node)
     while True:
         if alloc_margin(nodes) >= 1:
             return take_pages(nodes, 1)[0][0]
