@@ -139,6 +139,39 @@ def counted_run(run: Run) -> tuple[Any, int, float]:
     return result, n, time.perf_counter() - t0
 
 
+def simpy_alone(ntasks: int, events: int, reps: int = 3) -> float:
+    """SimPy's own events/s for the same number of processes and events, and nothing else.
+
+    Each process sleeps to a start time, then yields timeouts through three nested
+    generators, as a task does (run_task -> op -> faultin_range): the ceiling any model on
+    SimPy has on this machine, to read figure (d) against.
+    """
+    import simpy
+
+    per_task = max(1, events // ntasks - 1)
+
+    def inner(env: simpy.Environment) -> Any:
+        yield env.timeout(1e-3)
+
+    def op(env: simpy.Environment) -> Any:
+        yield from inner(env)
+
+    def task(env: simpy.Environment, start: float) -> Any:
+        yield env.timeout(start)
+        for _ in range(per_task):
+            yield from op(env)
+
+    rates = []
+    for _ in range(reps):
+        env = simpy.Environment()
+        for i in range(ntasks):
+            env.process(task(env, HOUR * i / ntasks))
+        t0 = time.perf_counter()
+        env.run()
+        rates.append(ntasks * (per_task + 2) / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
 def run(reps: int = 3, ntasks: int = 10_000) -> list[Figure]:
     """Measure (d); return its figures."""
     t0 = time.perf_counter()
@@ -160,11 +193,16 @@ def run(reps: int = 3, ntasks: int = 10_000) -> list[Figure]:
     for o in result.tasks.values():
         outcomes[o.outcome] = outcomes.get(o.outcome, 0) + 1
     summary = ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+    bare = simpy_alone(ntasks, events)
     return [
         Figure(f"(d) {ntasks:,} tasks, 8 nodes, 1 simulated hour: events/s", rate,
                "events/s", ">= 200,000", rate >= 200_000,
                f"{events:,} events in {wall:.2f} s; {len(result.oom_kills)} OOM kills; "
                f"{summary}"),
+        Figure("(d) SimPy alone, same processes and events: events/s", bare, "events/s", "",
+               None, "empty processes, three nested generators each: the ceiling on SimPy"),
+        Figure("(d) simulator / SimPy alone", rate / bare, "x", "", None,
+               "the share of SimPy's own rate left after the model's work"),
         Figure("(d) building the scenario: validate + Run()", t_parse + float(np.median(builds)),
                "s", "", None, f"validate {t_parse:.2f} s, build {np.median(builds):.2f} s"),
     ]
