@@ -81,11 +81,12 @@ class Run:
         self.fd_modes: dict[str, bool] = {}
         self.tmpfs: dict[str, ShmemInode] = {}
         self.fd_users = fd_users(sc)
-        for i, spec in enumerate(sc.tasks):
-            t = build_task(self.m, spec, pid=100 + i, rng=task_rng(self.seed, spec.name))
-            p = Proc(sim=self, m=self.m, task=t, spec=spec, rng=task_rng(self.seed, spec.name + "/ops"))
-            p.ops_done = self.env.event()
-            self.procs[spec.name] = p
+        with frozen_heap():
+            for i, spec in enumerate(sc.tasks):
+                t = build_task(self.m, spec, pid=100 + i, rng=task_rng(self.seed, spec.name))
+                p = Proc(sim=self, m=self.m, task=t, spec=spec)
+                p.ops_done = self.env.event()
+                self.procs[spec.name] = p
 
     # -- fds and files -------------------------------------------------------------------------
     def install_fd(self, fd: str, inode: ShmemInode, writable: bool) -> None:

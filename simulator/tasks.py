@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import simpy
 
+from .engine import task_rng
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
 from .scenario import StartAfter, TaskSpec, op_args, op_name
 from .units import parse_seconds
@@ -47,7 +49,6 @@ class Proc:
     m: Machine
     task: TaskStruct
     spec: TaskSpec
-    rng: np.random.Generator
     op_index: int | None = None
     op_name: str | None = None
     page: int | None = None
@@ -57,6 +58,11 @@ class Proc:
     wait_reason: str | None = None
     wait_since: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def rng(self) -> np.random.Generator:
+        """The task's stream for its ops' draws (random touch orders), made on first use."""
+        return task_rng(self.sim.seed, self.spec.name + "/ops")
 
     def finish(self, outcome: str, errno: str | None = None, page: int | None = None,
                reason: str | None = None) -> None:

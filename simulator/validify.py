@@ -8,6 +8,7 @@ mount, a range past the end of its map, a limit larger than the machine.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from .units import parse_bytes
@@ -49,19 +50,19 @@ def validify(sc: Scenario) -> None:
         if cg.memory_max != "max" and _bytes(cg.memory_max, ram) > ram:
             raise ScenarioError(f"memory.max {cg.memory_max} is larger than the machine's "
                                 f"{ram // 2**20} MiB", ("cgroups", path, "memory.max"))
-    mount_paths = [m.path for m in sc.mounts]
+    mount_paths = Counter(m.path for m in sc.mounts)
     for i, mnt in enumerate(sc.mounts):
         if not mnt.path.startswith("/"):
             raise ScenarioError("expected an absolute path", ("mounts", i, "path"))
-        if mount_paths.count(mnt.path) > 1:
+        if mount_paths[mnt.path] > 1:
             raise ScenarioError("mounted twice", ("mounts", i, "path"))
 
-    names = [t.name for t in sc.tasks]
+    names = Counter(t.name for t in sc.tasks)
     fd_sizes: dict[str, int] = {}
     created_fds: set[str] = set()
     created_maps: dict[str, tuple[str | None, int | None]] = {}
     for ti, t in enumerate(sc.tasks):
-        if names.count(t.name) > 1:
+        if names[t.name] > 1:
             raise ScenarioError("two tasks have this name", ("tasks", ti, "name"))
         if t.name in RESERVED_EXPECT_KEYS:
             raise ScenarioError(f"{t.name!r} is a reserved name", ("tasks", ti, "name"))
