@@ -121,14 +121,17 @@ class Run:
     # -- running -------------------------------------------------------------------------------
     def run(self) -> RunResult:
         """Run to the scenario's duration (or until nothing is left to happen)."""
+        with frozen_heap():
+            return self._run()
+
+    def _run(self) -> RunResult:
         env = self.env
         for p in self.procs.values():
             p.task.process = env.process(run_task(p))
         duration = parse_seconds(self.sc.duration)
         panic = None
         try:
-            with frozen_heap():
-                env.run(until=duration)
+            env.run(until=duration)
         except KernelPanic as e:
             panic = str(e)
             self.m.log.emit("panic", detail=panic)
