@@ -69,15 +69,31 @@ class TestShmemFault:
         app = r.counters["memcg"]["/app"]
         assert app["peak_shmem"] == 2048 and app["peak_anon"] == 2048 + 28
 
-    def test_kill_page_is_the_limit_less_footprint_and_page_tables(self, scenario):
-        """The reader dies at the page where usage would pass memory.max, nowhere else."""
+    def test_kill_page_is_the_limit_less_footprint_page_tables_and_xarray_nodes(self, scenario):
+        """The reader dies at the first page whose folio and xarray nodes would take usage past
+        memory.max: pages 0..p-1 cost p folios, their page tables, and one 576-byte node per
+        64 pages (and per 4,096 above that), charged by the page."""
         r = run(scenario, [MAP, "touch: {map: m, access: read}"], size="64MiB", limit="16MiB")
         o = r.tasks["reader"]
         kill = r.oom_kills[0]
         assert o.outcome == "oom_killed" and kill["victim"] == "reader"
         footprint = 28 + 4 + 12
         pts = kill["pgtables_pages"] - 12
-        assert o.page == 4096 - footprint - pts
+
+        def slab(p: int) -> int:  # slab pages for the nodes over entries 0..p-1
+            nodes = 0 if p <= 1 else -(-p // 64) + (-(-p // 4096) if p > 64 else 0)
+            return -(-nodes * 576 // 4096)
+
+        p = o.page
+        assert footprint + pts + p + slab(p) <= 4096 < footprint + pts + (p + 1) + slab(p + 1)
+
+    def test_kill_page_under_3_15_has_no_xarray_charge(self, scenario):
+        """3.15 did not charge the page cache's radix tree nodes: the limit less footprint and
+        page tables is the page."""
+        r = run(scenario, [MAP, "touch: {map: m, access: read}"], size="64MiB", limit="16MiB",
+                kernel="3.15")
+        o, kill = r.tasks["reader"], r.oom_kills[0]
+        assert o.page == 4096 - (28 + 4 + 12) - (kill["pgtables_pages"] - 12)
 
     def test_what_if_zero_page_costs_only_page_tables(self, scenario):
         """With zero_page_sealed_holes, a read fault on a sealed hole maps ZERO_PAGE."""

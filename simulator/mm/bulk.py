@@ -144,3 +144,21 @@ def range_fits(caps: Caps, alloc: int, data: int, last_data_alloc: int | None) -
     if caps.guess_2014 is not None and data and last_data_alloc is not None:
         return last_data_alloc <= caps.guess_2014 - 1
     return True
+
+
+def split_at(
+    t: int, n: int, costs: Callable[[int], tuple[int, int, int]], hint: int
+) -> tuple[int, int, int]:
+    """Where the first `t` allocations of a step end: (end page of the payloads among them,
+    payloads, slab pages). The pages whose allocations all lie within are found by a search;
+    the next page may have its first allocations in too, in order: page tables, payload, slab.
+    """
+    p = largest_fit(n, lambda x: sum(costs(x)) <= t, hint)
+    pt, pay, sl = costs(p)
+    r = t - (pt + pay + sl)
+    if r == 0 or p == n:
+        return p, pay, sl
+    pt1, pay1, _ = costs(p + 1)
+    r -= min(r, pt1 - pt)
+    take_pay = min(r, pay1 - pay)
+    return (p + 1 if take_pay else p), pay + take_pay, sl + (r - take_pay)

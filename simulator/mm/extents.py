@@ -108,6 +108,10 @@ class ExtentMap:
         i = np.searchsorted(s, idx, side="right") - 1
         return (i >= 0) & (idx < e[np.maximum(i, 0)])
 
+    def last(self) -> int:
+        """The highest page present, -1 when empty."""
+        return self._e[-1] - 1 if self._e else -1
+
     def has(self, page: int) -> bool:
         """Whether one page is present."""
         i = bisect_right(self._s, page) - 1

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,10 +30,13 @@ from .bulk import (
     new_regions,
     range_fits,
     snapshot_caps,
+    split_at,
 )
-from .memcontrol import mod_memcg_state, page_counter_try_charge
+from .memcontrol import mod_memcg_state, obj_stock_take, page_counter_try_charge
 from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages, pt_missing
 from .page_alloc import take_pages
+from .shmem import shmem_xa_insert, xa_charge_taken, xa_charges, xa_nodes_for, xa_stock_pages
+from .xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -142,8 +144,9 @@ def reference_fault(
 def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) -> bool:
     """Whether a fault at VMA page `idx` completes on the fast path: one page's needs, per rule.
 
-    The page-table pages missing at its address, the anonymous copy of a private write and the
-    page-cache folio of a hole, checked against every limit (bulk.Caps). A page past i_size is
+    The page-table pages missing at its address, the anonymous copy of a private write, the
+    page-cache folio of a hole and the slab page of its xarray nodes, checked against every
+    limit (bulk.Caps). A page past i_size is
     a SIGBUS, which is a slow path too.
     """
     if vma.pte_present(idx, write):
@@ -163,9 +166,11 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) ->
             data = int(not present and not vma.zero.has(idx))
         else:
             data = int(not present and not zero_mode(m, vma, write))
+    slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1)) if data else 0
     need = pt + anon + data
-    # The folio is the page's last allocation (after its page tables and its anonymous copy).
-    return range_fits(snapshot_caps(m, task, inode), need, data, need if data else None)
+    # The folio comes after the page's page tables and its anonymous copy; its xarray nodes'
+    # slab page, if the memcg's byte stock needs one, last.
+    return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None)
 
 
 def run_fast_path(m: Machine, gen: Generator[Any, Any, Any]) -> Any:
@@ -258,34 +263,40 @@ def bulk_fault_range(
     if inode is not None:
         limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))  # then SIGBUS
     zmode = zero_mode(m, vma, write)
+    memcg = task.memcg
+    # Each page's allocations, in the kernel's order: its page tables, its folio (or anonymous
+    # page), then the slab pages the xarray nodes for its entry cost the memcg's byte stock.
+    files = inode is not None and not zmode
 
     def payload(x: int) -> int:
         if inode is None:
             return x - vma.cow.count(a, a + x) if write else 0
         # Every hole is a new folio (a read over ZERO_PAGE PTEs is zero mode: no folio at all).
-        return 0 if zmode else inode.pages.holes(f0, f0 + x)
+        return inode.pages.holes(f0, f0 + x) if files else 0
+
+    def slab(x: int) -> int:
+        return xa_stock_pages(m, memcg, xa_nodes_for(m, inode, f0, f0 + x)) if files else 0
+
+    def costs(x: int) -> tuple[int, int, int]:
+        return new_regions(mm.pt, va0, x), payload(x), slab(x)
 
     def alloc(x: int) -> int:
-        return new_regions(mm.pt, va0, x) + payload(x)
+        return sum(costs(x))
 
-    def alloc_within(k: int, x: int) -> bool:
-        return alloc(x) <= k
-
-    def fits(x: int, pt: int | None = None, d: int | None = None) -> bool:
-        pt = new_regions(mm.pt, va0, x) if pt is None else pt
-        d = payload(x) if d is None else d
+    def fits(x: int, c: tuple[int, int, int] | None = None) -> bool:
+        pt, d, sl = costs(x) if c is None else c
         if inode is None:
             return range_fits(caps, pt + d, 0, None)
         last = None
         if caps.guess_2014 is not None and d:
             h = inode.pages.last_hole_before(f0, f0 + x)
             assert h is not None
-            last = alloc(h - f0 + 1)  # the last folio is its page's last allocation
-        return range_fits(caps, pt + d, d, last)
+            last = alloc(h - f0 + 1) - (slab(h - f0 + 1) - slab(h - f0))  # its folio
+        return range_fits(caps, pt + d + sl, d, last)
 
-    pt_all, pay_all = new_regions(mm.pt, va0, limit), payload(limit)
-    whole = max(1, pt_all + pay_all)
-    if fits(limit, pt_all, pay_all):
+    c_all = costs(limit)
+    whole = max(1, sum(c_all))
+    if fits(limit, c_all):
         n = limit
     else:
         # The costs grow about linearly: a proportional guess is a good start for the search.
@@ -296,20 +307,25 @@ def bulk_fault_range(
         already = (vma.mapped if vma.shared else vma.cow).count(a, a + n)
     else:
         already = vma.mapped.count(a, a + n) + vma.cow.count(a, a + n) + vma.zero.count(a, a + n)
-    # Where each node's pages start and end, worked out before anything changes.
+    # Where each node's allocations start and end, worked out before anything changes:
+    # (nid, first page, end page, payload pages, page-table pages, slab pages).
+    c_n = c_all if n == limit else costs(n)
+    segs = charge_and_take_parts(m, task, sum(c_n))
     parts = []
-    p0 = taken = pay0 = 0
-    segs = charge_and_take_parts(m, task, pt_all + pay_all if n == limit else alloc(n))
-    for i, (nid, c) in enumerate(segs):
-        taken += c
+    p0 = pay0 = sl0 = taken = 0
+    for i, (nid, cnt) in enumerate(segs):
+        taken += cnt
         if i == len(segs) - 1:
-            p1, pay1 = n, (pay_all if n == limit else payload(n))
+            p1, pay1, sl1 = n, c_n[1], c_n[2]
         else:
-            p1 = largest_fit(n, partial(alloc_within, taken), proportional(limit, whole, taken))
-            pay1 = payload(p1)
-        parts.append((nid, p0, p1, pay1 - pay0, c - (pay1 - pay0)))
-        p0, pay0 = p1, pay1
-    for nid, p0, p1, pay, pt in parts:
+            p1, pay1, sl1 = split_at(taken, n, costs, proportional(limit, whole, taken))
+        parts.append((nid, p0, p1, pay1 - pay0, cnt - (pay1 - pay0) - (sl1 - sl0), sl1 - sl0))
+        p0, pay0, sl0 = p1, pay1, sl1
+    if files and c_n[2]:
+        xa_charge_taken(m, memcg, [(nid, sl) for nid, *_, sl in parts])
+    if files and c_n[1]:
+        shmem_xa_insert(m, memcg, inode, f0, f0 + n)
+    for nid, p0, p1, pay, pt, _ in parts:
         add_pgtables(m, task, nid, pt)
         if not pay:
             continue
@@ -317,10 +333,10 @@ def bulk_fault_range(
             added = vma.cow.fill(a + p0, a + p1, nid)
             m.anon_stat(task, nid, added)
         else:
-            added = inode.pages.fill(f0 + p0, f0 + p1, m.owner(task.memcg, nid))
+            added = inode.pages.fill(f0 + p0, f0 + p1, m.owner(memcg, nid))
             account_data(m, task, inode, nid, added)
         assert added == pay, (added, pay)
-    if any(pt for *_, pt in parts):
+    if any(pt for *_, pt, _ in parts):
         for sh in PT_SHIFTS:
             mm.pt[sh].fill(va0 >> sh, ((va0 + n - 1) >> sh) + 1, 0)
     if inode is None:
@@ -405,7 +421,15 @@ def bulk_fault_array(
         new = first & ~mm.pt[s].contains(r)
         pt_masks[s] = new
         pt_need += new
-    per_page = pt_need + anon + data
+    # The slab pages the xarray nodes of each new folio cost the memcg's byte stock (last).
+    slab = np.zeros(L, dtype=np.int64)
+    dpos = np.flatnonzero(data)
+    if len(dpos) and xa_charges(m):
+        nodes = np.cumsum(xa_new_nodes_seq(inode.xa, inode.max_index(), fidx[dpos]))
+        short = nodes * XA_NODE_BYTES - task.memcg.obj_stock
+        slab_cum = np.maximum(0, -(-short // m.page_size))
+        slab[dpos] = np.diff(slab_cum, prepend=0)
+    per_page = pt_need + anon + data + slab
     alloc_cum = np.cumsum(per_page)
     data_cum = np.cumsum(data) if (inode is not None and not zmode) else np.zeros(L, np.int64)
     n = cumulative_fit(caps, alloc_cum, data_cum, data)
@@ -420,16 +444,25 @@ def bulk_fault_array(
         return seg_nodes[np.searchsorted(seg_ends, alloc_index, side="left")]
 
     ac = alloc_cum[:n]
-    d, an = data[:n], anon[:n]
-    data_nodes = node_of(ac[d]) if total else np.zeros(0, np.int64)
-    anon_nodes = node_of((ac - d)[an]) if total else np.zeros(0, np.int64)
+    d, an, sl = data[:n], anon[:n], slab[:n]
+    data_nodes = node_of((ac - sl)[d]) if total else np.zeros(0, np.int64)
+    anon_nodes = node_of((ac - sl - d)[an]) if total else np.zeros(0, np.int64)
     per_node = {nid: 0 for nid, _ in segs}
     for nid, c in segs:
         per_node[nid] += c
     for s in PT_SHIFTS:
         mm.pt[s].add_pages((va[:n] >> s)[pt_masks[s][:n]], 0)
+    if sl.any():
+        slab_nodes = node_of(ac[sl > 0])
+        parts = [(nid, int((slab_nodes == nid).sum())) for nid in np.unique(slab_nodes).tolist()]
+        xa_charge_taken(m, task.memcg, parts)
+        for nid, c in parts:
+            per_node[nid] -= c
     if inode is not None and d.any():
         fd = fidx[:n][d]
+        if xa_charges(m):
+            k = xa_insert_indices(inode.xa, inode.max_index(), fd, m.memcg_tag(task.memcg))
+            obj_stock_take(task.memcg, k * XA_NODE_BYTES, 0, m.page_size)
         for nid in np.unique(data_nodes).tolist():
             sel = fd[data_nodes == nid]
             inode.pages.add_pages(sel, m.owner(task.memcg, nid))

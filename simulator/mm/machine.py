@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .memcontrol import MemCgroup, mod_memcg_state, page_counter_uncharge
 from .overcommit import Overcommit, commit_margin, vm_commit_limit, vm_enough_memory
 from .page_alloc import Node, free_pages, zonelist
+from .xarray import XA_NODE_BYTES
 from .profiles import KernelProfile, WhatIf
 from .shmem import ShmemInode, ShmemSb, guess_free_2014, shmem_free_range
 
@@ -87,6 +88,7 @@ class Machine:
     files: dict[str, ShmemInode] = field(default_factory=dict)
     tasks: list[TaskStruct] = field(default_factory=list)
     owners: list[tuple[MemCgroup, int]] = field(default_factory=list)
+    tagged_memcgs: list[MemCgroup] = field(default_factory=list)
     oom_kills: list[dict[str, Any]] = field(default_factory=list)
     oom_waiters: list[Any] = field(default_factory=list)
     next_ino: int = 1
@@ -96,6 +98,7 @@ class Machine:
         if self.log is None:
             self.log = EventLog(self.env)
         self._owner_index: dict[tuple[int, int], int] = {}
+        self._memcg_tag_index: dict[int, int] = {}
         self.memcgs.setdefault(self.root.path, self.root)
 
     # -- sizes ---------------------------------------------------------------------------------
@@ -139,11 +142,26 @@ class Machine:
             self._owner_index[key] = tag
         return tag
 
+    def memcg_tag(self, memcg: MemCgroup) -> int:
+        """The small integer tagging kernel objects charged to `memcg` (its objcg)."""
+        tag = self._memcg_tag_index.get(id(memcg))
+        if tag is None:
+            tag = len(self.tagged_memcgs)
+            self.tagged_memcgs.append(memcg)
+            self._memcg_tag_index[id(memcg)] = tag
+        return tag
+
     # -- counters ------------------------------------------------------------------------------
     def shmem_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
         """Shmem pages added (n > 0) or freed: memcg `shmem` stat and the node's NR_SHMEM."""
         mod_memcg_state(memcg, "shmem", n)
         self.nodes[nid].stat["shmem"] += n
+
+    def slab_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
+        """Slab pages charged (n > 0) or uncharged for a memcg's objects on node nid."""
+        mod_memcg_state(memcg, "slab", n)
+        memcg.slab_nodes[nid] = memcg.slab_nodes.get(nid, 0) + n
+        self.nodes[nid].stat["slab"] += n
 
     def pgtable_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
         """Page-table pages added or freed (memcg `pagetables`, node NR_PAGETABLE)."""
@@ -292,6 +310,24 @@ class Machine:
         self.log.emit("shmem_evict_inode", pages=freed, detail=inode.name)
 
     # -- invariants ----------------------------------------------------------------------------
+    def check_xa_charges(self) -> None:
+        """Every memcg's slab pages hold exactly its xarray nodes' bytes and its byte stock."""
+        nodes: dict[int, int] = {}
+        seen: set[int] = set()
+        for inode in self.files.values():
+            if id(inode) in seen:
+                continue
+            seen.add(id(inode))
+            for tag, n in inode.xa.charged(inode.max_index()).items():
+                nodes[tag] = nodes.get(tag, 0) + n
+        for c in self.memcgs.values():
+            held = nodes.get(self._memcg_tag_index.get(id(c), -1), 0) * XA_NODE_BYTES
+            if c.obj_stock < 0 or c.stat["slab"] * self.page_size != held + c.obj_stock:
+                raise AssertionError(
+                    f"memcg {c.path}: {c.stat['slab']} slab pages != {held} bytes of xarray "
+                    f"nodes + {c.obj_stock} bytes of stock"
+                )
+
     def check_invariants(self) -> None:
         """Fail loudly: pages conserved per node, counters never negative or over limits."""
         per_node_used = [0] * len(self.nodes)
@@ -305,6 +341,9 @@ class Machine:
                 _, nid = self.owners[tag]
                 per_node_used[nid] += n
                 file_used[id(self.owners[tag][0])] = file_used.get(id(self.owners[tag][0]), 0) + n
+        for c in self.memcgs.values():
+            for nid, n in c.slab_nodes.items():
+                per_node_used[nid] += n
         for n in self.nodes:
             if n.free + per_node_used[n.nid] != n.managed:
                 raise AssertionError(
@@ -316,12 +355,13 @@ class Machine:
                 raise AssertionError(f"memcg {c.path}: negative usage")
             if not c.is_root() and c.usage > c.max:
                 raise AssertionError(f"memcg {c.path}: usage {c.usage} over max {c.max}")
-            local = sum(c.stat[k] for k in ("anon", "shmem", "kernel", "pagetables"))
+            local = sum(c.stat[k] for k in ("anon", "shmem", "kernel", "pagetables", "slab"))
             below = sum(ch.usage for ch in c.children)
             if c.usage != local + below:
                 raise AssertionError(
                     f"memcg {c.path}: usage {c.usage} != own pages {local} + children {below}"
                 )
+        self.check_xa_charges()
         if self.overcommit.committed_as < 0:
             raise AssertionError("Committed_AS negative")
         for sb in [self.internal_mount, *self.mounts.values()]:

@@ -52,7 +52,7 @@ class MemCgroup:
     watermark: int = 0
     stat: dict[str, int] = field(
         default_factory=lambda: {
-            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0
+            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "slab": 0
         }
     )
     events: dict[str, int] = field(
@@ -61,9 +61,11 @@ class MemCgroup:
     )
     peak: dict[str, int] = field(
         default_factory=lambda: {
-            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0
+            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "slab": 0
         }
     )
+    obj_stock: int = 0
+    slab_nodes: dict[int, int] = field(default_factory=dict)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
 
@@ -147,6 +149,30 @@ def mod_memcg_state(memcg: MemCgroup, item: str, nr: int) -> None:
         memcg.peak[item] = memcg.stat[item]
     if memcg.stat[item] < 0:
         raise AssertionError(f"memcg {memcg.path} stat {item} went negative")
+
+
+def obj_stock_pages(memcg: MemCgroup, nbytes: int, page_size: int) -> int:
+    """Pages `obj_cgroup_charge()` charges for `nbytes` of slab objects: none while the memcg's
+    byte stock covers them, else enough whole pages (whose rest goes to the stock)."""
+    short = nbytes - memcg.obj_stock
+    return 0 if short <= 0 else -(-short // page_size)
+
+
+def obj_stock_take(memcg: MemCgroup, nbytes: int, pages: int, page_size: int) -> None:
+    """After `obj_stock_pages` pages were charged: the objects' bytes come out of the stock."""
+    memcg.obj_stock += pages * page_size - nbytes
+    assert memcg.obj_stock >= 0, memcg.obj_stock
+
+
+def obj_stock_refill(memcg: MemCgroup, nbytes: int, page_size: int) -> int:
+    """Models `obj_cgroup_uncharge()` -> `refill_obj_stock()`: freed objects' bytes go back to
+    the stock, and whole pages beyond one page's worth are uncharged; returns how many."""
+    memcg.obj_stock += nbytes
+    if memcg.obj_stock <= page_size:
+        return 0
+    pages = memcg.obj_stock // page_size
+    memcg.obj_stock -= pages * page_size
+    return pages
 
 
 def memcg_stat_recursive(memcg: MemCgroup, item: str) -> int:

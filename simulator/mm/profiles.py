@@ -27,6 +27,9 @@ class KernelProfile:
         pagefault_oom_global: [2014] `pagefault_out_of_memory` invoked the global OOM killer when
             no memcg OOM was pending; 6.18 only returns and lets the task refault.
         madv_populate: MADV_POPULATE_READ/WRITE exist (5.14+); otherwise madvise says EINVAL.
+        xarray_kmem_charge: the page cache's xarray nodes are charged to the inserting task's
+            memcg (XA_FLAGS_ACCOUNT; radix tree nodes have been charged since Linux 4.6,
+            "radix-tree: account radix_tree_node to memory cgroup"); 3.15 did not.
     """
 
     name: str
@@ -35,6 +38,7 @@ class KernelProfile:
     memcg_oom_user_fault_only: bool
     pagefault_oom_global: bool
     madv_populate: bool
+    xarray_kmem_charge: bool
 
 
 PROFILES: dict[str, KernelProfile] = {
@@ -45,6 +49,7 @@ PROFILES: dict[str, KernelProfile] = {
         memcg_oom_user_fault_only=False,
         pagefault_oom_global=False,
         madv_populate=True,
+        xarray_kmem_charge=True,
     ),
     "3.15": KernelProfile(
         name="3.15",
@@ -53,6 +58,7 @@ PROFILES: dict[str, KernelProfile] = {
         memcg_oom_user_fault_only=True,
         pagefault_oom_global=True,
         madv_populate=False,
+        xarray_kmem_charge=False,
     ),
 }
 

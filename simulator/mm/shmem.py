@@ -5,8 +5,14 @@ Models mm/shmem.c (v6.18): `shmem_get_folio_gfp` (SGP_READ/SGP_CACHE/SGP_WRITE/S
 `shmem_file_read_iter`, `shmem_fallocate`, `shmem_setattr` (truncate), `shmem_undo_range`
 (punch), `shmem_evict_inode`; and the [2014] order of v3.15 `shmem_getpage_gfp`.
 
+The page cache's xarray nodes (simulator/mm/xarray.py) are charged to the memcg of the task
+that inserts a page (`shmem_add_to_page_cache`), through the memcg's byte stock for slab
+objects (`obj_cgroup_charge`), and uncharged when truncation frees them.
+
 Simplifications:
-    Order-0 folios only (shmem THP defaults to never); no xarray-node kmem charge; no inode
+    Order-0 folios only (shmem THP defaults to never); one slab byte stock per memcg (the
+    kernel keeps one per CPU, drained when another memcg uses that CPU), and a slab page taken
+    from the allocator for each page the stock is charged (slabs are shared, not per memcg); no inode
     (nr_inodes) limit or quota; page contents are not modelled, so a fallocated page and a
     written page differ only in being uptodate, which nothing here reads.
 """
@@ -18,9 +24,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
-from .memcontrol import page_counter_uncharge, try_charge_memcg
+from .memcontrol import (
+    obj_stock_pages,
+    obj_stock_refill,
+    obj_stock_take,
+    page_counter_uncharge,
+    try_charge_memcg,
+)
 from .overcommit import guess_free_pages_2014
 from .page_alloc import alloc_pages, free_pages
+from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -57,6 +70,7 @@ class ShmemInode:
     Attributes:
         size: i_size in bytes.
         pages: the folios present (page index -> owner tag; see `Machine.owner`).
+        xa: the page cache xarray's nodes, and the memcg each was charged to.
         noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
             tmpfs files); otherwise the whole size was accounted at creation.
         linked: a tmpfs file has a name and outlives its fds; a memfd is unlinked and is
@@ -70,6 +84,7 @@ class ShmemInode:
     sb: ShmemSb
     size: int = 0
     pages: ExtentMap = field(default_factory=ExtentMap)
+    xa: XaShape = field(default_factory=XaShape)
     seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
     noreserve: bool = True
     linked: bool = False
@@ -81,6 +96,14 @@ class ShmemInode:
     def size_pages(self, page_size: int) -> int:
         """Pages below i_size (a partial last page counts)."""
         return -(-self.size // page_size)
+
+    def max_index(self) -> int:
+        """The highest index holding an entry, -1 for none."""
+        return self.pages.last()
+
+    def entries(self, a: int, b: int) -> int:
+        """Entries (folios) in `[a, b)`."""
+        return self.pages.count(a, b)
 
     def write_sealed(self) -> bool:
         """F_SEAL_WRITE or F_SEAL_FUTURE_WRITE is set."""
@@ -131,9 +154,10 @@ def shmem_alloc_and_add_folio(
 ) -> Generator[Any, Any, str | None]:
     """Models `shmem_alloc_and_add_folio()` for one order-0 page at a hole.
 
-    v6.18 order: allocate (may global-OOM) -> charge the task's memcg (may memcg-OOM) ->
-    account (commit, max_blocks: -ENOSPC). [2014] v3.15 `shmem_getpage_gfp` accounted first.
-    Returns None when the page was added, else the errno name.
+    v6.18 order: allocate (may global-OOM) -> charge the task's memcg (may memcg-OOM) -> add
+    to the page cache (`shmem_add_to_page_cache`: xarray nodes, charged to the same memcg, may
+    OOM too) -> account (commit, max_blocks: -ENOSPC). [2014] v3.15 `shmem_getpage_gfp`
+    accounted first. Returns None when the page was added, else the errno name.
     """
     acct_first = m.profile.shmem_acct_before_alloc
     if acct_first:
@@ -146,27 +170,117 @@ def shmem_alloc_and_add_folio(
             shmem_unacct_blocks(m, inode, 1)
         return ENOMEM
     err = yield from try_charge_memcg(m, task, task.memcg, 1, ctx)
+    if not err and not (yield from xa_charge_stock(m, task, inode, index, ctx)):
+        page_counter_uncharge(m, task.memcg, 1)
+        err = ENOMEM
     if err:
         free_pages(m, nid, 1)
         if acct_first:
             shmem_unacct_blocks(m, inode, 1)
         return err
-    if not acct_first:
-        err = shmem_acct_blocks(m, task, inode, 1)
-        if err:
-            page_counter_uncharge(m, task.memcg, 1)
-            free_pages(m, nid, 1)
-            return err
     if inode.evicted or inode.pages.has(index):
         # We slept in reclaim/OOM, and meanwhile the file was evicted (drop the page: EINVAL)
         # or another task added this folio (`shmem_add_to_page_cache` fails with -EEXIST: drop
         # ours; the caller's retry in `shmem_get_folio_gfp` finds theirs).
-        shmem_unacct_blocks(m, inode, 1)
+        if acct_first:
+            shmem_unacct_blocks(m, inode, 1)
         page_counter_uncharge(m, task.memcg, 1)
         free_pages(m, nid, 1)
+        xa_trim_stock(m, task.memcg)
         return EINVAL if inode.evicted else None
+    shmem_xa_insert(m, task.memcg, inode, index, index + 1)
+    if not acct_first:
+        err = shmem_acct_blocks(m, task, inode, 1)
+        if err:
+            # `filemap_remove_folio`: the entry goes, and the nodes it needed with it.
+            shmem_xa_erase(m, inode, index, index + 1, max(index, inode.max_index()))
+            page_counter_uncharge(m, task.memcg, 1)
+            free_pages(m, nid, 1)
+            return err
     shmem_add_pages(m, inode, task.memcg, nid, index, index + 1)
     return None
+
+
+def xa_charges(m: Machine) -> bool:
+    """Whether the kernel profile charges the page cache's xarray nodes (6.18 does)."""
+    return m.profile.xarray_kmem_charge
+
+
+def xa_nodes_for(m: Machine, inode: ShmemInode | None, a: int, b: int) -> int:
+    """The xarray nodes entries at every index of `[a, b)` would add now (0 when the kernel
+    profile does not charge them)."""
+    if inode is None or not m.profile.xarray_kmem_charge:
+        return 0
+    return xa_new_nodes(inode.xa, inode.max_index(), a, b)
+
+
+def xa_charge_stock(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+) -> Generator[Any, Any, bool]:
+    """Models the `obj_cgroup_charge()` of the xarray nodes `xas_nomem` allocates for an entry
+    at `index`: while the task's memcg's byte stock does not cover them, allocate a slab page
+    and charge it (either may OOM). False when that failed (-ENOMEM)."""
+    memcg = task.memcg
+    while True:
+        nbytes = xa_nodes_for(m, inode, index, index + 1) * XA_NODE_BYTES
+        if obj_stock_pages(memcg, nbytes, m.page_size) == 0:
+            return True
+        nid = yield from alloc_pages(m, task)
+        if nid is None:
+            return False
+        err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
+        if err:
+            free_pages(m, nid, 1)
+            return False
+        memcg.obj_stock += m.page_size
+        m.slab_stat(memcg, nid, 1)
+
+
+def xa_stock_pages(m: Machine, memcg: Any, nodes: int) -> int:
+    """Slab pages the memcg is charged for `nodes` new nodes, given its byte stock now."""
+    return obj_stock_pages(memcg, nodes * XA_NODE_BYTES, m.page_size) if nodes else 0
+
+
+def xa_charge_taken(m: Machine, memcg: Any, parts: list[tuple[int, int]]) -> None:
+    """Book slab pages a bulk step took and charged (`(nid, pages)` each) into the stock."""
+    for nid, n in parts:
+        if n:
+            memcg.obj_stock += n * m.page_size
+            m.slab_stat(memcg, nid, n)
+
+
+def shmem_xa_insert(m: Machine, memcg: Any, inode: ShmemInode, a: int, b: int) -> None:
+    """Entries are going in at every index of `[a, b)`: create the nodes they need, their
+    bytes taken from `memcg`'s stock (charged beforehand)."""
+    if not m.profile.xarray_kmem_charge:
+        return
+    k = xa_insert(inode.xa, inode.max_index(), a, b, m.memcg_tag(memcg))
+    obj_stock_take(memcg, k * XA_NODE_BYTES, 0, m.page_size)
+
+
+def shmem_xa_erase(m: Machine, inode: ShmemInode, a: int, b: int, max_before: int) -> None:
+    """The entries of `[a, b)` are gone: free the nodes left empty (`xas_delete_node`,
+    `xas_shrink`) and give their bytes back to the memcgs charged for them."""
+    if not m.profile.xarray_kmem_charge:
+        return
+    freed = xa_erase(inode.xa, a, b, max_before, inode.max_index(), inode.entries)
+    for tag, n in freed.items():
+        memcg = m.tagged_memcgs[tag]
+        memcg.obj_stock += n * XA_NODE_BYTES
+        xa_trim_stock(m, memcg)
+
+
+def xa_trim_stock(m: Machine, memcg: Any) -> None:
+    """`refill_obj_stock()`'s uncharge: whole pages beyond one page's worth of bytes go."""
+    pages = obj_stock_refill(memcg, 0, m.page_size)
+    for nid in sorted(memcg.slab_nodes):
+        take = min(pages, memcg.slab_nodes[nid])
+        if take:
+            m.slab_stat(memcg, nid, -take)
+            page_counter_uncharge(m, memcg, take)
+            free_pages(m, nid, take)
+            pages -= take
+    assert pages == 0
 
 
 def shmem_add_pages(m: Machine, inode: ShmemInode, memcg: Any, nid: int, a: int, b: int) -> int:
@@ -178,7 +292,9 @@ def shmem_add_pages(m: Machine, inode: ShmemInode, memcg: Any, nid: int, a: int,
 
 def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
     """Free the folios in `[a, b)`: uncharge each owner memcg, give back blocks and commit."""
+    max_before = inode.max_index()
     removed = inode.pages.remove(a, b)
+    shmem_xa_erase(m, inode, a, b, max_before)
     total = 0
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]

@@ -14,11 +14,20 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .bulk import largest_fit, range_fits, snapshot_caps
+from .bulk import largest_fit, range_fits, snapshot_caps, split_at
 from .extents import ExtentMap
 from .gup import account_data, charge_and_take_parts, run_fast_path, slice_pages
 from .memcontrol import CTX_SYSCALL
-from .shmem import ENOSPC, ShmemInode, shmem_alloc_and_add_folio, shmem_free_range
+from .shmem import (
+    ENOSPC,
+    ShmemInode,
+    shmem_alloc_and_add_folio,
+    shmem_free_range,
+    shmem_xa_insert,
+    xa_charge_taken,
+    xa_nodes_for,
+    xa_stock_pages,
+)
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -40,34 +49,46 @@ class FillResult:
 
 def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int,
               filled: list[tuple[int, int]]) -> int:
-    """Fill the holes of `[a, a + limit)` that fit every limit now; returns pages covered."""
+    """Fill the holes of `[a, a + limit)` that fit every limit now; returns pages covered.
+
+    Each hole costs its folio, then the slab page its xarray nodes may cost the memcg's byte
+    stock; where the allocator moves to the next node is found as for faults (`split_at`).
+    """
     caps = snapshot_caps(m, task, inode)
+    memcg = task.memcg
+
+    def costs(x: int) -> tuple[int, int, int]:
+        d = inode.pages.holes(a, a + x)
+        return 0, d, xa_stock_pages(m, memcg, xa_nodes_for(m, inode, a, a + x)) if d else 0
 
     def fits(x: int) -> bool:
-        d = inode.pages.holes(a, a + x)
+        _, d, sl = costs(x)
         last = None
         if caps.guess_2014 is not None and d:
             h = inode.pages.last_hole_before(a, a + x)
             assert h is not None
             last = inode.pages.holes(a, h + 1)
-        return range_fits(caps, d, d, last)
+        return range_fits(caps, d + sl, d, last)
 
     n = largest_fit(limit, fits)
-    runs = inode.pages.hole_runs(a, a + n)
-    d = sum(e - s for s, e in runs)
-    if d:
-        for nid, c in charge_and_take_parts(m, task, d):
-            # Fill the holes in order, `c` pages from node `nid`.
-            while c:
-                s, e = runs[0]
-                take = min(c, e - s)
-                inode.pages.fill(s, s + take, m.owner(task.memcg, nid))
-                account_data(m, task, inode, nid, take)
-                filled.append((s, s + take))
-                runs[0] = (s + take, e)
-                if runs[0][0] == e:
-                    runs.pop(0)
-                c -= take
+    _, d, sl = costs(n)
+    if not d:
+        return n
+    parts = []
+    p0 = sl0 = taken = 0
+    segs = charge_and_take_parts(m, task, d + sl)
+    for i, (nid, cnt) in enumerate(segs):
+        taken += cnt
+        p1, _, sl1 = (n, d, sl) if i == len(segs) - 1 else split_at(taken, n, costs, n // 2)
+        parts.append((nid, p0, p1, sl1 - sl0))
+        p0, sl0 = p1, sl1
+    xa_charge_taken(m, memcg, [(nid, s) for nid, _, _, s in parts])
+    shmem_xa_insert(m, memcg, inode, a, a + n)
+    for nid, p0, p1, _ in parts:
+        for s, e in inode.pages.hole_runs(a + p0, a + p1):
+            inode.pages.fill(s, e, m.owner(memcg, nid))
+            account_data(m, task, inode, nid, e - s)
+            filled.append((s, e))
     return n
 
 
@@ -77,7 +98,8 @@ def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
     slow path (1), else 0. A page already present is skipped (1)."""
     if inode.pages.has(index):
         return 1
-    if not range_fits(snapshot_caps(m, task, inode), 1, 1, 1):
+    slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1))
+    if not range_fits(snapshot_caps(m, task, inode), 1 + slab, 1, 1):
         return 0
     err = run_fast_path(m, shmem_alloc_and_add_folio(m, task, inode, index, CTX_SYSCALL))
     assert err is None, err

@@ -1,0 +1,183 @@
+"""The page cache's xarray nodes: how many a file's entries need, and who was charged for them.
+
+Models the shape of `mapping->i_pages` (lib/xarray.c, v6.18): a tree of `struct xa_node`s of
+64 slots (XA_CHUNK_SHIFT 6), 576 bytes each from the `radix_tree_node` slab. The page cache's
+xarray has XA_FLAGS_ACCOUNT (`address_space_init_once`), so `xas_alloc`/`xas_nomem` allocate
+nodes with __GFP_ACCOUNT: each node is charged, by the byte, to the memcg of the task that
+inserts the entry needing it (the faulting, writing or fallocating task), and stays charged
+to that memcg until the node is freed, whoever later uses the file.
+
+The tree's shape follows from the indices holding an entry (a folio, or a swap entry), S:
+its height h is the least with max(S) < 64^h (a lone entry at index 0 lives in the head, no
+node), and level l < h (level 0 holding the entries) has one node per 64^(l+1)-aligned block
+of indices that holds an entry of S. `xas_expand` adds levels on top as max(S) grows, and
+`xas_shrink`/`xas_delete_node` free nodes as entries go.
+
+Kept per file: for each level, the blocks holding an entry, as an ExtentMap whose owner tag
+says which memcg was charged for the node (`Machine.memcg_tag`). A block is kept whether or
+not its level is below the height, so that a growing height finds the nodes it must create.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .extents import ExtentMap
+
+XA_CHUNK_SHIFT = 6
+XA_NODE_BYTES = 576  # sizeof(struct xa_node) on 64-bit
+XA_LEVELS = 6  # enough for 64^6 = 2^36 pages (256 TiB of 4 KiB pages)
+
+
+def xa_height(max_index: int) -> int:
+    """Levels of nodes an xarray whose highest entry is `max_index` has (-1: empty, 0 nodes)."""
+    h = 0
+    while max_index >= 1 << (XA_CHUNK_SHIFT * h):
+        h += 1
+    return h
+
+
+def level_shift(level: int) -> int:
+    """Index bits a node at `level` covers (level 0 holds the entries: 64 indices)."""
+    return XA_CHUNK_SHIFT * (level + 1)
+
+
+@dataclass(eq=False)
+class XaShape:
+    """The xa_nodes of one file's page cache: per level, the blocks holding an entry."""
+
+    levels: list[ExtentMap] = field(
+        default_factory=lambda: [ExtentMap() for _ in range(XA_LEVELS)])
+
+    def nodes(self, max_index: int) -> int:
+        """Nodes the tree has when its highest entry is `max_index`."""
+        return sum(len(self.levels[lv]) for lv in range(xa_height(max_index)))
+
+    def charged(self, max_index: int) -> Counter[int]:
+        """The tree's nodes per memcg tag charged for them."""
+        out: Counter[int] = Counter()
+        for lv in range(xa_height(max_index)):
+            out += self.levels[lv].by_owner()
+        return out
+
+
+def xa_new_nodes(xa: XaShape, max_index: int, a: int, b: int) -> int:
+    """Nodes that entries at every index of `[a, b)` would add to a tree whose highest entry is
+    `max_index` (-1 when empty): the empty blocks they occupy on every level below the new
+    height, and, for each level the height grows by, the node over the old entries.
+    Monotone in b, which the bulk engine's search relies on."""
+    if b <= a:
+        return 0
+    last = b - 1
+    h0 = xa_height(max_index)
+    h1 = xa_height(max(max_index, last))
+    new = 0
+    for lv in range(h1):
+        s = level_shift(lv)
+        r0, r1 = a >> s, (last >> s) + 1
+        new += (r1 - r0) - xa.levels[lv].count(r0, r1)
+    if max_index >= 0 and h1 > h0:
+        new += h1 - h0
+    return new
+
+
+def xa_insert(xa: XaShape, max_index: int, a: int, b: int, tag: int) -> int:
+    """Record entries at every index of `[a, b)` (new nodes charged to memcg `tag`); returns
+    the nodes created. `max_index` is the highest entry before."""
+    if b <= a:
+        return 0
+    new = xa_new_nodes(xa, max_index, a, b)
+    h0, h1 = xa_height(max_index), xa_height(max(max_index, b - 1))
+    for lv in range(XA_LEVELS):
+        s = level_shift(lv)
+        if h0 <= lv < h1 and max_index >= 0:
+            # The node over the old entries is made now, by this task (`xas_expand`).
+            xa.levels[lv].remove(0, 1)
+        xa.levels[lv].fill(a >> s, ((b - 1) >> s) + 1, tag)
+    if max_index >= 0:
+        for lv in range(h0, h1):
+            xa.levels[lv].fill(0, 1, tag)
+    return new
+
+
+def xa_erase(
+    xa: XaShape, a: int, b: int, max_before: int, max_after: int,
+    entries: Callable[[int, int], int],
+) -> Counter[int]:
+    """Forget the entries of `[a, b)` (all gone now; `entries(lo, hi)` counts those left):
+    returns the nodes freed, per memcg tag charged for them.
+
+    A block empties when no entry is left in it; levels at or above the new height are freed
+    too (`xas_shrink`), though their blocks stay recorded for a later growth.
+    """
+    freed: Counter[int] = Counter()
+    if b <= a:
+        return freed
+    h0, h1 = xa_height(max_before), xa_height(max_after)
+    for lv in range(XA_LEVELS):
+        s = level_shift(lv)
+        lvl = xa.levels[lv]
+        r0, r1 = a >> s, ((b - 1) >> s) + 1
+        # Blocks wholly inside [a, b) are empty now; the two edge blocks only if nothing is left.
+        in0, in1 = (a + (1 << s) - 1) >> s, b >> s
+        gone: Counter[int] = Counter()
+        if in1 > in0:
+            gone += lvl.remove(in0, in1)
+        for r in {r0, r1 - 1}:
+            if not (in0 <= r < in1) and lvl.has(r) and not entries(r << s, (r + 1) << s):
+                gone += lvl.remove(r, r + 1)
+        if lv < h0:  # they were nodes
+            freed += gone
+    for lv in range(h1, h0):
+        # Levels the tree no longer has: their remaining nodes (the block over what is left).
+        for _, _, tag in xa.levels[lv].runs(0, 1 << 62):
+            freed[tag] += 1
+    return freed
+
+
+def xa_new_nodes_seq(xa: XaShape, max_index: int, idx: np.ndarray) -> np.ndarray:
+    """Nodes each entry adds when entries go in at `idx` one after another (in that order,
+    none present yet): the vectorised `xa_new_nodes` of an explicit page sequence.
+
+    A block's node is made by the first entry in it, or, on a level the tree does not have
+    yet, by the entry that grows the tree to that height; so is the node over the old entries.
+    """
+    n = len(idx)
+    out = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return out
+    tops = np.maximum.accumulate(np.maximum(idx, max_index))
+    height = np.zeros(n, dtype=np.int64)
+    for lv in range(XA_LEVELS + 1):
+        height += tops >= (1 << (XA_CHUNK_SHIFT * lv))
+    for lv in range(XA_LEVELS):
+        grown = np.flatnonzero(height > lv)
+        if len(grown) == 0:
+            break
+        t = int(grown[0])  # the entry from which the tree has this level
+        blocks = idx >> level_shift(lv)
+        uniq, first = np.unique(blocks, return_index=True)
+        new = ~xa.levels[lv].contains(uniq)
+        np.add.at(out, np.maximum(first[new], t), 1)
+        if max_index >= 0 and xa_height(max_index) <= lv:
+            out[t] += 1  # the node over the old entries
+    return out
+
+
+def xa_insert_indices(xa: XaShape, max_index: int, idx: np.ndarray, tag: int) -> int:
+    """`xa_insert` for entries at the indices `idx` (any order, none present yet)."""
+    if len(idx) == 0:
+        return 0
+    new = int(xa_new_nodes_seq(xa, max_index, idx).sum())
+    top = max(max_index, int(idx.max()))
+    h0, h1 = xa_height(max_index), xa_height(top)
+    for lv in range(XA_LEVELS):
+        if h0 <= lv < h1 and max_index >= 0:
+            xa.levels[lv].remove(0, 1)
+            xa.levels[lv].fill(0, 1, tag)
+        xa.levels[lv].add_pages(np.unique(idx >> level_shift(lv)), tag)
+    return new
