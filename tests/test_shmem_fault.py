@@ -184,3 +184,45 @@ def test_same_seed_same_event_log(scenario, kernel):
     a = run(scenario, ops, size="64MiB", limit="16MiB", kernel=kernel)
     b = run(scenario, ops, size="64MiB", limit="16MiB", kernel=kernel)
     assert a.events == b.events and a.tasks == b.tasks
+
+
+XA = """
+name: xa
+duration: 10s
+machine: {nodes: [{memory: 1GiB}]}
+cgroups:
+  /writer: {memory.max: 256MiB}
+  /reader: {memory.max: 256MiB}
+tasks:
+  - name: writer
+    cgroup: /writer
+    ops:
+      - memfd_create: {fd: buf}
+      - ftruncate: {fd: buf, size: 32MiB}
+      - write: {fd: buf, length: 16MiB}
+      - sleep: 2s
+      - ftruncate: {fd: buf, size: 0}
+      - sleep: 5s
+  - name: reader
+    cgroup: /reader
+    start: 1s
+    ops:
+      - mmap: {fd: buf, map: m, prot: [read], flags: [shared]}
+      - touch: {map: m, access: read, range: [0, 16MiB]}
+      - sleep: 4s
+"""
+
+
+class TestXarrayNodes:
+    def test_nodes_are_charged_to_the_task_that_adds_the_pages(self, scenario):
+        """The writer's 4,096 pages need 64 leaves and a node above: 65 x 576 bytes, ten
+        pages of its memcg. The reader faults on pages already there and is charged none."""
+        r = simulate(scenario(XA))
+        memcg = r.counters["memcg"]
+        assert memcg["/writer"]["peak_slab"] == 10
+        assert memcg["/reader"]["peak_slab"] == 0
+
+    def test_truncation_gives_back_all_but_the_stock(self, scenario):
+        """Freeing the nodes refills the stock, which gives back the pages beyond one."""
+        r = simulate(scenario(XA))
+        assert r.counters["memcg"]["/writer"]["slab"] <= 1
