@@ -13,9 +13,10 @@ node), and level l < h (level 0 holding the entries) has one node per 64^(l+1)-a
 of indices that holds an entry of S. `xas_expand` adds levels on top as max(S) grows, and
 `xas_shrink`/`xas_delete_node` free nodes as entries go.
 
-Kept per file: for each level, the blocks holding an entry, as an ExtentMap whose owner tag
-says which memcg was charged for the node (`Machine.memcg_tag`). A block is kept whether or
-not its level is below the height, so that a growing height finds the nodes it must create.
+Kept per file: for each level below the height, its nodes: the blocks holding an entry, as an
+ExtentMap whose owner tag says which memcg was charged for the node (`Machine.memcg_tag`).
+Above the height every entry lies in block 0, so nothing needs keeping there: a growing tree
+makes the node over the old entries on each new level, a shrinking one frees whole levels.
 """
 
 from __future__ import annotations
@@ -74,13 +75,16 @@ def xa_new_nodes(xa: XaShape, max_index: int, a: int, b: int) -> int:
         return 0
     last = b - 1
     h0 = xa_height(max_index)
-    h1 = xa_height(max(max_index, last))
+    h1 = xa_height(last) if last > max_index else h0
     new = 0
     for lv in range(h1):
-        s = level_shift(lv)
+        s = XA_CHUNK_SHIFT * (lv + 1)
         r0, r1 = a >> s, (last >> s) + 1
-        new += (r1 - r0) - xa.levels[lv].count(r0, r1)
-    if max_index >= 0 and h1 > h0:
+        if lv < h0:
+            new += (r1 - r0) - xa.levels[lv].count(r0, r1)
+        else:  # a new level: one node per block, the old entries' block 0 counted below
+            new += (r1 - r0) - (r0 == 0 and max_index >= 0)
+    if max_index >= 0:
         new += h1 - h0
     return new
 
@@ -92,15 +96,11 @@ def xa_insert(xa: XaShape, max_index: int, a: int, b: int, tag: int) -> int:
         return 0
     new = xa_new_nodes(xa, max_index, a, b)
     h0, h1 = xa_height(max_index), xa_height(max(max_index, b - 1))
-    for lv in range(XA_LEVELS):
-        s = level_shift(lv)
-        if h0 <= lv < h1 and max_index >= 0:
-            # The node over the old entries is made now, by this task (`xas_expand`).
-            xa.levels[lv].remove(0, 1)
+    for lv in range(h1):
+        s = XA_CHUNK_SHIFT * (lv + 1)
+        if lv >= h0 and max_index >= 0:
+            xa.levels[lv].fill(0, 1, tag)  # the node over the old entries (`xas_expand`)
         xa.levels[lv].fill(a >> s, ((b - 1) >> s) + 1, tag)
-    if max_index >= 0:
-        for lv in range(h0, h1):
-            xa.levels[lv].fill(0, 1, tag)
     return new
 
 
@@ -111,31 +111,27 @@ def xa_erase(
     """Forget the entries of `[a, b)` (all gone now; `entries(lo, hi)` counts those left):
     returns the nodes freed, per memcg tag charged for them.
 
-    A block empties when no entry is left in it; levels at or above the new height are freed
-    too (`xas_shrink`), though their blocks stay recorded for a later growth.
+    A block empties when no entry is left in it (`xas_delete_node`); the levels at or above
+    the new height go whole (`xas_shrink`).
     """
     freed: Counter[int] = Counter()
     if b <= a:
         return freed
     h0, h1 = xa_height(max_before), xa_height(max_after)
-    for lv in range(XA_LEVELS):
-        s = level_shift(lv)
+    for lv in range(h0):
         lvl = xa.levels[lv]
+        if lv >= h1:
+            freed += lvl.clear()
+            continue
+        s = XA_CHUNK_SHIFT * (lv + 1)
         r0, r1 = a >> s, ((b - 1) >> s) + 1
         # Blocks wholly inside [a, b) are empty now; the two edge blocks only if nothing is left.
         in0, in1 = (a + (1 << s) - 1) >> s, b >> s
-        gone: Counter[int] = Counter()
         if in1 > in0:
-            gone += lvl.remove(in0, in1)
+            freed += lvl.remove(in0, in1)
         for r in {r0, r1 - 1}:
             if not (in0 <= r < in1) and lvl.has(r) and not entries(r << s, (r + 1) << s):
-                gone += lvl.remove(r, r + 1)
-        if lv < h0:  # they were nodes
-            freed += gone
-    for lv in range(h1, h0):
-        # Levels the tree no longer has: their remaining nodes (the block over what is left).
-        for _, _, tag in xa.levels[lv].runs(0, 1 << 62):
-            freed[tag] += 1
+                freed += lvl.remove(r, r + 1)
     return freed
 
 
@@ -154,6 +150,7 @@ def xa_new_nodes_seq(xa: XaShape, max_index: int, idx: np.ndarray) -> np.ndarray
     height = np.zeros(n, dtype=np.int64)
     for lv in range(XA_LEVELS + 1):
         height += tops >= (1 << (XA_CHUNK_SHIFT * lv))
+    h0 = xa_height(max_index)
     for lv in range(XA_LEVELS):
         grown = np.flatnonzero(height > lv)
         if len(grown) == 0:
@@ -161,10 +158,13 @@ def xa_new_nodes_seq(xa: XaShape, max_index: int, idx: np.ndarray) -> np.ndarray
         t = int(grown[0])  # the entry from which the tree has this level
         blocks = idx >> level_shift(lv)
         uniq, first = np.unique(blocks, return_index=True)
-        new = ~xa.levels[lv].contains(uniq)
+        if lv < h0:
+            new = ~xa.levels[lv].contains(uniq)
+        else:  # a new level: its block 0 is the old entries' node, made at t below
+            new = ~((uniq == 0) & (max_index >= 0))
+            if max_index >= 0:
+                out[t] += 1
         np.add.at(out, np.maximum(first[new], t), 1)
-        if max_index >= 0 and xa_height(max_index) <= lv:
-            out[t] += 1  # the node over the old entries
     return out
 
 
@@ -173,11 +173,9 @@ def xa_insert_indices(xa: XaShape, max_index: int, idx: np.ndarray, tag: int) ->
     if len(idx) == 0:
         return 0
     new = int(xa_new_nodes_seq(xa, max_index, idx).sum())
-    top = max(max_index, int(idx.max()))
-    h0, h1 = xa_height(max_index), xa_height(top)
-    for lv in range(XA_LEVELS):
-        if h0 <= lv < h1 and max_index >= 0:
-            xa.levels[lv].remove(0, 1)
+    h0, h1 = xa_height(max_index), xa_height(max(max_index, int(idx.max())))
+    for lv in range(h1):
+        if lv >= h0 and max_index >= 0:
             xa.levels[lv].fill(0, 1, tag)
         xa.levels[lv].add_pages(np.unique(idx >> level_shift(lv)), tag)
     return new
