@@ -70,8 +70,9 @@ class TestShape:
             else:
                 max_before = max(entries, default=-1)
                 entries -= set(range(a, a + n))
-                freed = xa_erase(xa, a, a + n, max_before, max(entries, default=-1),
-                                 lambda lo, hi: sum(1 for i in entries if lo <= i < hi))
+                left = frozenset(entries)
+                freed = xa_erase(xa, a, a + n, max_before, max(left, default=-1),
+                                 lambda lo, hi, left=left: sum(1 for i in left if lo <= i < hi))
                 assert sum(freed.values()) == before - nodes_of(entries)
             assert xa.nodes(max(entries, default=-1)) == nodes_of(entries)
 

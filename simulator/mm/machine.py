@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 from .memcontrol import MemCgroup, mod_memcg_state, page_counter_uncharge
 from .overcommit import Overcommit, commit_margin, vm_commit_limit, vm_enough_memory
 from .page_alloc import Node, free_pages, zonelist
-from .xarray import XA_NODE_BYTES
 from .profiles import KernelProfile, WhatIf
 from .shmem import ShmemInode, ShmemSb, guess_free_2014, shmem_free_range
+from .xarray import XA_NODE_BYTES
 
 if TYPE_CHECKING:
     import simpy
