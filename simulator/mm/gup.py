@@ -148,6 +148,8 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) ->
     """
     if vma.pte_present(idx, write):
         return True
+    if needs_swapin(vma, idx, write):
+        return False  # swap-in: a slow path (its swap I/O takes time)
     pt = len(pt_missing(task.mm, vma.start + idx))
     inode = vma.file
     anon = data = 0
@@ -166,6 +168,41 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) ->
     need = pt + anon + data
     # The folio is the page's last allocation (after its page tables and its anonymous copy).
     return range_fits(snapshot_caps(m, task, inode), need, data, need if data else None)
+
+
+def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
+    """Whether a fault at VMA page `idx` (PTE not present for the access) swaps a page in:
+    a swap PTE (`do_swap_page`), or a file page in swap that the fault instantiates
+    (`shmem_fault` -> `shmem_swapin_folio`; a private write over a ZERO_PAGE PTE copies the
+    zero page instead)."""
+    if vma.swap.has(idx):
+        return True
+    inode = vma.file
+    if inode is None or not len(inode.swap) or not inode.swap.has(vma.pgoff + idx):
+        return False
+    return not (write and not vma.shared and vma.zero.has(idx))
+
+
+def first_swapin(vma: VMA, a: int, n: int, write: bool) -> int:
+    """How many pages from VMA page `a` (at most n) fault without any swap-in: the position
+    of the first page whose fault would swap in (see `needs_swapin`), found over extents."""
+    best = n
+    p = vma.swap.first_present(a, a + n)
+    if p is not None:
+        best = p - a
+    inode = vma.file
+    if inode is None or not len(inode.swap) or best == 0:
+        return best
+    off = vma.pgoff
+    for s, e, _ in inode.swap.runs(off + a, off + a + best):
+        s, e = s - off, e - off
+        if write and vma.shared:
+            return s - a  # a shared write faults on every page in swap (none is mapped)
+        # A read (or private write) does not fault, or copies ZERO_PAGE, under a present PTE.
+        for hs, he in vma.zero.hole_runs(s, e):
+            for cs, _ in vma.cow.hole_runs(hs, he):
+                return cs - a
+    return best
 
 
 def run_fast_path(m: Machine, gen: Generator[Any, Any, Any]) -> Any:
@@ -257,6 +294,9 @@ def bulk_fault_range(
     f0 = vma.pgoff + a
     if inode is not None:
         limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))  # then SIGBUS
+    limit = first_swapin(vma, a, limit, write)  # then the one-page path swaps in
+    if limit == 0:
+        return 0, 0
     zmode = zero_mode(m, vma, write)
 
     def payload(x: int) -> int:
@@ -378,6 +418,19 @@ def bulk_fault_array(
         file_present = np.zeros(L, dtype=bool)
     act = ~skip
     private_write = write and not vma.shared
+    # The step ends before the first page whose fault swaps in (the one-page path does it).
+    need = vma.swap.contains(idx) if len(vma.swap) else np.zeros(L, dtype=bool)
+    if inode is not None and len(inode.swap):
+        file_swapped = inode.swap.contains(fidx)
+        need = need | (file_swapped & ~in_zero if private_write else file_swapped)
+    need_at = np.flatnonzero(need & act)
+    if len(need_at):
+        L = int(need_at[0])
+        if L == 0:
+            return 0, 0
+        idx, fidx, skip, act = idx[:L], fidx[:L], skip[:L], act[:L]
+        in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
+        file_present = file_present[:L]
     zmode = zero_mode(m, vma, write)
     if inode is None:
         anon = act & write

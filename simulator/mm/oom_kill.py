@@ -212,6 +212,7 @@ def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) 
         "time": m.env.now,
         "rss_pages": victim.mm.get_mm_rss(),
         "pgtables_pages": victim.mm.pgtables_pages(),
+        "swapents": victim.mm.swapents,
         "oom_score_adj": victim.oom_score_adj,
         "line": line,
     })

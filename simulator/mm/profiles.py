@@ -27,6 +27,7 @@ class KernelProfile:
         pagefault_oom_global: [2014] `pagefault_out_of_memory` invoked the global OOM killer when
             no memcg OOM was pending; 6.18 only returns and lets the task refault.
         madv_populate: MADV_POPULATE_READ/WRITE exist (5.14+); otherwise madvise says EINVAL.
+        madv_pageout: MADV_PAGEOUT exists (5.4+); otherwise madvise says EINVAL.
     """
 
     name: str
@@ -35,6 +36,7 @@ class KernelProfile:
     memcg_oom_user_fault_only: bool
     pagefault_oom_global: bool
     madv_populate: bool
+    madv_pageout: bool
 
 
 PROFILES: dict[str, KernelProfile] = {
@@ -45,6 +47,7 @@ PROFILES: dict[str, KernelProfile] = {
         memcg_oom_user_fault_only=False,
         pagefault_oom_global=False,
         madv_populate=True,
+        madv_pageout=True,
     ),
     "3.15": KernelProfile(
         name="3.15",
@@ -53,6 +56,7 @@ PROFILES: dict[str, KernelProfile] = {
         memcg_oom_user_fault_only=True,
         pagefault_oom_global=True,
         madv_populate=False,
+        madv_pageout=False,
     ),
 }
 

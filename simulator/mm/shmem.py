@@ -3,7 +3,8 @@
 Models mm/shmem.c (v6.18): `shmem_get_folio_gfp` (SGP_READ/SGP_CACHE/SGP_WRITE/SGP_FALLOC),
 `shmem_alloc_and_add_folio`, `shmem_inode_acct_blocks`/`shmem_acct_blocks`,
 `shmem_file_read_iter`, `shmem_fallocate`, `shmem_setattr` (truncate), `shmem_undo_range`
-(punch), `shmem_evict_inode`; and the [2014] order of v3.15 `shmem_getpage_gfp`.
+(punch), `shmem_evict_inode`, swap-out (`shmem_writeout`) and swap-in (`shmem_swapin_folio`,
+`shmem_swap_alloc_folio`); and the [2014] order of v3.15 `shmem_getpage_gfp`.
 
 Simplifications:
     Order-0 folios only (shmem THP defaults to never); no xarray-node kmem charge; no inode
@@ -18,9 +19,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
-from .memcontrol import page_counter_uncharge, try_charge_memcg
+from .memcontrol import CTX_SYSCALL, mem_cgroup_swapout, page_counter_uncharge, swapin_memcg, try_charge_memcg
 from .overcommit import guess_free_pages_2014
 from .page_alloc import alloc_pages, free_pages
+from .swapfile import folio_alloc_swap, swap_free_nr
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -33,6 +35,7 @@ ALL_SEALS = (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTUR
 WRITE_SEALS = (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE)
 
 ENOSPC, ENOMEM, EPERM, EBADF, EINVAL, EFBIG = "ENOSPC", "ENOMEM", "EPERM", "EBADF", "EINVAL", "EFBIG"
+EEXIST = "EEXIST"
 
 
 @dataclass(eq=False)
@@ -42,6 +45,7 @@ class ShmemSb:
     path: str
     max_blocks: int = 0
     used_blocks: int = 0
+    noswap: bool = False
 
     def free_blocks(self) -> int | None:
         """Blocks left before ENOSPC, or None for an unlimited mount."""
@@ -57,6 +61,8 @@ class ShmemInode:
     Attributes:
         size: i_size in bytes.
         pages: the folios present (page index -> owner tag; see `Machine.owner`).
+        swap: the pages in swap (page index -> the memcg recorded at swap-out, as a
+            `Machine.swap_owner` tag). A hole is a page in neither.
         noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
             tmpfs files); otherwise the whole size was accounted at creation.
         linked: a tmpfs file has a name and outlives its fds; a memfd is unlinked and is
@@ -70,6 +76,7 @@ class ShmemInode:
     sb: ShmemSb
     size: int = 0
     pages: ExtentMap = field(default_factory=ExtentMap)
+    swap: ExtentMap = field(default_factory=ExtentMap)
     seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
     noreserve: bool = True
     linked: bool = False
@@ -177,7 +184,12 @@ def shmem_add_pages(m: Machine, inode: ShmemInode, memcg: Any, nid: int, a: int,
 
 
 def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
-    """Free the folios in `[a, b)`: uncharge each owner memcg, give back blocks and commit."""
+    """Free the folios in `[a, b)`: uncharge each owner memcg, give back blocks and commit.
+
+    Swap entries in the range are freed too (`shmem_free_swap`): their slots and the swap
+    charge of the memcg recorded for them; they were accounted like folios (alloced =
+    resident + swapped), so their blocks and commit go back as well.
+    """
     removed = inode.pages.remove(a, b)
     total = 0
     for tag, n in removed.items():
@@ -186,21 +198,126 @@ def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
         m.shmem_stat(memcg, nid, -n)
         free_pages(m, nid, n)
         total += n
+    for tag, n in inode.swap.remove(a, b).items():
+        swap_free_nr(m, m.swap_owners[tag], n)
+        total += n
     shmem_unacct_blocks(m, inode, total)
     if total:
         m.wake_oom_waiters()
     return total
 
 
-def shmem_file_read_iter(m: Machine, inode: ShmemInode, a: int, b: int) -> tuple[int, int]:
-    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes).
+def shmem_swapin_folio(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+) -> Generator[Any, Any, str | None]:
+    """Models `shmem_swapin_folio()` -> `shmem_swap_alloc_folio()` for one page in swap, on a
+    SWP_SYNCHRONOUS_IO device: allocate (may global-OOM), charge (`mem_cgroup_swapin_charge_folio`:
+    the memcg recorded at swap-out if online, else the task's; may memcg-OOM there), read,
+    put the folio back in the page cache and free the swap entry (slot and swap charge).
 
-    SGP_READ never allocates: a hole is copied from ZERO_PAGE. Reading stops at i_size (EOF).
+    No commit or tmpfs-size accounting: the page was accounted when first instantiated. Returns
+    None when the page is in, an errno name (ENOMEM) on failure, or EEXIST when, while this
+    task slept in reclaim or OOM, the entry went away (swapped in by another task, or the
+    range truncated): the caller looks again, as `shmem_get_folio_gfp` repeats.
+    """
+    tag = inode.swap.owner_of(index)
+    assert tag is not None
+    memcg = swapin_memcg(m.swap_owners[tag], task.memcg)
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        return ENOMEM
+    err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        return err
+    if inode.evicted or inode.swap.owner_of(index) != tag:
+        page_counter_uncharge(m, memcg, 1)
+        free_pages(m, nid, 1)
+        return EINVAL if inode.evicted else EEXIST
+    inode.swap.remove(index, index + 1)
+    swap_free_nr(m, m.swap_owners[tag], 1)
+    shmem_add_pages(m, inode, memcg, nid, index, index + 1)
+    m.swap.pswpin += 1
+    m.log.emit("swapin", task=task.name, memcg=memcg.path, page=index, pages=1,
+               value=memcg.usage, detail=inode.name)
+    yield m.env.timeout(m.costs.swapin)  # swap_read_folio(), synchronous: after the state
+    return None
+
+
+def shmem_get_folio(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+) -> Generator[Any, Any, str | None]:
+    """Models `shmem_get_folio_gfp()` for a page that is not present: swap it in if it is in
+    swap, else instantiate the hole (`shmem_alloc_and_add_folio`). None when the page is there."""
+    while True:
+        if inode.pages.has(index):
+            return None
+        if inode.swap.has(index):
+            err = yield from shmem_swapin_folio(m, task, inode, index, ctx)
+            if err == EEXIST:
+                continue
+            return err
+        return (yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx))
+
+
+def shmem_writeout(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]], task: str = "") -> int:
+    """Models `shmem_writeout()` (with `mem_cgroup_swapout` on completion) for the present,
+    evictable, already unmapped folios of `runs` (file pages), in order: each needs a swap
+    slot and the swap charge of the memcg it is charged to. Returns how many went to swap.
+
+    Refused (redirtied, no event) on a `noswap` mount or without any swap device. A folio
+    that goes out leaves memory (uncharged, its node's page freed) and leaves its swap entry,
+    recording its memcg, in the file; its tmpfs blocks and commit stay (alloced = resident +
+    swapped). A folio refused a slot or swap charge stays in the page cache, unmapped.
+    """
+    if inode.sb.noswap or not m.swap.pages:
+        return 0
+    done = 0
+    for a, b in runs:
+        for s, e, tag in inode.pages.runs(a, b):
+            memcg, nid = m.owners[tag]
+            k = folio_alloc_swap(m, memcg, e - s, task)
+            if k:
+                inode.pages.remove(s, s + k)
+                m.shmem_stat(memcg, nid, -k)
+                mem_cgroup_swapout(m, memcg, k)
+                free_pages(m, nid, k)
+                inode.swap.fill(s, s + k, m.swap_owner(memcg))
+                m.swap.pswpout += k
+                done += k
+    return done
+
+
+def shmem_file_read_iter(
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int
+) -> Generator[Any, Any, tuple[int, int, str | None]]:
+    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes,
+    errno or None).
+
+    SGP_READ never allocates for a hole: it is copied from ZERO_PAGE. A page in swap is
+    swapped in (`shmem_swapin_folio`, charged as there; ENOMEM possible). The error is
+    returned only when nothing was copied yet, else the count so far (a short read). Reading
+    stops at i_size (EOF).
     """
     end = min(b, inode.size_pages(m.page_size))
     if end <= a:
-        return 0, 0
-    return end - a, inode.pages.holes(a, end)
+        return 0, 0, None
+    pos = a
+    holes = 0
+    while pos < end:
+        nxt = inode.swap.first_present(pos, end)
+        stop = end if nxt is None else nxt
+        holes += inode.pages.holes(pos, stop)  # no swap entry before `stop`
+        pos = stop
+        if nxt is None:
+            break
+        err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
+        if err:
+            return pos - a, holes, (err if pos == a else None)
+        if task.sigkill:
+            return pos - a, holes, None
+        pos += 1
+    return end - a, holes, None
 
 
 def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
@@ -210,7 +327,7 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
     free = sum(n.free for n in m.nodes)
     shmem = sum(n.stat["shmem"] for n in m.nodes)
     return guess_free_pages_2014(
-        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.total_swap,
+        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
         slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
         admin_reserve=m.overcommit.admin_reserve_pages,
         cap_sys_admin=task.capable("sys_admin"),

@@ -18,7 +18,7 @@ from .bulk import largest_fit, range_fits, snapshot_caps
 from .extents import ExtentMap
 from .gup import account_data, charge_and_take_parts, run_fast_path, slice_pages
 from .memcontrol import CTX_SYSCALL
-from .shmem import ENOSPC, ShmemInode, shmem_alloc_and_add_folio, shmem_free_range
+from .shmem import ENOSPC, ShmemInode, shmem_alloc_and_add_folio, shmem_free_range, shmem_get_folio
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -40,7 +40,15 @@ class FillResult:
 
 def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int,
               filled: list[tuple[int, int]]) -> int:
-    """Fill the holes of `[a, a + limit)` that fit every limit now; returns pages covered."""
+    """Fill the holes of `[a, a + limit)` that fit every limit now; returns pages covered.
+
+    The step ends before the first page in swap: that one is swapped in by the one-page path.
+    """
+    swapped = inode.swap.first_present(a, a + limit)
+    if swapped is not None:
+        limit = swapped - a
+        if limit == 0:
+            return 0
     caps = snapshot_caps(m, task, inode)
 
     def fits(x: int) -> bool:
@@ -74,9 +82,12 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
 def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
                    filled: list[tuple[int, int]]) -> int:
     """The reference's step: page `index` through `shmem_alloc_and_add_folio` if it needs no
-    slow path (1), else 0. A page already present is skipped (1)."""
+    slow path (1), else 0. A page already present is skipped (1); a page in swap is a slow
+    path (its swap I/O takes time)."""
     if inode.pages.has(index):
         return 1
+    if inode.swap.has(index):
+        return 0
     if not range_fits(snapshot_caps(m, task, inode), 1, 1, 1):
         return 0
     err = run_fast_path(m, shmem_alloc_and_add_folio(m, task, inode, index, CTX_SYSCALL))
@@ -109,11 +120,13 @@ def shmem_fill_range(
             if pos > start:
                 yield m.env.timeout((pos - start) * cost)
                 start = pos
-            err = yield from shmem_alloc_and_add_folio(m, task, inode, pos, CTX_SYSCALL)
+            was_swapped = inode.swap.has(pos)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
             if err:
                 yield m.env.timeout((pos - start) * cost)
                 return FillResult(err, pos - a, pos, filled)
-            filled.append((pos, pos + 1))
+            if not was_swapped:  # a page swapped in was not added by this call: no undo
+                filled.append((pos, pos + 1))
             pos += 1
         yield m.env.timeout((pos - start) * cost)
     if task.sigkill:
