@@ -92,7 +92,8 @@ class TestMadvisePageout:
         assert r.counters["swap"]["used_pages"] == 0
 
     def test_pages_mlocked_through_another_mapping_stay(self, scenario):
-        """A folio mlocked through another mapping of the same process is unevictable."""
+        """A folio mlocked through another mapping of the same process stays (mapped twice,
+        and unevictable)."""
         ops = producer()[:4] + ["mmap: {fd: buf, map: l, prot: [read], flags: [shared]}",
                                 "mlock: {map: l}", "madvise: {map: w, advice: pageout}"]
         r = run(scenario, [("p", "/", 0, ops)])
@@ -100,7 +101,7 @@ class TestMadvisePageout:
         assert r.counters["swap"]["used_pages"] == 0
 
     def test_pages_another_process_maps_stay(self, scenario):
-        """A folio another process maps is left alone (`folio_maybe_mapped_shared`)."""
+        """A folio another process maps is left alone (its mapcount is 2)."""
         other = ["mmap: {fd: buf, map: r, prot: [read], flags: [shared]}",
                  "touch: {map: r, access: read, range: [0, 4MiB]}", "sleep: 5s"]
         ops = producer()[:4] + ["sleep: 1s", "madvise: {map: w, advice: pageout}"]

@@ -10,8 +10,10 @@ stays in the page cache, but unmapped.
 Rules (6.18):
     * a VM_LOCKED mapping (mlock, mlock2 onfault, MAP_LOCKED): EINVAL (`can_madv_lru_vma`);
     * only pages this mapping maps are looked at: holes, ZERO_PAGE PTEs and swap PTEs are not;
-    * a folio another process maps too is left alone (`folio_maybe_mapped_shared`);
-    * an unevictable folio (mlocked through another mapping of this process) is put back;
+    * a folio mapped more than once is left alone (order 0: `folio_mapcount(folio) !=
+      folio_nr_pages(folio)`; `folio_maybe_mapped_shared` is the large-folio test): mapped
+      by another process, or by another mapping of this one (which covers a page mlocked
+      through another mapping; `folio_test_unevictable` would put it back anyway);
     * a shmem folio on a `noswap` mount, or with no swap device at all, is unmapped but kept;
     * every other folio needs a free slot and the swap charge of its memcg (memory.swap.max,
       hierarchically); without, it stays (`fail`, and `max` when the limit refused);
@@ -59,25 +61,20 @@ def madvise_pageout(
     return None, done
 
 
-def kept_file_pages(task: TaskStruct, inode: ShmemInode) -> ExtentMap:
-    """File pages whose folios a pageout by `task` leaves alone: mapped by another process
-    (`folio_maybe_mapped_shared`), or mlocked by one of the task's own locked mappings."""
+def kept_file_pages(vma: VMA, inode: ShmemInode) -> ExtentMap:
+    """File pages whose folios a pageout through `vma` leaves alone: those some other mapping
+    (of any process) maps too, so that the folio's mapcount is above 1."""
     kept = ExtentMap()
     for other in inode.vmas:
-        if other.owner is not task or other.locked:
+        if other is not vma:
             for s, e, _ in other.mapped.runs(0, other.npages):
                 kept.fill(other.pgoff + s, other.pgoff + e, 0)
     return kept
 
 
-def unmap_file_range(m: Machine, task: TaskStruct, inode: ShmemInode, fa: int, fb: int) -> None:
-    """`try_to_unmap()` of file pages `[fa, fb)` from every mapping of this task (no other
-    process maps them)."""
-    for v in inode.vmas:
-        if v.owner is task:
-            lo, hi = max(fa - v.pgoff, 0), min(fb - v.pgoff, v.npages)
-            if lo < hi:
-                unmap_pages(m, task, v, lo, hi)
+def unmap_file_range(m: Machine, task: TaskStruct, vma: VMA, fa: int, fb: int) -> None:
+    """`try_to_unmap()` of file pages `[fa, fb)`: their one mapping is `vma`'s."""
+    unmap_pages(m, task, vma, fa - vma.pgoff, fb - vma.pgoff)
 
 
 def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
@@ -102,7 +99,7 @@ def pageout_runs(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
     segs: list[tuple[int, int, bool]] = [(s, e, True) for s, e, _ in vma.cow.runs(a, b)]
     inode = vma.file
     if inode is not None and len(vma.mapped):
-        kept = kept_file_pages(task, inode)
+        kept = kept_file_pages(vma, inode)
         off = vma.pgoff
         for s, e, _ in vma.mapped.runs(a, b):
             for hs, he in kept.hole_runs(off + s, off + e):
@@ -114,7 +111,7 @@ def pageout_runs(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
             done += anon_pageout(m, task, vma, s, e)
         else:
             assert inode is not None
-            unmap_file_range(m, task, inode, vma.pgoff + s, vma.pgoff + e)
+            unmap_file_range(m, task, vma, vma.pgoff + s, vma.pgoff + e)
             done += shmem_writeout(m, inode, [(vma.pgoff + s, vma.pgoff + e)], task.name)
     return done
 
@@ -130,12 +127,10 @@ def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int
         if inode is None or not vma.mapped.has(idx):
             continue  # no PTE, ZERO_PAGE, or a swap PTE: nothing to reclaim
         index = vma.pgoff + idx
-        shared = any(o.owner is not task and 0 <= index - o.pgoff < o.npages
-                     and o.mapped.has(index - o.pgoff) for o in inode.vmas)
-        mlocked = any(o.owner is task and o.locked and 0 <= index - o.pgoff < o.npages
-                      and o.mapped.has(index - o.pgoff) for o in inode.vmas)
-        if shared or mlocked:
-            continue
-        unmap_file_range(m, task, inode, index, index + 1)
+        mapcount = sum(1 for o in inode.vmas
+                       if 0 <= index - o.pgoff < o.npages and o.mapped.has(index - o.pgoff))
+        if mapcount != 1:
+            continue  # mapped elsewhere too (another process, or another mapping of this one)
+        unmap_file_range(m, task, vma, index, index + 1)
         done += shmem_writeout(m, inode, [(index, index + 1)], task.name)
     return done
