@@ -3,8 +3,10 @@
 Models mm/memory.c (v6.18): `handle_mm_fault` -> `__handle_mm_fault` (`pud_alloc`,
 `pmd_alloc`, `pte_alloc`) -> `do_read_fault` / `do_cow_fault` / `do_shared_fault` /
 `do_anonymous_page` / `do_swap_page` -> `shmem_fault`, and `vmf_error`; plus the teardown of
-`exit_mmap` and `unmap_vmas` (`zap_pte_range`, which frees swap entries too). `handle_mm_fault` here is the per-page reference path; simulator/mm/gup.py runs
-whole ranges in bulk with the same rules and falls back to this at the page where a limit is hit.
+`exit_mmap` and `unmap_vmas` (`zap_pte_range`, which frees swap entries too).
+`handle_mm_fault` here is the per-page reference path; simulator/mm/gup.py runs whole ranges in
+bulk with the same rules and falls back to this at the page where a limit is hit (or a page is
+in swap).
 
 Simplifications:
     x86-64 4-level paging with 4 KiB pages: one PTE page per 2 MiB, one PMD page per 1 GiB, one
