@@ -18,8 +18,16 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import simpy
+
 from .extents import ExtentMap
-from .memcontrol import CTX_SYSCALL, mem_cgroup_swapout, page_counter_uncharge, swapin_memcg, try_charge_memcg
+from .memcontrol import (
+    CTX_SYSCALL,
+    mem_cgroup_swapout,
+    page_counter_uncharge,
+    swapin_memcg,
+    try_charge_memcg,
+)
 from .overcommit import guess_free_pages_2014
 from .page_alloc import alloc_pages, free_pages
 from .swapfile import folio_alloc_swap, swap_free_nr
@@ -212,13 +220,14 @@ def shmem_swapin_folio(
 ) -> Generator[Any, Any, str | None]:
     """Models `shmem_swapin_folio()` -> `shmem_swap_alloc_folio()` for one page in swap, on a
     SWP_SYNCHRONOUS_IO device: allocate (may global-OOM), charge (`mem_cgroup_swapin_charge_folio`:
-    the memcg recorded at swap-out if online, else the task's; may memcg-OOM there), read,
-    put the folio back in the page cache and free the swap entry (slot and swap charge).
+    the memcg recorded at swap-out if online, else the task's; may memcg-OOM there), read
+    (`costs.swapin`), then put the folio in the page cache in place of the swap entry and free
+    the entry (slot and swap charge).
 
     No commit or tmpfs-size accounting: the page was accounted when first instantiated. Returns
     None when the page is in, an errno name (ENOMEM) on failure, or EEXIST when, while this
-    task slept in reclaim or OOM, the entry went away (swapped in by another task, or the
-    range truncated): the caller looks again, as `shmem_get_folio_gfp` repeats.
+    task slept (reclaim, OOM, the read), the entry went away (swapped in by another task, or
+    the range truncated): the caller looks again, as `shmem_get_folio_gfp` repeats.
     """
     tag = inode.swap.owner_of(index)
     assert tag is not None
@@ -230,6 +239,12 @@ def shmem_swapin_folio(
     if err:
         free_pages(m, nid, 1)
         return err
+    try:
+        yield m.env.timeout(m.costs.swapin)  # swap_read_folio(), synchronous
+    except simpy.Interrupt:
+        page_counter_uncharge(m, memcg, 1)
+        free_pages(m, nid, 1)
+        raise
     if inode.evicted or inode.swap.owner_of(index) != tag:
         page_counter_uncharge(m, memcg, 1)
         free_pages(m, nid, 1)
@@ -240,21 +255,29 @@ def shmem_swapin_folio(
     m.swap.pswpin += 1
     m.log.emit("swapin", task=task.name, memcg=memcg.path, page=index, pages=1,
                value=memcg.usage, detail=inode.name)
-    yield m.env.timeout(m.costs.swapin)  # swap_read_folio(), synchronous: after the state
     return None
 
 
 def shmem_get_folio(
-    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str,
+    past_eof: bool = False,
 ) -> Generator[Any, Any, str | None]:
     """Models `shmem_get_folio_gfp()` for a page that is not present: swap it in if it is in
-    swap, else instantiate the hole (`shmem_alloc_and_add_folio`). None when the page is there."""
+    swap, else instantiate the hole (`shmem_alloc_and_add_folio`). None when the page is there.
+
+    After a lost race (EEXIST) the page is looked up again; a fault or read (not `past_eof`,
+    which fallocate and write are) then finds it past a new i_size: -EINVAL.
+    """
+    retried = False
     while True:
         if inode.pages.has(index):
             return None
+        if retried and not past_eof and index >= inode.size_pages(m.page_size):
+            return EINVAL
         if inode.swap.has(index):
             err = yield from shmem_swapin_folio(m, task, inode, index, ctx)
             if err == EEXIST:
+                retried = True
                 continue
             return err
         return (yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx))
@@ -312,6 +335,8 @@ def shmem_file_read_iter(
         if nxt is None:
             break
         err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
+        if err == EINVAL and pos >= inode.size_pages(m.page_size):
+            return pos - a, holes, None  # truncated meanwhile: EOF
         if err:
             return pos - a, holes, (err if pos == a else None)
         if task.sigkill:

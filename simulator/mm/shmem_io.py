@@ -121,7 +121,7 @@ def shmem_fill_range(
                 yield m.env.timeout((pos - start) * cost)
                 start = pos
             was_swapped = inode.swap.has(pos)
-            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL, past_eof=True)
             if err:
                 yield m.env.timeout((pos - start) * cost)
                 return FillResult(err, pos - a, pos, filled)
