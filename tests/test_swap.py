@@ -125,6 +125,7 @@ class TestMadvisePageout:
         kill = r.oom_kills[0]
         assert kill["victim"] == "p" and kill["swapents"] == PAGES_8M
         assert kill["points"] == kill["rss_pages"] + kill["pgtables_pages"] + PAGES_8M
+        assert kill["task_line"].split()[-3] == str(PAGES_8M)  # dump_task's swapents column
 
 
 class TestShmemSwapinFolio:
