@@ -228,10 +228,13 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
         end = -(-(parse_bytes(a.offset) + parse_bytes(a.length)) // ps)
     while True:
         p.page = start
-        copied, holes, err = yield from shmem_file_read_iter(m, p.task, inode, start, end)
+        copied, holes, swapped, err, pending = yield from shmem_file_read_iter(
+            m, p.task, inode, start, end)
         m.log.emit("shmem_file_read_iter", task=p.task.name, page=start, pages=copied,
                    value=holes, detail=err or "")
-        yield m.env.timeout(m.costs.syscall + copied * m.costs.read)
+        if swapped:
+            m.log.emit("swapin", task=p.task.name, page=start, pages=swapped, detail=inode.name)
+        yield m.env.timeout(m.costs.syscall + pending)
         _check_killed(p, start + copied)
         if err:
             raise OpError(err, start)

@@ -108,12 +108,15 @@ def faultin_range(
                 yield m.env.timeout(faulted * cost)
                 faulted = 0
             was_present = vma.pte_present(idx, write)
+            swapin = not was_present and needs_swapin(vma, idx, write)
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
                 yield m.env.timeout(faulted * cost)
                 return WalkResult(status, pos, idx)
             faulted += 0 if was_present else 1
             pos += 1
+            if swapin:  # the synchronous swap read, after the page is in and mapped
+                yield m.env.timeout(m.costs.swapin)
         task.cursor = seq.at(min(pos, total - 1))
         m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
                    pages=faulted, value=task.memcg.usage)

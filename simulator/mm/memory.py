@@ -216,6 +216,7 @@ def do_swap_page(
     device with swap count 1 (no fork here): allocate and charge (`alloc_swap_folio`,
     `mem_cgroup_swapin_charge_folio`: the memcg recorded at swap-out if online, else the
     task's) bypassing the swap cache, read, map, and free the entry (slot and swap charge).
+    The walker lets the read's time pass once the page is mapped.
 
     Returns VM_FAULT_OOM when the folio cannot be had (the PTE is unchanged).
     """
@@ -241,10 +242,7 @@ def do_swap_page(
     vma.cow.fill(idx, idx + 1, nid)
     m.anon_stat(task, nid, 1)
     m.swap.pswpin += 1
-    m.log.emit("swapin", task=task.name, memcg=memcg.path, page=idx, pages=1,
-               value=memcg.usage, detail=vma.name)
-    yield m.env.timeout(m.costs.swapin)  # swap_read_folio(), synchronous: after the state
-    return VM_FAULT_OK
+    return VM_FAULT_OK  # the read's time (`costs.swapin`) passes in the caller, after
 
 
 def do_anonymous_page(

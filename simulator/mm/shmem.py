@@ -18,8 +18,6 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import simpy
-
 from .extents import ExtentMap
 from .memcontrol import (
     CTX_SYSCALL,
@@ -220,14 +218,16 @@ def shmem_swapin_folio(
 ) -> Generator[Any, Any, str | None]:
     """Models `shmem_swapin_folio()` -> `shmem_swap_alloc_folio()` for one page in swap, on a
     SWP_SYNCHRONOUS_IO device: allocate (may global-OOM), charge (`mem_cgroup_swapin_charge_folio`:
-    the memcg recorded at swap-out if online, else the task's; may memcg-OOM there), read
-    (`costs.swapin`), then put the folio in the page cache in place of the swap entry and free
-    the entry (slot and swap charge).
+    the memcg recorded at swap-out if online, else the task's; may memcg-OOM there), read,
+    then put the folio in the page cache in place of the swap entry and free the entry (slot
+    and swap charge).
 
-    No commit or tmpfs-size accounting: the page was accounted when first instantiated. Returns
-    None when the page is in, an errno name (ENOMEM) on failure, or EEXIST when, while this
-    task slept (reclaim, OOM, the read), the entry went away (swapped in by another task, or
-    the range truncated): the caller looks again, as `shmem_get_folio_gfp` repeats.
+    No commit or tmpfs-size accounting: the page was accounted when first instantiated. The
+    read's time (`costs.swapin`) is the caller's to let pass, after the state, as the walkers
+    do for every page. Returns None when the page is in, an errno name (ENOMEM) on failure, or
+    EEXIST when, while this task slept in reclaim or OOM, the entry went away (swapped in by
+    another task, or the range truncated): the caller looks again, as `shmem_get_folio_gfp`
+    repeats.
     """
     tag = inode.swap.owner_of(index)
     assert tag is not None
@@ -239,12 +239,6 @@ def shmem_swapin_folio(
     if err:
         free_pages(m, nid, 1)
         return err
-    try:
-        yield m.env.timeout(m.costs.swapin)  # swap_read_folio(), synchronous
-    except simpy.Interrupt:
-        page_counter_uncharge(m, memcg, 1)
-        free_pages(m, nid, 1)
-        raise
     if inode.evicted or inode.swap.owner_of(index) != tag:
         page_counter_uncharge(m, memcg, 1)
         free_pages(m, nid, 1)
@@ -253,8 +247,6 @@ def shmem_swapin_folio(
     swap_free_nr(m, m.swap_owners[tag], 1)
     shmem_add_pages(m, inode, memcg, nid, index, index + 1)
     m.swap.pswpin += 1
-    m.log.emit("swapin", task=task.name, memcg=memcg.path, page=index, pages=1,
-               value=memcg.usage, detail=inode.name)
     return None
 
 
@@ -313,36 +305,114 @@ def shmem_writeout(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]], t
 
 def shmem_file_read_iter(
     m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int
-) -> Generator[Any, Any, tuple[int, int, str | None]]:
-    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes,
-    errno or None).
+) -> Generator[Any, Any, tuple[int, int, int, str | None, float]]:
+    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes, of
+    which swapped in, errno or None, time still to pass).
 
     SGP_READ never allocates for a hole: it is copied from ZERO_PAGE. A page in swap is
     swapped in (`shmem_swapin_folio`, charged as there; ENOMEM possible). The error is
     returned only when nothing was copied yet, else the count so far (a short read). Reading
-    stops at i_size (EOF).
+    stops at i_size (EOF). A page costs `costs.read`, plus `costs.swapin` if swapped in. With
+    no page in swap nothing sleeps and the time is returned for the caller to let pass; else
+    it passes here by slices, as in the fault walkers.
+
+    Runs of pages in swap are taken in bulk (`bulk_swapin`) or, with `Machine.reference`,
+    page by page through the one-page path; the page where a limit is reached goes through
+    `shmem_get_folio` (reclaim, OOM) in both.
     """
+    from .gup import run_fast_path, slice_pages
+
     end = min(b, inode.size_pages(m.page_size))
     if end <= a:
-        return 0, 0, None
-    pos = a
-    holes = 0
+        return 0, 0, 0, None, 0.0
+    rd, sw = m.costs.read, m.costs.read + m.costs.swapin
+    if inode.swap.first_present(a, end) is None:
+        return end - a, inode.pages.holes(a, end), 0, None, (end - a) * rd
+    pos, holes, swapped = a, 0, 0
     while pos < end:
-        nxt = inode.swap.first_present(pos, end)
-        stop = end if nxt is None else nxt
-        holes += inode.pages.holes(pos, stop)  # no swap entry before `stop`
-        pos = stop
-        if nxt is None:
-            break
-        err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
-        if err == EINVAL and pos >= inode.size_pages(m.page_size):
-            return pos - a, holes, None  # truncated meanwhile: EOF
-        if err:
-            return pos - a, holes, (err if pos == a else None)
-        if task.sigkill:
-            return pos - a, holes, None
-        pos += 1
-    return end - a, holes, None
+        stop = min(end, pos + slice_pages(m, sw))
+        t = 0.0
+        while pos < stop:
+            if task.sigkill:
+                yield m.env.timeout(t)
+                return pos - a, holes, swapped, None, 0.0
+            nxt = inode.swap.first_present(pos, stop)
+            upto = stop if nxt is None else nxt
+            if upto > pos:  # holes and pages in memory: copied
+                holes += inode.pages.holes(pos, upto)
+                t += (upto - pos) * rd
+                pos = upto
+                continue
+            if m.reference:
+                tag = inode.swap.owner_of(pos)
+                assert tag is not None
+                memcg = swapin_memcg(m.swap_owners[tag], task.memcg)
+                fits = swapin_margin(m, task, memcg) >= 1
+                n = 0
+                if fits:
+                    err = run_fast_path(m, shmem_swapin_folio(m, task, inode, pos, CTX_SYSCALL))
+                    assert err is None, err
+                    n = 1
+            else:
+                n = bulk_swapin(m, task, inode, pos, stop)
+            if n:
+                swapped += n
+                t += n * sw
+                pos += n
+                continue
+            yield m.env.timeout(t)  # the pages done so far, then the slow path at its time
+            t = 0.0
+            was_swapped = inode.swap.has(pos)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
+            if err == EINVAL and pos >= inode.size_pages(m.page_size):
+                return pos - a, holes, swapped, None, 0.0  # truncated meanwhile: EOF
+            if err:
+                return pos - a, holes, swapped, (err if pos == a else None), 0.0
+            if task.sigkill:
+                return pos - a, holes, swapped, None, 0.0
+            swapped += int(was_swapped)
+            t += sw if was_swapped else rd
+            pos += 1
+        yield m.env.timeout(t)
+    return end - a, holes, swapped, None, 0.0
+
+
+def swapin_margin(m: Machine, task: TaskStruct, memcg: Any) -> int:
+    """Pages a swap-in by `task` charged to `memcg` takes before any slow path: the allocator's
+    margin on the task's zonelist and the memcg hierarchy's charge margin."""
+    from .memcontrol import charge_margin
+    from .page_alloc import alloc_margin
+
+    return min(alloc_margin(m.zonelist(task.node)), charge_margin(memcg))
+
+
+def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int) -> int:
+    """Swap in, at once, the run of pages in swap that starts at `a` (before `b`), recorded for
+    one memcg, as far as it fits with no slow path: what `shmem_swapin_folio` does page by page
+    (allocate from the zonelist, charge the recorded memcg, replace the entries, free them).
+    Returns how many pages; 0 when the first one needs a slow path."""
+    from .memcontrol import page_counter_try_charge
+    from .page_alloc import take_pages
+
+    runs = inode.swap.runs(a, b)
+    assert runs and runs[0][0] == a
+    _, e, tag = runs[0]
+    recorded = m.swap_owners[tag]
+    memcg = swapin_memcg(recorded, task.memcg)
+    n = min(e - a, swapin_margin(m, task, memcg))
+    if n <= 0:
+        return 0
+    if page_counter_try_charge(memcg, n) is not None:
+        raise AssertionError("bulk swap-in charge refused within the margin")
+    segs = take_pages(m.zonelist(task.node), n)
+    inode.swap.remove(a, a + n)
+    swap_free_nr(m, recorded, n)
+    p = a
+    for nid, c in segs:
+        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        p += c
+    m.swap.pswpin += n
+    return n
 
 
 def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:

@@ -125,9 +125,12 @@ def shmem_fill_range(
             if err:
                 yield m.env.timeout((pos - start) * cost)
                 return FillResult(err, pos - a, pos, filled)
-            if not was_swapped:  # a page swapped in was not added by this call: no undo
-                filled.append((pos, pos + 1))
             pos += 1
+            if was_swapped:  # not added by this call (no undo); its swap read takes time
+                yield m.env.timeout(cost + m.costs.swapin)
+                start = pos
+            else:
+                filled.append((pos - 1, pos))
         yield m.env.timeout((pos - start) * cost)
     if task.sigkill:
         return FillResult(EINTR, pos - a, None, filled)
