@@ -12,7 +12,9 @@ to the next event anyone else has scheduled), so concurrent tasks interleave as 
 Before a page that needs a slow path (reclaim, OOM, SIGBUS, ENOSPC) the time of the pages
 already done passes first, so that the slow path runs at its true time. Both engines slice
 alike: the bulk engine takes the largest prefix that needs no slow path in one step, the
-reference takes one page per step, and each stops at the same page.
+reference takes one page per step, and each stops at the same page. A page whose fault swaps
+in (a swap PTE, or a file page in swap) is always a one-page step, in both engines; its swap
+read's time (`Costs.swapin`) passes once it is mapped.
 """
 
 from __future__ import annotations
