@@ -329,27 +329,31 @@ def shmem_file_read_iter(
     if inode.swap.first_present(a, end) is None:
         return end - a, inode.pages.holes(a, end), 0, None, (end - a) * rd
     pos, holes, swapped = a, 0, 0
+
+    def took(n_rd: int, n_sw: int) -> float:
+        """The time of the pages a slice took (from counts, so that the engines agree)."""
+        return n_rd * rd + n_sw * sw
+
     while pos < end:
         stop = min(end, pos + slice_pages(m, sw))
-        t = 0.0
+        n_rd = n_sw = 0
         while pos < stop:
             if task.sigkill:
-                yield m.env.timeout(t)
+                yield m.env.timeout(took(n_rd, n_sw))
                 return pos - a, holes, swapped, None, 0.0
             nxt = inode.swap.first_present(pos, stop)
             upto = stop if nxt is None else nxt
             if upto > pos:  # holes and pages in memory: copied
                 holes += inode.pages.holes(pos, upto)
-                t += (upto - pos) * rd
+                n_rd += upto - pos
                 pos = upto
                 continue
             if m.reference:
                 tag = inode.swap.owner_of(pos)
                 assert tag is not None
                 memcg = swapin_memcg(m.swap_owners[tag], task.memcg)
-                fits = swapin_margin(m, task, memcg) >= 1
                 n = 0
-                if fits:
+                if swapin_margin(m, task, memcg) >= 1:
                     err = run_fast_path(m, shmem_swapin_folio(m, task, inode, pos, CTX_SYSCALL))
                     assert err is None, err
                     n = 1
@@ -357,11 +361,11 @@ def shmem_file_read_iter(
                 n = bulk_swapin(m, task, inode, pos, stop)
             if n:
                 swapped += n
-                t += n * sw
+                n_sw += n
                 pos += n
                 continue
-            yield m.env.timeout(t)  # the pages done so far, then the slow path at its time
-            t = 0.0
+            yield m.env.timeout(took(n_rd, n_sw))  # the pages so far, then the slow path
+            n_rd = n_sw = 0
             was_swapped = inode.swap.has(pos)
             err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
             if err == EINVAL and pos >= inode.size_pages(m.page_size):
@@ -371,9 +375,10 @@ def shmem_file_read_iter(
             if task.sigkill:
                 return pos - a, holes, swapped, None, 0.0
             swapped += int(was_swapped)
-            t += sw if was_swapped else rd
+            n_sw += int(was_swapped)
+            n_rd += int(not was_swapped)
             pos += 1
-        yield m.env.timeout(t)
+        yield m.env.timeout(took(n_rd, n_sw))
     return end - a, holes, swapped, None, 0.0
 
 
