@@ -196,6 +196,20 @@ class TestShmemSwapinFolio:
         assert r.counters["memcg"]["/c"]["peak_file_mapped"] == PAGES_8M
 
 
+class TestBulkSwapin:
+    def test_sequential_touch_of_own_pages_swaps_in_on_both_engines(self, scenario):
+        """A sequential walk of a shared mapping whose pages in swap are its own memcg's takes
+        them in bulk; the per-page reference ends the same (outcomes, counters)."""
+        ops = ["memfd_create: {fd: buf}", "ftruncate: {fd: buf, size: 8MiB}",
+               "mmap: {fd: buf, map: w, prot: [read, write], flags: [shared]}",
+               "touch: {map: w, access: write}", "madvise: {map: w, advice: pageout}",
+               "alloc_anon: {size: 6MiB}", "touch: {map: w, access: read}", "sleep: 1s"]
+        r = run(scenario, [("p", "/p", 0, ops)], cgroups="{/p: {memory.max: 12MiB}}")
+        o = r.tasks["p"]
+        assert (o.outcome, o.op_name) == ("oom_killed", "touch")  # swap-in over memory.max
+        assert r.counters["swap"]["pswpin"] > 1000
+
+
 class TestDoSwapPage:
     def test_touch_swaps_anonymous_pages_back(self, scenario):
         """A write to a swap PTE swaps the page in: MM_SWAPENTS back to 0."""
