@@ -14,6 +14,7 @@ import numpy as np
 
 from .mm import memfd as memfd_mod
 from .mm.gup import PageSeq, faultin_range
+from .mm.madvise import madvise_pageout
 from .mm.memcontrol import CTX_FAULT, CTX_GUP
 from .mm.memory import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, free_cow_pages, unmap_pages
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
@@ -214,17 +215,32 @@ def op_add_seals(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("read")
 def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """read(2): holes are copied from ZERO_PAGE; nothing is allocated or charged."""
+    """read(2) in a loop until all is read or an error: holes are copied from ZERO_PAGE
+    (nothing allocated or charged); pages in swap are swapped in (allocated and charged to
+    the memcg recorded at swap-out). A failed swap-in ends one call short; the next call,
+    failing at its first page, returns the error."""
     inode = _inode(p, a.fd)
-    ps = p.m.page_size
+    m, ps = p.m, p.m.page_size
     start = parse_bytes(a.offset) // ps
     if a.length is None:
         end = inode.size_pages(ps)
     else:
         end = -(-(parse_bytes(a.offset) + parse_bytes(a.length)) // ps)
-    copied, holes = shmem_file_read_iter(p.m, inode, start, end)
-    p.m.log.emit("shmem_file_read_iter", task=p.task.name, page=start, pages=copied, value=holes)
-    yield p.m.env.timeout(p.m.costs.syscall + copied * p.m.costs.read)
+    while True:
+        p.page = start
+        copied, holes, swapped, err, pending = yield from shmem_file_read_iter(
+            m, p.task, inode, start, end)
+        m.log.emit("shmem_file_read_iter", task=p.task.name, page=start, pages=copied,
+                   value=holes, detail=err or "")
+        if swapped:
+            m.log.emit("swapin", task=p.task.name, page=start, pages=swapped, detail=inode.name)
+        yield m.env.timeout(m.costs.syscall + pending)
+        _check_killed(p, start + copied)
+        if err:
+            raise OpError(err, start)
+        start += copied
+        if copied == 0 or start >= min(end, inode.size_pages(ps)):
+            return
 
 
 @op("write")
@@ -416,7 +432,19 @@ def op_madvise(p: Proc, a: Any) -> Generator[Any, Any, None]:
             raise OpError(EINVAL)
         unmap_pages(p.m, p.task, vma, lo, hi)
         free_cow_pages(p.m, p.task, vma, lo, hi)
-    # willneed: shmem has no readahead of holes; only swap entries would be read (none here).
+    elif a.advice == "pageout":
+        if not p.m.profile.madv_pageout:
+            raise OpError(EINVAL)
+        err, done = madvise_pageout(p.m, p.task, vma, lo, hi)
+        p.m.log.emit("madvise_pageout", task=p.task.name, memcg=p.task.memcg.path, page=lo,
+                     pages=done, value=p.m.swap.inuse, detail=err or "")
+        yield p.m.env.timeout(done * p.m.costs.pageout)
+        if err:
+            raise OpError(err)
+    # willneed: shmem has no readahead of holes. Of pages in swap, `shmem_willneed` ->
+    # `shmem_swapin_range` would start reading them into the swap cache, and
+    # `madvise_willneed` of anonymous memory likewise; not modelled (it returns 0 and
+    # changes nothing here).
 
 
 @op("alloc_anon")

@@ -118,6 +118,8 @@ class CostsSpec(Strict):
     fallocate: Duration | None = None
     read: Duration | None = None
     write: Duration | None = None
+    swapin: Duration | None = None
+    pageout: Duration | None = None
     syscall: Duration | None = None
     exit: Duration | None = None
     quantum: Duration | None = None
@@ -128,7 +130,8 @@ class MachineSpec(Strict):
 
     page_size: Size = "4KiB"
     nodes: list[NodeSpec] = Field(default_factory=lambda: [NodeSpec(memory="4GiB")], min_length=1)
-    swap: Size = 0
+    swap: Size = Field(0, description="the swap device, treated as SWP_SYNCHRONOUS_IO (zram): "
+                       "swap-in without readahead or swap cache")
     page_cache: Size = 0
     costs: CostsSpec = Field(default_factory=CostsSpec)
     profile: str | None = Field(
@@ -176,6 +179,7 @@ class MountSpec(Strict):
 
     path: str
     size: Size | None = None
+    noswap: bool = Field(False, description="the `noswap` mount option: its pages never go to swap")
 
 
 class CgroupSpec(Strict):
@@ -306,7 +310,7 @@ class Madvise(Strict):
     """madvise(2)."""
 
     map: str
-    advice: Literal["populate_read", "populate_write", "willneed", "dontneed"]
+    advice: Literal["populate_read", "populate_write", "willneed", "dontneed", "pageout"]
     range: Range | None = None
 
 

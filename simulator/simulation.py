@@ -52,7 +52,8 @@ class RunResult:
             "oom_kills": [
                 {k: v for k, v in kill.items() if k in (
                     "victim", "constraint", "memcg", "points", "time", "task_memcg",
-                    "totalpages", "rss_pages", "pgtables_pages", "oom_score_adj", "line")}
+                    "totalpages", "rss_pages", "pgtables_pages", "swapents", "oom_score_adj",
+                    "line", "task_line")}
                 for kill in self.oom_kills
             ],
             "panic": self.panic,
@@ -232,7 +233,7 @@ def build_machine(sc: Scenario, env: simpy.Environment, kernel: str, what_if: Wh
         m.memcgs[path] = c
     for mnt in sc.mounts:
         size = ram_pages // 2 if mnt.size is None else parse_pages(mnt.size, ps, ram_pages)
-        m.mounts[mnt.path] = ShmemSb(path=mnt.path, max_blocks=size)
+        m.mounts[mnt.path] = ShmemSb(path=mnt.path, max_blocks=size, noswap=mnt.noswap)
     return m
 
 
@@ -304,19 +305,24 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
 
 
 def counters(m: Machine) -> dict[str, Any]:
-    """Final counters: per memcg, per node, overcommit, files."""
+    """Final counters: per memcg, per node, overcommit, swap, files."""
     return {
         "memcg": {
             path: {"usage_pages": c.usage, "max_usage_pages": c.watermark, **c.stat,
-                   **{f"peak_{k}": v for k, v in c.peak.items()}, "events": dict(c.events)}
+                   **{f"peak_{k}": v for k, v in c.peak.items()}, "events": dict(c.events),
+                   "swap_current_pages": c.swap_usage, "swap_peak_pages": c.swap_watermark,
+                   "swap_events": dict(c.swap_events)}
             for path, c in m.memcgs.items()
         },
+        "swap": {"total_pages": m.swap.pages, "used_pages": m.swap.inuse,
+                 "free_pages": m.swap.nr_free(), "pswpin": m.swap.pswpin,
+                 "pswpout": m.swap.pswpout},
         "nodes": [{"nid": n.nid, "managed": n.managed, "free": n.free,
                    "min": n.min_wmark(), "low": n.low_wmark(), "high": n.high_wmark(), **n.stat}
                   for n in m.nodes],
         "committed_as_pages": m.overcommit.committed_as,
         "commit_limit_pages": m.commit_limit(),
         "files": {fd: {"pages": len(i.pages), "size": i.size, "seals": sorted(i.seals),
-                       "evicted": i.evicted}
+                       "evicted": i.evicted, "swapped": len(i.swap)}
                   for fd, i in m.files.items()},
     }

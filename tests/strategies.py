@@ -6,7 +6,9 @@ mounts), gives them sizes, fills some ranges and seals some; then a few workers 
 (nested, limits of a few hundred pages, oom.group, v1 oom_kill_disable) running random ops on
 those files (mmap, touch with every pattern, mlock, MADV_POPULATE, fallocate, write, read,
 ftruncate, punch_hole, alloc_anon, ...), under overcommit modes 0/1/2, kernel profiles 6.18
-and 3.15, with and without the zero-page what-if. `scenarios()` validates them into
+and 3.15, with and without the zero-page what-if, with or without a small swap device (pages
+go out by MADV_PAGEOUT, under memory.swap.max limits and `noswap` mounts, and come back by
+faults, read, write and fallocate). `scenarios()` validates them into
 `Scenario` models. Every size is a whole number of 4 KiB pages unless a write or read says
 otherwise, and every memcg limit leaves room for the footprints of the tasks inside it (the
 fork-time charge is forced and must not overshoot a limit).
@@ -25,7 +27,7 @@ PAGE = 4096
 CGROUP_TREES = [[], ["/a"], ["/a", "/b"], ["/a", "/a/b"], ["/a", "/a/b", "/c"]]
 SEALS = ["write", "shrink", "grow", "future_write", "seal"]
 MAP_OP_KINDS = ["touch", "touch", "touch", "touch", "mlock", "madvise", "madvise", "munmap",
-                "mprotect", "mlock2"]
+                "mprotect", "mlock2", "pageout", "pageout"]
 FD_OP_KINDS = ["fallocate", "write", "read", "ftruncate", "punch_hole", "add_seals", "close"]
 CHANGE_KINDS = ["fallocate", "fallocate", "write", "ftruncate", "punch_hole", "punch_hole"]
 
@@ -130,8 +132,9 @@ def files(draw: Any, mounts: list[str], most: int = 3) -> list[dict[str, Any]]:
 
 
 @st.composite
-def setup_ops(draw: Any, fs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Create and size every file, seal some, then fill or write some ranges; then wait.
+def setup_ops(draw: Any, fs: list[dict[str, Any]], kernel: str = "6.18") -> list[dict[str, Any]]:
+    """Create and size every file, seal some, then fill or write some ranges; on 6.18 fault
+    some pages of some files in through a read-only map and page them out; then wait.
 
     Sealing comes before the fills (fallocate still works on a write-sealed file), so that a
     fill that fails (ENOSPC, EPERM) leaves the files created and sealed all the same.
@@ -150,6 +153,16 @@ def setup_ops(draw: Any, fs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             kinds = ["fallocate"] if f["write_sealed"] else ["fallocate", "fallocate", "write"]
             kind = draw(st.sampled_from(kinds))
             ops.append({kind: {"fd": f["fd"], "offset": a * PAGE, "length": n * PAGE}})
+    for f in fs:
+        if kernel == "6.18" and draw(st.integers(0, 2)) == 0:
+            # Fault some pages in through a read-only map and page them out: the workers
+            # then meet pages in swap as well as holes.
+            name = f"setup.{f['fd']}"
+            rng = draw(page_range(f["size"]))
+            ops += [{"mmap": {"fd": f["fd"], "map": name, "prot": ["read"], "flags": ["shared"]}},
+                    {"touch": {"map": name, "access": "read", "range": rng}},
+                    {"madvise": {"map": name, "advice": "pageout"}},
+                    {"munmap": {"map": name}}]
     ops.append({"sleep": draw(st.sampled_from(["50ms", "3s", "20s"]))})
     return ops
 
@@ -184,7 +197,7 @@ def map_op(draw: Any, name: str, npages: int, writable: bool, kernel: str,
     MADV_POPULATE_* is left out on 3.15 (EINVAL there) but for a rare check of just that.
     """
     kind = draw(st.sampled_from(kinds))
-    if kind == "madvise" and kernel != "6.18" and draw(st.integers(0, 7)):
+    if kind in ("madvise", "pageout") and kernel != "6.18" and draw(st.integers(0, 7)):
         kind = "touch"
     rng = draw(st.one_of(st.none(), page_range(npages)))
     extra = {} if rng is None else {"range": rng}
@@ -195,14 +208,19 @@ def map_op(draw: Any, name: str, npages: int, writable: bool, kernel: str,
         if pattern == "stride":
             op["stride"] = kib(draw(st.integers(1, 600)))
         return {"touch": op}
+    if kind == "pageout":
+        return {"madvise": {"map": name, "advice": "pageout", **extra}}
     if kind == "mlock":
         return {"mlock": {"map": name, **extra}}
     if kind == "mlock2":
         return {"mlock2": {"map": name, "flags": draw(st.sampled_from([[], ["onfault"]]))}}
     if kind == "madvise":
         advice = {"read": "populate_read", "write": "populate_write"}[draw(access(writable))]
-        if draw(st.integers(0, 3)) == 0:
+        roll = draw(st.integers(0, 7))
+        if roll == 0:
             advice = "dontneed"
+        elif roll <= 2 and (kernel == "6.18" or draw(st.integers(0, 7)) == 0):
+            advice = "pageout"
         return {"madvise": {"map": name, "advice": advice, **extra}}
     if kind == "mprotect":
         return {"mprotect": {"map": name, "prot": draw(st.sampled_from([["read"],
@@ -232,6 +250,9 @@ def worker_ops(draw: Any, task: str, fs: list[dict[str, Any]], kernel: str,
             f = files_of[name]
             walk = ["touch", "touch", "madvise"]
             ops.append(draw(map_op(name, *maps[name], kernel, walk)))
+            if kernel == "6.18" and draw(st.booleans()):
+                # Send what the walk mapped to swap, so that the next walk swaps it in.
+                ops.append(draw(map_op(name, *maps[name], kernel, ["pageout"])))
             ops.append(draw(file_op(f, CHANGE_KINDS)))
             ops.append(draw(map_op(name, *maps[name], kernel, walk)))
         elif kind in ("mmap", "map", "again") and not maps or kind == "mmap":
@@ -269,7 +290,8 @@ def machines(draw: Any) -> dict[str, Any]:
     # A short quantum makes walks of a few hundred pages take many slices, so that
     # concurrent tasks interleave inside them.
     quantum = draw(st.sampled_from(["1ms", "100us", "20us"]))
-    return {"page_size": "4KiB", "nodes": nodes, "costs": {"quantum": quantum}}
+    swap = kib(draw(st.sampled_from([0, 16, 128, 1024, 1024])))
+    return {"page_size": "4KiB", "nodes": nodes, "swap": swap, "costs": {"quantum": quantum}}
 
 
 @st.composite
@@ -302,7 +324,7 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
     tasks: list[dict[str, Any]] = []
     setup_cg = draw(st.sampled_from(cgroup_choices))
     tasks.append({"name": "setup", "cgroup": setup_cg, "footprint": draw(footprints()),
-                  "node": draw(st.integers(0, nnodes - 1)), "ops": draw(setup_ops(fs))})
+                  "node": draw(st.integers(0, nnodes - 1)), "ops": draw(setup_ops(fs, kernel))})
     for i in range(draw(st.integers(1, 2 if cycles else 4))):
         name = f"w{i}"
         start = draw(st.sampled_from(["1ms", "1ms", "7ms", "30ms", "2s", {"after": "setup"}]))
@@ -328,6 +350,8 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.oom.group"] = True
         if draw(st.integers(0, 11)) == 0:
             spec["memory.oom_kill_disable"] = True
+        if draw(st.integers(0, 2)) == 0:
+            spec["memory.swap.max"] = kib(draw(st.sampled_from([0, 4, 32, 200])))
         cgroups[path] = spec
     return {
         "name": "differential",
@@ -336,8 +360,8 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
         "duration": "30s",
         "machine": machine,
         "sysctl": draw(sysctls()),
-        "mounts": [{"path": p, "size": kib(draw(st.sampled_from([0, 0, 64, 256, 1024])))}
-                   for p in mounts],
+        "mounts": [{"path": p, "size": kib(draw(st.sampled_from([0, 0, 64, 256, 1024]))),
+                    "noswap": draw(st.sampled_from([False, False, True]))} for p in mounts],
         "cgroups": cgroups,
         "what_if": {"zero_page_sealed_holes": draw(st.booleans())},
         "tasks": tasks,

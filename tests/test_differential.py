@@ -283,3 +283,64 @@ class TestFoundByTheDifferentialTests:
                   - ftruncate: {fd: f0, size: 4096}
                   - touch: {map: p, access: write}
             """))
+
+    def test_swapin_racing_a_truncate_maps_no_gone_page(self) -> None:
+        """Two tasks fault the same page in swap; one maps it, then truncates the file while
+        the other's swap read is in flight: the other finds the entry gone and faults past
+        EOF (its swap-in once inserted the folio before the read and mapped it afterwards,
+        over a page the truncate had freed)."""
+        assert_same_run(yaml("""
+            name: swapin-against-truncate
+            duration: 30s
+            machine: {nodes: [{memory: 1536KiB}], swap: 64KiB}
+            tasks:
+              - name: setup
+                footprint: {anon: 4KiB, kernel: 4KiB, page_tables: 12KiB, committed: 4KiB}
+                ops:
+                  - memfd_create: {fd: f0, flags: [allow_sealing]}
+                  - ftruncate: {fd: f0, size: 4096}
+                  - mmap: {fd: f0, map: s, prot: [read], flags: [shared]}
+                  - touch: {map: s, access: read}
+                  - madvise: {map: s, advice: pageout}
+                  - munmap: {map: s}
+                  - sleep: 50ms
+              - name: w0
+                start: 7ms
+                footprint: {anon: 4KiB, kernel: 4KiB, page_tables: 12KiB, committed: 4KiB}
+                ops:
+                  - mmap: {fd: f0, map: m, prot: [read], flags: [shared, populate], length: 4096}
+              - name: w1
+                start: 7ms
+                footprint: {anon: 4KiB, kernel: 4KiB, page_tables: 12KiB, committed: 4KiB}
+                ops:
+                  - mmap: {fd: f0, map: m, prot: [read], flags: [shared], length: 4096}
+                  - touch: {map: m, access: read}
+                  - ftruncate: {fd: f0, size: 0}
+                  - touch: {map: m, access: read}
+            """))
+
+    def test_read_swapin_time_from_counts(self) -> None:
+        """A read that swaps in runs of pages takes the same time on both engines (the time of
+        a slice was once summed page by page in one and run by run in the other, and the
+        float sums differed in the last bit)."""
+        assert_same_run(yaml("""
+            name: read-swapin-time
+            duration: 30s
+            machine: {nodes: [{memory: 1536KiB}], swap: 512KiB}
+            tasks:
+              - name: setup
+                footprint: {anon: 4KiB, kernel: 4KiB, page_tables: 12KiB, committed: 4KiB}
+                ops:
+                  - memfd_create: {fd: f0, flags: [allow_sealing]}
+                  - ftruncate: {fd: f0, size: 131072}
+                  - mmap: {fd: f0, map: s, prot: [read], flags: [shared]}
+                  - touch: {map: s, access: read, range: [0, 110592]}
+                  - madvise: {map: s, advice: pageout}
+                  - munmap: {map: s}
+                  - sleep: 50ms
+              - name: w0
+                start: 1ms
+                footprint: {anon: 4KiB, kernel: 4KiB, page_tables: 12KiB, committed: 4KiB}
+                ops:
+                  - read: {fd: f0, offset: 0, length: 131072}
+            """))

@@ -94,6 +94,13 @@ class TestSkipReason:
         """swap > 0 needs swap here."""
         assert "swap" in skip_reason(sc(READER + "machine: {swap: 1GiB}\n"), HOST)
 
+    def test_swap_in_scenarios_are_skipped_without_swap(self):
+        """The swap-in scenarios say why they cannot run here: this machine has no swap."""
+        root = Path(__file__).parent.parent / "scenarios"
+        for name in ("swapin-sealed-read-oom", "swapin-read-kills-producer"):
+            why = skip_reason(load_scenario(root / f"{name}.yaml"), HOST)
+            assert why is not None and why.startswith("swap 1024 MiB (this machine has no swap")
+
     def test_a_machine_larger_than_this_one_is_skipped(self):
         """The scenario's RAM must fit in this machine's."""
         assert "machine memory" in skip_reason(sc(READER + "machine: {nodes: [{memory: 64GiB}]}\n"),

@@ -124,6 +124,13 @@ class ExtentMap:
             return self._o[i]
         return None
 
+    def first_present(self, a: int, b: int) -> int | None:
+        """The lowest present page in `[a, b)`, or None when there is none."""
+        i = bisect_right(self._e, a)
+        if i < len(self._s) and self._s[i] < b:
+            return max(self._s[i], a)
+        return None
+
     def hole_runs(self, a: int, b: int) -> list[tuple[int, int]]:
         """The absent runs inside `[a, b)`, in order."""
         runs: list[tuple[int, int]] = []

@@ -13,12 +13,20 @@ Before a page that needs a slow path (reclaim, OOM, SIGBUS, ENOSPC) the time of 
 already done passes first, so that the slow path runs at its true time. Both engines slice
 alike: the bulk engine takes the largest prefix that needs no slow path in one step, the
 reference takes one page per step, and each stops at the same page.
+
+A page whose fault swaps in (a swap PTE, or a file page in swap) is a fast page only in a
+sequential walk of an anonymous or shared mapping, when the memcg recorded for it is the
+faulting task's (`swapin_in_range`): the bulk engine then takes such runs at once
+(`bulk_swapin_range`) and the reference one by one, each page costing `Costs.swapin` on top of
+the fault. Any other swap-in is a one-page step in both engines, its swap read's time passing
+as soon as the page is mapped.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,10 +40,18 @@ from .bulk import (
     snapshot_caps,
     split_at,
 )
-from .memcontrol import mod_memcg_state, obj_stock_take, page_counter_try_charge
+from .memcontrol import mod_memcg_state, obj_stock_take, page_counter_try_charge, swapin_memcg
 from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages, pt_missing
 from .page_alloc import take_pages
-from .shmem import shmem_xa_insert, xa_charge_taken, xa_charges, xa_nodes_for, xa_stock_pages
+from .shmem import (
+    shmem_add_pages,
+    shmem_xa_insert,
+    xa_charge_taken,
+    xa_charges,
+    xa_nodes_for,
+    xa_stock_pages,
+)
+from .swapfile import swap_free_nr
 from .xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
 
 if TYPE_CHECKING:
@@ -85,63 +101,75 @@ def faultin_range(
     Returns a WalkResult; its page is the VMA page index where the walk stopped.
     """
     pos, total = 0, len(seq)
+    # Sequential walks of a range-walkable mapping take pages in swap on the fast path too
+    # (`bulk_swapin_range`, and one page at a time in the reference).
+    swapin_fast = seq.arr is None and range_walkable(m, vma, write)
+    swapin_cost = m.costs.swapin
     while pos < total:
         budget = slice_pages(m, cost)
-        faulted = 0
+        faulted = swapped = 0
         end = min(total, pos + budget)
         while pos < end:
             if task.sigkill:
-                yield m.env.timeout(faulted * cost)
+                yield m.env.timeout(faulted * cost + swapped * swapin_cost)
                 return WalkResult("killed", pos, seq.at(pos))
             if m.reference:
-                n, nf = reference_fault(m, task, vma, seq.at(pos), write, ctx)
+                n, nf, ns = reference_fault(m, task, vma, seq.at(pos), write, ctx, swapin_fast)
             else:
-                n, nf = bulk_fault(m, task, vma, seq, pos, end - pos, write)
+                n, nf, ns = bulk_fault(m, task, vma, seq, pos, end - pos, write, swapin_fast)
             if n:
                 pos += n
                 faulted += nf
+                swapped += ns
                 m.log.emit("fault_bulk", task=task.name, memcg=task.memcg.path,
                            page=seq.at(pos - 1), pages=n, value=task.memcg.usage)
                 continue
             idx = seq.at(pos)
-            if faulted:
+            if faulted or swapped:
                 # Let the time of the pages already done pass before the slow path runs.
                 task.cursor = idx
-                yield m.env.timeout(faulted * cost)
-                faulted = 0
+                yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+                faulted = swapped = 0
             was_present = vma.pte_present(idx, write)
+            swapin = not was_present and needs_swapin(vma, idx, write)
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
                 yield m.env.timeout(faulted * cost)
                 return WalkResult(status, pos, idx)
             faulted += 0 if was_present else 1
             pos += 1
+            if swapin:  # the synchronous swap read, after the page is in and mapped
+                yield m.env.timeout(swapin_cost)
         task.cursor = seq.at(min(pos, total - 1))
         m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
                    pages=faulted, value=task.memcg.usage)
-        yield m.env.timeout(faulted * cost)
+        yield m.env.timeout(faulted * cost + swapped * swapin_cost)
     if task.sigkill:
         return WalkResult("killed", pos, None)
     return WalkResult(VM_FAULT_OK, pos)
 
 
 def reference_fault(
-    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
-) -> tuple[int, int]:
+    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str,
+    swapin_fast: bool = False,
+) -> tuple[int, int, int]:
     """The reference's step: page `idx` through `handle_mm_fault` if it needs no slow path.
 
-    Returns (1, faulted) when the page was done, (0, 0) when it needs a slow path (the walker
-    then lets the time of the pages done pass and runs the fault itself, as after a bulk step).
+    Returns (1, faulted, swapped in) when the page was done, (0, 0, 0) when it needs a slow
+    path (the walker then lets the time of the pages done pass and runs the fault itself, as
+    after a bulk step).
     """
-    if not fault_fits(m, task, vma, idx, write):
-        return 0, 0
+    if not fault_fits(m, task, vma, idx, write, swapin_fast):
+        return 0, 0, 0
     was_present = vma.pte_present(idx, write)
+    swapin = not was_present and needs_swapin(vma, idx, write)
     status = run_fast_path(m, handle_mm_fault(m, task, vma, idx, write, ctx))
     assert status == VM_FAULT_OK, status
-    return 1, 0 if was_present else 1
+    return 1, 0 if was_present else 1, int(swapin)
 
 
-def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) -> bool:
+def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
+               swapin_fast: bool = False) -> bool:
     """Whether a fault at VMA page `idx` completes on the fast path: one page's needs, per rule.
 
     The page-table pages missing at its address, the anonymous copy of a private write, the
@@ -151,6 +179,12 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) ->
     """
     if vma.pte_present(idx, write):
         return True
+    if needs_swapin(vma, idx, write):
+        if not (swapin_fast and swapin_in_range(m, task, vma, idx)):
+            return False  # a slow path: one page, its swap read's time passing at once
+        caps = snapshot_caps(m, task, vma.file)
+        need = len(pt_missing(task.mm, vma.start + idx)) + 1
+        return caps.guess_2014 is None and range_fits(caps, need, 0, None)
     pt = len(pt_missing(task.mm, vma.start + idx))
     inode = vma.file
     anon = data = 0
@@ -171,6 +205,78 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool) ->
     # The folio comes after the page's page tables and its anonymous copy; its xarray nodes'
     # slab page, if the memcg's byte stock needs one, last.
     return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None)
+
+
+def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
+    """Whether a fault at VMA page `idx` (PTE not present for the access) swaps a page in:
+    a swap PTE (`do_swap_page`), or a file page in swap that the fault instantiates
+    (`shmem_fault` -> `shmem_swapin_folio`; a private write over a ZERO_PAGE PTE copies the
+    zero page instead)."""
+    if vma.swap.has(idx):
+        return True
+    inode = vma.file
+    if inode is None or not len(inode.swap) or not inode.swap.has(vma.pgoff + idx):
+        return False
+    return not (write and not vma.shared and vma.zero.has(idx))
+
+
+def swapin_in_range(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> bool:
+    """Whether the swap-in a fault at VMA page `idx` needs can be one of a sequential walk's
+    fast pages: charged to the faulting task's memcg (the one the step's limits are of), and
+    changing nothing but the page itself: a swap PTE of an anonymous mapping, or a file page
+    of a shared mapping with no ZERO_PAGE PTE over it."""
+    inode = vma.file
+    if inode is None:
+        tag = vma.swap.owner_of(idx)
+    elif vma.shared and not vma.zero.has(idx):
+        tag = inode.swap.owner_of(vma.pgoff + idx)
+    else:
+        return False
+    return tag is not None and swapin_memcg(m.tagged_memcgs[tag], task.memcg) is task.memcg
+
+
+def swapin_run(m: Machine, task: TaskStruct, vma: VMA, a: int, n: int) -> int:
+    """How many pages from VMA page `a` (at most n) `swapin_in_range` admits, by extents."""
+    inode = vma.file
+    if inode is None:
+        runs = vma.swap.runs(a, a + n)
+        off = 0
+    elif not vma.shared:
+        return 0
+    else:
+        off = vma.pgoff
+        runs = inode.swap.runs(off + a, off + a + n)
+        z = vma.zero.first_present(a, a + n)
+        if z is not None:
+            n = z - a
+    if not runs or runs[0][0] != off + a:
+        return 0
+    _, e, tag = runs[0]
+    if swapin_memcg(m.tagged_memcgs[tag], task.memcg) is not task.memcg:
+        return 0
+    return min(n, e - off - a)
+
+
+def first_swapin(vma: VMA, a: int, n: int, write: bool) -> int:
+    """How many pages from VMA page `a` (at most n) fault without any swap-in: the position
+    of the first page whose fault would swap in (see `needs_swapin`), found over extents."""
+    best = n
+    p = vma.swap.first_present(a, a + n)
+    if p is not None:
+        best = p - a
+    inode = vma.file
+    if inode is None or not len(inode.swap) or best == 0:
+        return best
+    off = vma.pgoff
+    for s, e, _ in inode.swap.runs(off + a, off + a + best):
+        s, e = s - off, e - off
+        if write and vma.shared:
+            return s - a  # a shared write faults on every page in swap (none is mapped)
+        # A read (or private write) does not fault, or copies ZERO_PAGE, under a present PTE.
+        for hs, he in vma.zero.hole_runs(s, e):
+            for cs, _ in vma.cow.hole_runs(hs, he):
+                return cs - a
+    return best
 
 
 def run_fast_path(m: Machine, gen: Generator[Any, Any, Any]) -> Any:
@@ -201,13 +307,21 @@ def slice_pages(m: Machine, cost: float) -> int:
 
 
 def bulk_fault(
-    m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int, limit: int, write: bool
-) -> tuple[int, int]:
-    """Instantiate as many pages from `pos` as fit without any slow path: (pages, faulted)."""
+    m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int, limit: int, write: bool,
+    swapin_fast: bool = False,
+) -> tuple[int, int, int]:
+    """Instantiate as many pages from `pos` as fit without any slow path: (pages, faulted,
+    swapped in)."""
     inode = vma.file
     caps = snapshot_caps(m, task, inode)
+    if swapin_fast:
+        a = seq.start + pos
+        if not vma.pte_present(a, write) and needs_swapin(vma, a, write):
+            n = bulk_swapin_range(m, task, vma, a, limit, caps)
+            return n, n, n
     if seq.arr is None and range_walkable(m, vma, write):
-        return bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
+        n, nf = bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
+        return n, nf, 0
     n_done = n_fault = 0
     # As many pages as the memory limits could take (each faulting page allocates at least
     # one page, unless it maps a present folio); small first when a limit is near.
@@ -221,7 +335,69 @@ def bulk_fault(
             break
         caps = snapshot_caps(m, task, inode)
         chunk_len = min(2 * chunk_len, ARRAY_CHUNK)
-    return n_done, n_fault
+    return n_done, n_fault, 0
+
+
+def bulk_swapin_range(
+    m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, caps: Caps
+) -> int:
+    """Swap in, at once, the run of pages from VMA page `a` that `swapin_in_range` admits and
+    that fits every limit: each page's missing page tables, then its folio, all charged to the
+    task's memcg (the memcg recorded for them), as `do_swap_page` / `shmem_swapin_folio` do one
+    by one. No commit or tmpfs accounting. Returns how many pages (0: the first needs a slow
+    path). The node of each allocation is placed as in `bulk_fault_range`."""
+    if caps.guess_2014 is not None:
+        return 0
+    run = swapin_run(m, task, vma, a, limit)
+    if run == 0:
+        return 0
+    mm = task.mm
+    va0 = vma.start + a
+
+    def alloc(x: int) -> int:
+        return new_regions(mm.pt, va0, x) + x
+
+    def alloc_within(k: int, x: int) -> bool:
+        return alloc(x) <= k
+
+    n = largest_fit(run, partial(alloc_within, caps.mem), proportional(run, alloc(run), caps.mem))
+    if n == 0:
+        return 0
+    inode = vma.file
+    total = alloc(n)
+    segs = charge_and_take_parts(m, task, total)
+    parts = []
+    p0 = taken = 0
+    for i, (nid, c) in enumerate(segs):
+        taken += c
+        p1 = n if i == len(segs) - 1 else largest_fit(n, partial(alloc_within, taken))
+        parts.append((nid, p0, p1, c - (p1 - p0)))
+        p0 = p1
+    tag = (vma.swap if inode is None else inode.swap).owner_of(a if inode is None else
+                                                               vma.pgoff + a)
+    assert tag is not None
+    for nid, p0, p1, pt in parts:
+        add_pgtables(m, task, nid, pt)
+        k = p1 - p0
+        if not k:
+            continue
+        if inode is None:
+            vma.swap.remove(a + p0, a + p1)
+            mm.swapents -= k
+            vma.cow.fill(a + p0, a + p1, nid)
+            m.anon_stat(task, nid, k)
+        else:
+            f = vma.pgoff + a
+            inode.swap.remove(f + p0, f + p1)
+            shmem_add_pages(m, inode, task.memcg, nid, f + p0, f + p1)
+    swap_free_nr(m, m.tagged_memcgs[tag], n)
+    m.swap.pswpin += n
+    if any(pt for *_, pt in parts):
+        for sh in PT_SHIFTS:
+            mm.pt[sh].fill(va0 >> sh, ((va0 + n - 1) >> sh) + 1, 0)
+    if inode is not None:
+        map_file_pages(m, task, vma, a, a + n)
+    return n
 
 
 def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:
@@ -262,6 +438,9 @@ def bulk_fault_range(
     f0 = vma.pgoff + a
     if inode is not None:
         limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))  # then SIGBUS
+    limit = first_swapin(vma, a, limit, write)  # then the one-page path swaps in
+    if limit == 0:
+        return 0, 0
     zmode = zero_mode(m, vma, write)
     memcg = task.memcg
     # Each page's allocations, in the kernel's order: its page tables, its folio (or anonymous
@@ -394,6 +573,19 @@ def bulk_fault_array(
         file_present = np.zeros(L, dtype=bool)
     act = ~skip
     private_write = write and not vma.shared
+    # The step ends before the first page whose fault swaps in (the one-page path does it).
+    need = vma.swap.contains(idx) if len(vma.swap) else np.zeros(L, dtype=bool)
+    if inode is not None and len(inode.swap):
+        file_swapped = inode.swap.contains(fidx)
+        need = need | (file_swapped & ~in_zero if private_write else file_swapped)
+    need_at = np.flatnonzero(need & act)
+    if len(need_at):
+        L = int(need_at[0])
+        if L == 0:
+            return 0, 0
+        idx, fidx, skip, act = idx[:L], fidx[:L], skip[:L], act[:L]
+        in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
+        file_present = file_present[:L]
     zmode = zero_mode(m, vma, write)
     if inode is None:
         anon = act & write

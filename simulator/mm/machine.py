@@ -17,6 +17,7 @@ from .overcommit import Overcommit, commit_margin, vm_commit_limit, vm_enough_me
 from .page_alloc import Node, free_pages, zonelist
 from .profiles import KernelProfile, WhatIf
 from .shmem import ShmemInode, ShmemSb, guess_free_2014, shmem_free_range
+from .swapfile import SwapInfo
 from .xarray import XA_NODE_BYTES
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class Costs:
     fallocate: float = 939e-9
     read: float = 144e-9
     write: float = 600e-9
+    swapin: float = 4e-6
+    pageout: float = 4e-6
     syscall: float = 1e-6
     exit: float = 50e-6
     quantum: float = 1e-3
@@ -93,10 +96,13 @@ class Machine:
     oom_waiters: list[Any] = field(default_factory=list)
     next_ino: int = 1
     reference: bool = False
+    swap: SwapInfo = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.log is None:
             self.log = EventLog(self.env)
+        if self.swap is None:
+            self.swap = SwapInfo(pages=self.total_swap)
         self._owner_index: dict[tuple[int, int], int] = {}
         self._memcg_tag_index: dict[int, int] = {}
         self.memcgs.setdefault(self.root.path, self.root)
@@ -361,9 +367,54 @@ class Machine:
                 raise AssertionError(
                     f"memcg {c.path}: usage {c.usage} != own pages {local} + children {below}"
                 )
+        self.check_swap_invariants()
         self.check_xa_charges()
         if self.overcommit.committed_as < 0:
             raise AssertionError("Committed_AS negative")
         for sb in [self.internal_mount, *self.mounts.values()]:
             if sb.used_blocks < 0 or (sb.max_blocks and sb.used_blocks > sb.max_blocks):
                 raise AssertionError(f"mount {sb.path}: used_blocks {sb.used_blocks} out of range")
+
+    def check_swap_invariants(self) -> None:
+        """Swap slots, swap charges and MM_SWAPENTS add up; a swapped page is not also a folio."""
+        used = 0
+        swap_local: dict[int, int] = {}
+        for inode in self.files.values():
+            for tag, n in inode.swap.by_owner().items():
+                swap_local[tag] = swap_local.get(tag, 0) + n
+                used += n
+            for s, e, _ in inode.swap.runs(0, 1 << 62):
+                if inode.pages.count(s, e):
+                    raise AssertionError(f"file {inode.name}: pages {s}..{e} both swapped and present")
+            for vma in inode.vmas:
+                for s, e, _ in inode.swap.runs(vma.pgoff, vma.pgoff + vma.npages):
+                    if vma.mapped.count(s - vma.pgoff, e - vma.pgoff):
+                        raise AssertionError(f"file {inode.name}: a swapped page is mapped")
+        for t in self.tasks:
+            ents = 0
+            for vma in t.mm.vmas.values():
+                for tag, n in vma.swap.by_owner().items():
+                    swap_local[tag] = swap_local.get(tag, 0) + n
+                    used += n
+                    ents += n
+                for s, e, _ in vma.swap.runs(0, vma.npages):
+                    if vma.cow.count(s, e) or vma.mapped.count(s, e) or vma.zero.count(s, e):
+                        raise AssertionError(f"{t.name}: a swap PTE is also present")
+            if not t.exited and ents != t.mm.swapents:
+                raise AssertionError(f"{t.name}: MM_SWAPENTS {t.mm.swapents} != swap PTEs {ents}")
+        if used != self.swap.inuse or self.swap.inuse > self.swap.pages:
+            raise AssertionError(f"swap: {self.swap.inuse} slots in use of {self.swap.pages}, "
+                                 f"entries {used}")
+        local = {id(c): 0 for c in self.memcgs.values()}
+        for tag, n in swap_local.items():
+            local[id(self.tagged_memcgs[tag])] += n
+        for c in self.memcgs.values():
+            if c.stat["swap"] != local[id(c)]:
+                raise AssertionError(f"memcg {c.path}: swap stat {c.stat['swap']} != entries "
+                                     f"{local[id(c)]}")
+            below = sum(ch.swap_usage for ch in c.children)
+            if c.swap_usage != local[id(c)] + below:
+                raise AssertionError(f"memcg {c.path}: swap usage {c.swap_usage} != own "
+                                     f"{local[id(c)]} + children {below}")
+            if not c.is_root() and c.swap_usage > c.swap_max:
+                raise AssertionError(f"memcg {c.path}: swap usage over swap.max")

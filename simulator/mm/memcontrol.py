@@ -2,14 +2,18 @@
 
 Models mm/memcontrol.c and mm/memcontrol-v1.c (v6.18): `page_counter_try_charge`,
 `try_charge_memcg`, `mem_cgroup_margin`, `mem_cgroup_oom`, `memcg_memory_event`,
-`mem_cgroup_get_oom_group`, and v1's `oom_kill_disable` wait (`mem_cgroup_oom_synchronize`).
+`mem_cgroup_get_oom_group`, v1's `oom_kill_disable` wait (`mem_cgroup_oom_synchronize`), and
+the swap side of cgroup v2: `__mem_cgroup_try_charge_swap`, `__mem_cgroup_uncharge_swap`,
+`mem_cgroup_swapout` and the memcg choice of `mem_cgroup_swapin_charge_folio`.
 
 Simplifications:
     No per-CPU charge stock (the kernel's 64-page batches move usage ahead of use, but the page
     at which the limit is hit is the same); no reclaim yet (nothing is reclaimable without swap
     or clean page cache), so the 16 reclaim rounds are a no-op and the OOM path is reached at
-    once; memory.high throttling, memory.low/min protection and swap.max are held as settings
-    for the reclaim issue.
+    once; memory.high throttling and memory.low/min protection are held as settings for the
+    reclaim issue. swap.max limits swap-out (MADV_PAGEOUT), the only swap-out modelled. Memcgs
+    are never taken offline (there is no rmdir), so the memcg recorded at swap-out is always
+    the one charged at swap-in.
 """
 
 from __future__ import annotations
@@ -48,20 +52,24 @@ class MemCgroup:
     swap_max: int = PAGE_COUNTER_MAX
     oom_group: bool = False
     oom_kill_disable: bool = False
+    online: bool = True
     usage: int = 0
     watermark: int = 0
+    swap_usage: int = 0
+    swap_watermark: int = 0
     stat: dict[str, int] = field(
         default_factory=lambda: {
-            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "slab": 0
+            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "swap": 0, "slab": 0
         }
     )
+    swap_events: dict[str, int] = field(default_factory=lambda: {"max": 0, "fail": 0})
     events: dict[str, int] = field(
         default_factory=lambda: {"low": 0, "high": 0, "max": 0, "oom": 0, "oom_kill": 0,
                                  "oom_group_kill": 0}
     )
     peak: dict[str, int] = field(
         default_factory=lambda: {
-            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "slab": 0
+            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "swap": 0, "slab": 0
         }
     )
     obj_stock: int = 0
@@ -140,6 +148,67 @@ def page_counter_uncharge(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
         if c.usage < 0:
             raise AssertionError(f"memcg {c.path} usage went negative ({c.usage})")
         memcg_oom_recover(m, c)
+
+
+def swap_margin(memcg: MemCgroup) -> int:
+    """Pages of swap chargeable to `memcg` before any ancestor's memory.swap.max is hit."""
+    margins = [max(0, c.swap_max - c.swap_usage) for c in memcg.ancestors() if not c.is_root()]
+    return min(margins, default=PAGE_COUNTER_MAX)
+
+
+def memcg_swap_event(m: Machine, memcg: MemCgroup, event: str, n: int, task: str = "") -> None:
+    """memory.swap.events `max`/`fail`, n times, in this memcg and its ancestors (as
+    `memcg_memory_event` counts MEMCG_SWAP_MAX and MEMCG_SWAP_FAIL).
+
+    No log record per event: a pageout logs one summary record (`madvise_pageout`), so that
+    taking its pages one by one or run by run logs the same.
+    """
+    if n <= 0:
+        return
+    for c in memcg.ancestors():
+        if not c.is_root():
+            c.swap_events[event] += n
+
+
+def mem_cgroup_try_charge_swap(m: Machine, memcg: MemCgroup, nr_pages: int, task: str = "") -> bool:
+    """Models `__mem_cgroup_try_charge_swap()` (v2) for pages that got a swap slot.
+
+    The swap counter of the folio's memcg and every ancestor is charged, or none: a non-root
+    memcg whose memory.swap.max would be exceeded refuses (`max` and `fail` events).
+    """
+    for c in memcg.ancestors():
+        if not c.is_root() and c.swap_usage + nr_pages > c.swap_max:
+            memcg_swap_event(m, memcg, "max", nr_pages, task)
+            memcg_swap_event(m, memcg, "fail", nr_pages, task)
+            return False
+    for c in memcg.ancestors():
+        c.swap_usage += nr_pages
+        c.swap_watermark = max(c.swap_watermark, c.swap_usage)
+    return True
+
+
+def mem_cgroup_uncharge_swap(memcg: MemCgroup, nr_pages: int) -> None:
+    """Models `__mem_cgroup_uncharge_swap()`: swap entries freed; the swap stat goes too."""
+    if nr_pages == 0:
+        return
+    for c in memcg.ancestors():
+        c.swap_usage -= nr_pages
+        if c.swap_usage < 0:
+            raise AssertionError(f"memcg {c.path} swap usage went negative")
+    mod_memcg_state(memcg, "swap", -nr_pages)
+
+
+def mem_cgroup_swapout(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
+    """Models `mem_cgroup_swapout()`: the folio leaves memory; its charge moves to swap (the
+    swap counter was charged by `mem_cgroup_try_charge_swap`), and the swap stat grows."""
+    page_counter_uncharge(m, memcg, nr_pages)
+    mod_memcg_state(memcg, "swap", nr_pages)
+
+
+def swapin_memcg(recorded: MemCgroup, current: MemCgroup) -> MemCgroup:
+    """The memcg `mem_cgroup_swapin_charge_folio()` charges: the one recorded at swap-out
+    (`lookup_swap_cgroup_id`) if it is still online, else the faulting (or reading) task's."""
+    return recorded if recorded.online else current
 
 
 def mod_memcg_state(memcg: MemCgroup, item: str, nr: int) -> None:

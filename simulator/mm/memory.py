@@ -2,9 +2,11 @@
 
 Models mm/memory.c (v6.18): `handle_mm_fault` -> `__handle_mm_fault` (`pud_alloc`,
 `pmd_alloc`, `pte_alloc`) -> `do_read_fault` / `do_cow_fault` / `do_shared_fault` /
-`do_anonymous_page` -> `shmem_fault`, and `vmf_error`; plus the teardown of `exit_mmap` and
-`unmap_vmas`. `handle_mm_fault` here is the per-page reference path; simulator/mm/gup.py runs
-whole ranges in bulk with the same rules and falls back to this at the page where a limit is hit.
+`do_anonymous_page` / `do_swap_page` -> `shmem_fault`, and `vmf_error`; plus the teardown of
+`exit_mmap` and `unmap_vmas` (`zap_pte_range`, which frees swap entries too).
+`handle_mm_fault` here is the per-page reference path; simulator/mm/gup.py runs whole ranges in
+bulk with the same rules and falls back to this at the page where a limit is hit (or a page is
+in swap).
 
 Simplifications:
     x86-64 4-level paging with 4 KiB pages: one PTE page per 2 MiB, one PMD page per 1 GiB, one
@@ -20,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
-from .memcontrol import mod_memcg_state, page_counter_uncharge, try_charge_memcg
+from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg, try_charge_memcg
 from .page_alloc import alloc_pages, free_pages
-from .shmem import ENOMEM, ShmemInode, shmem_alloc_and_add_folio
+from .shmem import ENOMEM, ShmemInode, shmem_get_folio
+from .swapfile import swap_free_nr
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -42,8 +45,9 @@ class VMA:
     """A mapping: `struct vm_area_struct` plus which of its pages have PTEs.
 
     Page indices are relative to the VMA. A page is in at most one of `mapped` (a PTE to the
-    file's page-cache folio), `cow` (a PTE to a private anonymous page) and `zero` (a PTE to
-    ZERO_PAGE).
+    file's page-cache folio), `cow` (a PTE to a private anonymous page), `zero` (a PTE to
+    ZERO_PAGE) and `swap` (a swap PTE: a private anonymous page in swap, tagged with the
+    memcg recorded at swap-out as a `Machine.memcg_tag` tag).
     """
 
     name: str
@@ -62,6 +66,7 @@ class VMA:
     mapped: ExtentMap = field(default_factory=ExtentMap)
     cow: ExtentMap = field(default_factory=ExtentMap)
     zero: ExtentMap = field(default_factory=ExtentMap)
+    swap: ExtentMap = field(default_factory=ExtentMap)
 
     def pte_present(self, idx: int, write: bool) -> bool:
         """Whether an access needs no fault: the PTE is there and allows it."""
@@ -76,6 +81,8 @@ class MM:
 
     Attributes:
         rss: MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES.
+        swapents: MM_SWAPENTS, the swap PTEs of private anonymous pages (shmem pages in swap
+            are the file's, and count for nobody).
         pt: page-table pages present, per level shift, as extents of region numbers.
         pt_nodes: page-table pages per node (`mm_pgtables_bytes` / PAGE_SIZE in total).
         anon_nodes: private anonymous pages per node (footprint, COW copies, anonymous maps).
@@ -155,12 +162,16 @@ def handle_mm_fault(
     and maps it. Private write: `do_cow_fault` allocates and charges the anonymous copy
     first, then the page-cache folio: two pages per hole. With the what-if
     `zero_page_sealed_holes`, a read fault on a hole of a write-sealed file maps ZERO_PAGE.
+    A swap PTE goes to `do_swap_page`; a file page in swap is swapped in by `shmem_fault`
+    (`shmem_swapin_folio`): never the zero page, it is not a hole.
     """
     if vma.pte_present(idx, write):
         return VM_FAULT_OK
     va = vma.start + idx
     if not (yield from pte_alloc(m, task, va, ctx)):
         return VM_FAULT_OOM
+    if vma.swap.has(idx):
+        return (yield from do_swap_page(m, task, vma, idx, write, ctx))
     inode = vma.file
     if inode is None:
         return (yield from do_anonymous_page(m, task, vma, idx, write, ctx))
@@ -168,13 +179,14 @@ def handle_mm_fault(
     if index >= inode.size_pages(m.page_size):
         return VM_FAULT_SIGBUS
     present = inode.pages.has(index)
+    swapped = not present and inode.swap.has(index)
     if write and not vma.shared:
         # do_cow_fault()/wp_page_copy(): the anonymous copy is allocated and charged first.
         nid = yield from alloc_charged_page(m, task, ctx)
         if nid is None:
             return VM_FAULT_OOM
         if not present and not vma.zero.has(idx):
-            err = yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx)
+            err = yield from shmem_get_folio(m, task, inode, index, ctx)
             if err:
                 page_counter_uncharge(m, task.memcg, 1)
                 free_pages(m, nid, 1)
@@ -184,16 +196,53 @@ def handle_mm_fault(
         m.anon_stat(task, nid, 1)
         return VM_FAULT_OK
     if not present:
-        if (not write and m.what_if.zero_page_sealed_holes and inode.write_sealed()):
+        if (not write and not swapped and m.what_if.zero_page_sealed_holes
+                and inode.write_sealed()):
             vma.zero.fill(idx, idx + 1, 0)
             return VM_FAULT_OK
-        err = yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx)
+        err = yield from shmem_get_folio(m, task, inode, index, ctx)
         if err:
             return vmf_error(err)
     if vma.zero.has(idx):
         vma.zero.remove(idx, idx + 1)
     map_file_pages(m, task, vma, idx, idx + 1)
     return VM_FAULT_OK
+
+
+def do_swap_page(
+    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
+) -> Generator[Any, Any, str]:
+    """Models `do_swap_page()` for a private anonymous page in swap, on a SWP_SYNCHRONOUS_IO
+    device with swap count 1 (no fork here): allocate and charge (`alloc_swap_folio`,
+    `mem_cgroup_swapin_charge_folio`: the memcg recorded at swap-out if online, else the
+    task's) bypassing the swap cache, read, map, and free the entry (slot and swap charge).
+    The walker lets the read's time pass once the page is mapped.
+
+    Returns VM_FAULT_OOM when the folio cannot be had (the PTE is unchanged).
+    """
+    tag = vma.swap.owner_of(idx)
+    assert tag is not None
+    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    assert memcg is task.memcg, "anonymous pages are charged to their task's memcg"
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        return VM_FAULT_OOM
+    err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        return VM_FAULT_OOM
+    if vma.swap.owner_of(idx) != tag:
+        # The entry went while we slept (MADV_DONTNEED, truncate): pte_same() fails; refault.
+        page_counter_uncharge(m, memcg, 1)
+        free_pages(m, nid, 1)
+        return (yield from handle_mm_fault(m, task, vma, idx, write, ctx))
+    vma.swap.remove(idx, idx + 1)
+    task.mm.swapents -= 1
+    swap_free_nr(m, m.tagged_memcgs[tag], 1)
+    vma.cow.fill(idx, idx + 1, nid)
+    m.anon_stat(task, nid, 1)
+    m.swap.pswpin += 1
+    return VM_FAULT_OK  # the read's time (`costs.swapin`) passes in the caller, after
 
 
 def do_anonymous_page(
@@ -229,7 +278,14 @@ def unmap_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> None:
 
 
 def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
-    """Free the private anonymous pages of `[a, b)`: uncharge and give back to their nodes."""
+    """Free the private anonymous pages of `[a, b)`: uncharge and give back to their nodes.
+
+    Their swap entries go too (`zap_pte_range` -> `free_swap_and_cache`): the slots, the swap
+    charge of the memcg recorded for them, and MM_SWAPENTS.
+    """
+    for tag, n in vma.swap.remove(a, b).items():
+        swap_free_nr(m, m.tagged_memcgs[tag], n)
+        task.mm.swapents -= n
     removed = vma.cow.remove(a, b)
     total = 0
     for nid, n in removed.items():

@@ -195,6 +195,17 @@ def kill_report(task: TaskStruct, message: str) -> str:
     )
 
 
+def dump_task(task: TaskStruct, page_size: int = PAGE_KB * 1024) -> str:
+    """The victim's row of the `oom_dump_tasks` table (`dump_task`), where the kernel prints
+    MM_SWAPENTS: pid, uid, tgid, total_vm, rss, rss_anon, rss_file, rss_shmem (pages),
+    pgtables_bytes, swapents, oom_score_adj, comm."""
+    mm = task.mm
+    return (f"[{task.pid:7d}] {0:5d} {task.pid:5d} {mm.total_vm:8d} {mm.get_mm_rss():8d} "
+            f"{mm.rss['anon']:8d} {mm.rss['file']:8d} {mm.rss['shmem']:9d} "
+            f"{mm.pgtables_pages() * page_size:8d} {mm.swapents:8d}         "
+            f"{task.oom_score_adj:5d} {task.comm}")
+
+
 def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) -> None:
     """Models `__oom_kill_process()` (once `oom_kill_task`): SIGKILL, mark, report, reap."""
     points = oom_badness(victim, oc.totalpages)
@@ -212,8 +223,10 @@ def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) 
         "time": m.env.now,
         "rss_pages": victim.mm.get_mm_rss(),
         "pgtables_pages": victim.mm.pgtables_pages(),
+        "swapents": victim.mm.swapents,
         "oom_score_adj": victim.oom_score_adj,
         "line": line,
+        "task_line": dump_task(victim, m.page_size),
     })
     m.log.emit("oom_kill", task=victim.name, memcg=victim.memcg.path, value=points, detail=line)
     queue_oom_reaper(m, victim)

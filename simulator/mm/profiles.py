@@ -27,6 +27,7 @@ class KernelProfile:
         pagefault_oom_global: [2014] `pagefault_out_of_memory` invoked the global OOM killer when
             no memcg OOM was pending; 6.18 only returns and lets the task refault.
         madv_populate: MADV_POPULATE_READ/WRITE exist (5.14+); otherwise madvise says EINVAL.
+        madv_pageout: MADV_PAGEOUT exists (5.4+); otherwise madvise says EINVAL.
         xarray_kmem_charge: the page cache's xarray nodes are charged to the inserting task's
             memcg (XA_FLAGS_ACCOUNT; radix tree nodes have been charged since Linux 4.6,
             "radix-tree: account radix_tree_node to memory cgroup"); 3.15 did not.
@@ -38,6 +39,7 @@ class KernelProfile:
     memcg_oom_user_fault_only: bool
     pagefault_oom_global: bool
     madv_populate: bool
+    madv_pageout: bool
     xarray_kmem_charge: bool
 
 
@@ -49,6 +51,7 @@ PROFILES: dict[str, KernelProfile] = {
         memcg_oom_user_fault_only=False,
         pagefault_oom_global=False,
         madv_populate=True,
+        madv_pageout=True,
         xarray_kmem_charge=True,
     ),
     "3.15": KernelProfile(
@@ -58,6 +61,7 @@ PROFILES: dict[str, KernelProfile] = {
         memcg_oom_user_fault_only=True,
         pagefault_oom_global=True,
         madv_populate=False,
+        madv_pageout=False,
         xarray_kmem_charge=False,
     ),
 }

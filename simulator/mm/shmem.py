@@ -3,7 +3,8 @@
 Models mm/shmem.c (v6.18): `shmem_get_folio_gfp` (SGP_READ/SGP_CACHE/SGP_WRITE/SGP_FALLOC),
 `shmem_alloc_and_add_folio`, `shmem_inode_acct_blocks`/`shmem_acct_blocks`,
 `shmem_file_read_iter`, `shmem_fallocate`, `shmem_setattr` (truncate), `shmem_undo_range`
-(punch), `shmem_evict_inode`; and the [2014] order of v3.15 `shmem_getpage_gfp`.
+(punch), `shmem_evict_inode`, swap-out (`shmem_writeout`) and swap-in (`shmem_swapin_folio`,
+`shmem_swap_alloc_folio`); and the [2014] order of v3.15 `shmem_getpage_gfp`.
 
 The page cache's xarray nodes (simulator/mm/xarray.py) are charged to the memcg of the task
 that inserts a page (`shmem_add_to_page_cache`), through the memcg's byte stock for slab
@@ -25,14 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
 from .memcontrol import (
+    CTX_SYSCALL,
+    mem_cgroup_swapout,
     obj_stock_pages,
     obj_stock_refill,
     obj_stock_take,
     page_counter_uncharge,
+    swapin_memcg,
     try_charge_memcg,
 )
 from .overcommit import guess_free_pages_2014
 from .page_alloc import alloc_pages, free_pages
+from .swapfile import folio_alloc_swap, swap_free_nr
 from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes
 
 if TYPE_CHECKING:
@@ -46,6 +51,7 @@ ALL_SEALS = (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTUR
 WRITE_SEALS = (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE)
 
 ENOSPC, ENOMEM, EPERM, EBADF, EINVAL, EFBIG = "ENOSPC", "ENOMEM", "EPERM", "EBADF", "EINVAL", "EFBIG"
+EEXIST = "EEXIST"
 
 
 @dataclass(eq=False)
@@ -55,6 +61,7 @@ class ShmemSb:
     path: str
     max_blocks: int = 0
     used_blocks: int = 0
+    noswap: bool = False
 
     def free_blocks(self) -> int | None:
         """Blocks left before ENOSPC, or None for an unlimited mount."""
@@ -70,6 +77,8 @@ class ShmemInode:
     Attributes:
         size: i_size in bytes.
         pages: the folios present (page index -> owner tag; see `Machine.owner`).
+        swap: the pages in swap (page index -> the memcg recorded at swap-out, as a
+            `Machine.memcg_tag` tag). A hole is a page in neither.
         xa: the page cache xarray's nodes, and the memcg each was charged to.
         noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
             tmpfs files); otherwise the whole size was accounted at creation.
@@ -84,6 +93,7 @@ class ShmemInode:
     sb: ShmemSb
     size: int = 0
     pages: ExtentMap = field(default_factory=ExtentMap)
+    swap: ExtentMap = field(default_factory=ExtentMap)
     xa: XaShape = field(default_factory=XaShape)
     seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
     noreserve: bool = True
@@ -98,12 +108,12 @@ class ShmemInode:
         return -(-self.size // page_size)
 
     def max_index(self) -> int:
-        """The highest index holding an entry, -1 for none."""
-        return self.pages.last()
+        """The highest index holding an entry (a folio or a swap entry), -1 for none."""
+        return max(self.pages.last(), self.swap.last())
 
     def entries(self, a: int, b: int) -> int:
-        """Entries (folios) in `[a, b)`."""
-        return self.pages.count(a, b)
+        """Entries (folios and swap entries) in `[a, b)`."""
+        return self.pages.count(a, b) + self.swap.count(a, b)
 
     def write_sealed(self) -> bool:
         """F_SEAL_WRITE or F_SEAL_FUTURE_WRITE is set."""
@@ -291,10 +301,14 @@ def shmem_add_pages(m: Machine, inode: ShmemInode, memcg: Any, nid: int, a: int,
 
 
 def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
-    """Free the folios in `[a, b)`: uncharge each owner memcg, give back blocks and commit."""
+    """Free the folios in `[a, b)`: uncharge each owner memcg, give back blocks and commit.
+
+    Swap entries in the range are freed too (`shmem_free_swap`): their slots and the swap
+    charge of the memcg recorded for them; they were accounted like folios (alloced =
+    resident + swapped), so their blocks and commit go back as well.
+    """
     max_before = inode.max_index()
     removed = inode.pages.remove(a, b)
-    shmem_xa_erase(m, inode, a, b, max_before)
     total = 0
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
@@ -302,21 +316,221 @@ def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
         m.shmem_stat(memcg, nid, -n)
         free_pages(m, nid, n)
         total += n
+    for tag, n in inode.swap.remove(a, b).items():
+        swap_free_nr(m, m.tagged_memcgs[tag], n)
+        total += n
+    shmem_xa_erase(m, inode, a, b, max_before)
     shmem_unacct_blocks(m, inode, total)
     if total:
         m.wake_oom_waiters()
     return total
 
 
-def shmem_file_read_iter(m: Machine, inode: ShmemInode, a: int, b: int) -> tuple[int, int]:
-    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes).
+def shmem_swapin_folio(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+) -> Generator[Any, Any, str | None]:
+    """Models `shmem_swapin_folio()` -> `shmem_swap_alloc_folio()` for one page in swap, on a
+    SWP_SYNCHRONOUS_IO device: allocate (may global-OOM), charge (`mem_cgroup_swapin_charge_folio`:
+    the memcg recorded at swap-out if online, else the task's; may memcg-OOM there), read,
+    then put the folio in the page cache in place of the swap entry and free the entry (slot
+    and swap charge).
 
-    SGP_READ never allocates: a hole is copied from ZERO_PAGE. Reading stops at i_size (EOF).
+    No commit or tmpfs-size accounting: the page was accounted when first instantiated. The
+    read's time (`costs.swapin`) is the caller's to let pass, after the state, as the walkers
+    do for every page. Returns None when the page is in, an errno name (ENOMEM) on failure, or
+    EEXIST when, while this task slept in reclaim or OOM, the entry went away (swapped in by
+    another task, or the range truncated): the caller looks again, as `shmem_get_folio_gfp`
+    repeats.
     """
+    tag = inode.swap.owner_of(index)
+    assert tag is not None
+    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        return ENOMEM
+    err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        return err
+    if inode.evicted or inode.swap.owner_of(index) != tag:
+        page_counter_uncharge(m, memcg, 1)
+        free_pages(m, nid, 1)
+        return EINVAL if inode.evicted else EEXIST
+    inode.swap.remove(index, index + 1)
+    swap_free_nr(m, m.tagged_memcgs[tag], 1)
+    shmem_add_pages(m, inode, memcg, nid, index, index + 1)
+    m.swap.pswpin += 1
+    return None
+
+
+def shmem_get_folio(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str,
+    past_eof: bool = False,
+) -> Generator[Any, Any, str | None]:
+    """Models `shmem_get_folio_gfp()` for a page that is not present: swap it in if it is in
+    swap, else instantiate the hole (`shmem_alloc_and_add_folio`). None when the page is there.
+
+    After a lost race (EEXIST) the page is looked up again; a fault or read (not `past_eof`,
+    which fallocate and write are) then finds it past a new i_size: -EINVAL.
+    """
+    retried = False
+    while True:
+        if inode.pages.has(index):
+            return None
+        if retried and not past_eof and index >= inode.size_pages(m.page_size):
+            return EINVAL
+        if inode.swap.has(index):
+            err = yield from shmem_swapin_folio(m, task, inode, index, ctx)
+            if err == EEXIST:
+                retried = True
+                continue
+            return err
+        return (yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx))
+
+
+def shmem_writeout(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]], task: str = "") -> int:
+    """Models `shmem_writeout()` (with `mem_cgroup_swapout` on completion) for the present,
+    evictable, already unmapped folios of `runs` (file pages), in order: each needs a swap
+    slot and the swap charge of the memcg it is charged to. Returns how many went to swap.
+
+    Refused (redirtied, no event) on a `noswap` mount or without any swap device. A folio
+    that goes out leaves memory (uncharged, its node's page freed) and leaves its swap entry,
+    recording its memcg, in the file; its tmpfs blocks and commit stay (alloced = resident +
+    swapped). A folio refused a slot or swap charge stays in the page cache, unmapped.
+    """
+    if inode.sb.noswap or not m.swap.pages:
+        return 0
+    done = 0
+    for a, b in runs:
+        for s, e, tag in inode.pages.runs(a, b):
+            memcg, nid = m.owners[tag]
+            k = folio_alloc_swap(m, memcg, e - s, task)
+            if k:
+                inode.pages.remove(s, s + k)
+                m.shmem_stat(memcg, nid, -k)
+                mem_cgroup_swapout(m, memcg, k)
+                free_pages(m, nid, k)
+                inode.swap.fill(s, s + k, m.memcg_tag(memcg))
+                m.swap.pswpout += k
+                done += k
+    return done
+
+
+def shmem_file_read_iter(
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int
+) -> Generator[Any, Any, tuple[int, int, int, str | None, float]]:
+    """Models `shmem_file_read_iter()` over pages `[a, b)`: (pages copied, of which holes, of
+    which swapped in, errno or None, time still to pass).
+
+    SGP_READ never allocates for a hole: it is copied from ZERO_PAGE. A page in swap is
+    swapped in (`shmem_swapin_folio`, charged as there; ENOMEM possible). The error is
+    returned only when nothing was copied yet, else the count so far (a short read). Reading
+    stops at i_size (EOF). A page costs `costs.read`, plus `costs.swapin` if swapped in. With
+    no page in swap nothing sleeps and the time is returned for the caller to let pass; else
+    it passes here by slices, as in the fault walkers.
+
+    Runs of pages in swap are taken in bulk (`bulk_swapin`) or, with `Machine.reference`,
+    page by page through the one-page path; the page where a limit is reached goes through
+    `shmem_get_folio` (reclaim, OOM) in both.
+    """
+    from .gup import run_fast_path, slice_pages
+
     end = min(b, inode.size_pages(m.page_size))
     if end <= a:
-        return 0, 0
-    return end - a, inode.pages.holes(a, end)
+        return 0, 0, 0, None, 0.0
+    rd, sw = m.costs.read, m.costs.read + m.costs.swapin
+    if inode.swap.first_present(a, end) is None:
+        return end - a, inode.pages.holes(a, end), 0, None, (end - a) * rd
+    pos, holes, swapped = a, 0, 0
+
+    def took(n_rd: int, n_sw: int) -> float:
+        """The time of the pages a slice took (from counts, so that the engines agree)."""
+        return n_rd * rd + n_sw * sw
+
+    while pos < end:
+        stop = min(end, pos + slice_pages(m, sw))
+        n_rd = n_sw = 0
+        while pos < stop:
+            if task.sigkill:
+                yield m.env.timeout(took(n_rd, n_sw))
+                return pos - a, holes, swapped, None, 0.0
+            nxt = inode.swap.first_present(pos, stop)
+            upto = stop if nxt is None else nxt
+            if upto > pos:  # holes and pages in memory: copied
+                holes += inode.pages.holes(pos, upto)
+                n_rd += upto - pos
+                pos = upto
+                continue
+            if m.reference:
+                tag = inode.swap.owner_of(pos)
+                assert tag is not None
+                memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+                n = 0
+                if swapin_margin(m, task, memcg) >= 1:
+                    err = run_fast_path(m, shmem_swapin_folio(m, task, inode, pos, CTX_SYSCALL))
+                    assert err is None, err
+                    n = 1
+            else:
+                n = bulk_swapin(m, task, inode, pos, stop)
+            if n:
+                swapped += n
+                n_sw += n
+                pos += n
+                continue
+            yield m.env.timeout(took(n_rd, n_sw))  # the pages so far, then the slow path
+            n_rd = n_sw = 0
+            was_swapped = inode.swap.has(pos)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
+            if err == EINVAL and pos >= inode.size_pages(m.page_size):
+                return pos - a, holes, swapped, None, 0.0  # truncated meanwhile: EOF
+            if err:
+                return pos - a, holes, swapped, (err if pos == a else None), 0.0
+            if task.sigkill:
+                return pos - a, holes, swapped, None, 0.0
+            swapped += int(was_swapped)
+            n_sw += int(was_swapped)
+            n_rd += int(not was_swapped)
+            pos += 1
+        yield m.env.timeout(took(n_rd, n_sw))
+    return end - a, holes, swapped, None, 0.0
+
+
+def swapin_margin(m: Machine, task: TaskStruct, memcg: Any) -> int:
+    """Pages a swap-in by `task` charged to `memcg` takes before any slow path: the allocator's
+    margin on the task's zonelist and the memcg hierarchy's charge margin."""
+    from .memcontrol import charge_margin
+    from .page_alloc import alloc_margin
+
+    return min(alloc_margin(m.zonelist(task.node)), charge_margin(memcg))
+
+
+def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int) -> int:
+    """Swap in, at once, the run of pages in swap that starts at `a` (before `b`), recorded for
+    one memcg, as far as it fits with no slow path: what `shmem_swapin_folio` does page by page
+    (allocate from the zonelist, charge the recorded memcg, replace the entries, free them).
+    Returns how many pages; 0 when the first one needs a slow path."""
+    from .memcontrol import page_counter_try_charge
+    from .page_alloc import take_pages
+
+    runs = inode.swap.runs(a, b)
+    assert runs and runs[0][0] == a
+    _, e, tag = runs[0]
+    recorded = m.tagged_memcgs[tag]
+    memcg = swapin_memcg(recorded, task.memcg)
+    n = min(e - a, swapin_margin(m, task, memcg))
+    if n <= 0:
+        return 0
+    if page_counter_try_charge(memcg, n) is not None:
+        raise AssertionError("bulk swap-in charge refused within the margin")
+    segs = take_pages(m.zonelist(task.node), n)
+    inode.swap.remove(a, a + n)
+    swap_free_nr(m, recorded, n)
+    p = a
+    for nid, c in segs:
+        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        p += c
+    m.swap.pswpin += n
+    return n
 
 
 def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
@@ -326,7 +540,7 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
     free = sum(n.free for n in m.nodes)
     shmem = sum(n.stat["shmem"] for n in m.nodes)
     return guess_free_pages_2014(
-        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.total_swap,
+        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
         slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
         admin_reserve=m.overcommit.admin_reserve_pages,
         cap_sys_admin=task.capable("sys_admin"),

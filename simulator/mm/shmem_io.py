@@ -23,6 +23,7 @@ from .shmem import (
     ShmemInode,
     shmem_alloc_and_add_folio,
     shmem_free_range,
+    shmem_get_folio,
     shmem_xa_insert,
     xa_charge_taken,
     xa_nodes_for,
@@ -53,7 +54,13 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
 
     Each hole costs its folio, then the slab page its xarray nodes may cost the memcg's byte
     stock; where the allocator moves to the next node is found as for faults (`split_at`).
+    The step ends before the first page in swap: that one is swapped in by the one-page path.
     """
+    swapped = inode.swap.first_present(a, a + limit)
+    if swapped is not None:
+        limit = swapped - a
+        if limit == 0:
+            return 0
     caps = snapshot_caps(m, task, inode)
     memcg = task.memcg
 
@@ -95,9 +102,12 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
 def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
                    filled: list[tuple[int, int]]) -> int:
     """The reference's step: page `index` through `shmem_alloc_and_add_folio` if it needs no
-    slow path (1), else 0. A page already present is skipped (1)."""
+    slow path (1), else 0. A page already present is skipped (1); a page in swap is a slow
+    path (its swap I/O takes time)."""
     if inode.pages.has(index):
         return 1
+    if inode.swap.has(index):
+        return 0
     slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1))
     if not range_fits(snapshot_caps(m, task, inode), 1 + slab, 1, 1):
         return 0
@@ -131,12 +141,17 @@ def shmem_fill_range(
             if pos > start:
                 yield m.env.timeout((pos - start) * cost)
                 start = pos
-            err = yield from shmem_alloc_and_add_folio(m, task, inode, pos, CTX_SYSCALL)
+            was_swapped = inode.swap.has(pos)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL, past_eof=True)
             if err:
                 yield m.env.timeout((pos - start) * cost)
                 return FillResult(err, pos - a, pos, filled)
-            filled.append((pos, pos + 1))
             pos += 1
+            if was_swapped:  # not added by this call (no undo); its swap read takes time
+                yield m.env.timeout(cost + m.costs.swapin)
+                start = pos
+            else:
+                filled.append((pos - 1, pos))
         yield m.env.timeout((pos - start) * cost)
     if task.sigkill:
         return FillResult(EINTR, pos - a, None, filled)

@@ -37,7 +37,8 @@ def skip_reason(sc: Scenario, host: Host) -> str | None:
         return f"page size {ps // 1024} KiB (this machine has {host.page_size // 1024} KiB)"
     swap = parse_bytes(sc.machine.swap)
     if swap and not host.swap_total:
-        return f"swap {swap // MiB} MiB (this machine has no swap)"
+        return (f"swap {swap // MiB} MiB (this machine has no swap; the model's swap is a "
+                f"zram-like SWP_SYNCHRONOUS_IO device)")
     if host.shmem_thp in ("always", "within_size", "force"):
         return f"shmem_enabled={host.shmem_thp}: memfds may get huge pages (the model has none)"
     ram = machine_bytes(sc)

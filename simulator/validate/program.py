@@ -20,7 +20,7 @@ SEALS = {"seal": 0x1, "shrink": 0x2, "grow": 0x4, "write": 0x8, "future_write": 
 FALLOC = {"keep_size": 0x1, "punch_hole": 0x2}
 PROT = {"read": 0x1, "write": 0x2}
 MAP = {"shared": 0x01, "private": 0x02, "locked": 0x2000, "noreserve": 0x4000, "populate": 0x8000}
-MADV = {"willneed": 3, "dontneed": 4, "populate_read": 22, "populate_write": 23}
+MADV = {"willneed": 3, "dontneed": 4, "pageout": 21, "populate_read": 22, "populate_write": 23}
 PATTERN = {"sequential": 0, "random": 1, "stride": 2}
 CAPS = {"ipc_lock": 14, "sys_admin": 21, "sys_resource": 24}  # capability numbers
 
