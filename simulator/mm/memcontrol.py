@@ -4,7 +4,8 @@ Models mm/memcontrol.c and mm/memcontrol-v1.c (v6.18): `page_counter_try_charge`
 `try_charge_memcg`, `mem_cgroup_margin`, `mem_cgroup_oom`, `memcg_memory_event`,
 `mem_cgroup_get_oom_group`, v1's `oom_kill_disable` wait (`mem_cgroup_oom_synchronize`), and
 the swap side of cgroup v2: `__mem_cgroup_try_charge_swap`, `__mem_cgroup_uncharge_swap`,
-`mem_cgroup_swapout` and the memcg choice of `mem_cgroup_swapin_charge_folio`.
+`mem_cgroup_swapout` and the memcg choice of `mem_cgroup_swapin_charge_folio`; and the byte
+stock slab objects are charged through (`obj_cgroup_charge`, `refill_obj_stock`).
 
 Simplifications:
     No per-CPU charge stock (the kernel's 64-page batches move usage ahead of use, but the page
