@@ -213,6 +213,26 @@ class TestBulkSwapin:
         assert r.counters["swap"]["pswpin"] > 1000
 
 
+    def test_faults_swap_in_another_memcgs_pages_in_bulk(self, scenario):
+        """A consumer's faults on a sealed memfd its producer paged out swap the pages back
+        into the producer's memcg, the page tables into its own, in a few steps (not one per
+        page), up to the producer's memory.max, where the producer is OOM-killed."""
+        consumer = ["mmap: {fd: buf, map: m, prot: [read], flags: [shared]}",
+                    "touch: {map: m, access: read}", "sleep: 1s"]
+        hog = ["alloc_anon: {size: 16MiB}", "sleep: 10s"]
+        r = run(scenario, [("p", "/app/p", 0, producer("32MiB", hog)),
+                           ("c", "/app/c", "1s", consumer)],
+                cgroups="{/app: {memory.max: 64MiB}, /app/p: {memory.max: 40MiB}, /app/c: {}}")
+        assert r.tasks["p"].outcome == "oom_killed" and r.tasks["c"].outcome == "ok"
+        assert r.oom_kills[0]["memcg"] == "/app/p"
+        assert r.counters["memcg"]["/app/c"]["peak_shmem"] == 0
+        assert r.counters["memcg"]["/app/p"]["shmem"] == 8192
+        steps = [e[5] for e in r.events if e[1] == "fault_bulk" and e[2] == "c"]
+        assert r.counters["swap"]["pswpin"] == 8192
+        # Every page on a bulk step but the one at /app/p's limit (its slow path kills p).
+        assert sum(steps) == 8191 and len(steps) < 20
+
+
 class TestDoSwapPage:
     def test_touch_swaps_anonymous_pages_back(self, scenario):
         """A write to a swap PTE swaps the page in: MM_SWAPENTS back to 0."""

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .bulk import (
+    INF,
     Caps,
     cumulative_fit,
     largest_fit,
@@ -40,7 +41,14 @@ from .bulk import (
     snapshot_caps,
     split_at,
 )
-from .memcontrol import mod_memcg_state, obj_stock_take, page_counter_try_charge, swapin_memcg
+from .memcontrol import (
+    MemCgroup,
+    mem_cgroup_margin,
+    mod_memcg_state,
+    obj_stock_take,
+    page_counter_try_charge,
+    swapin_memcg,
+)
 from .memory import PT_SHIFTS, VM_FAULT_OK, VMA, handle_mm_fault, map_file_pages, pt_missing
 from .page_alloc import take_pages
 from .shmem import (
@@ -180,11 +188,12 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
     if vma.pte_present(idx, write):
         return True
     if needs_swapin(vma, idx, write):
-        if not (swapin_fast and swapin_in_range(m, task, vma, idx)):
+        target = swapin_target(m, task, vma, idx) if swapin_fast else None
+        if target is None:
             return False  # a slow path: one page, its swap read's time passing at once
         caps = snapshot_caps(m, task, vma.file)
-        need = len(pt_missing(task.mm, vma.start + idx)) + 1
-        return caps.guess_2014 is None and range_fits(caps, need, 0, None)
+        pt = len(pt_missing(task.mm, vma.start + idx))
+        return caps.guess_2014 is None and swapin_fits(caps, swapin_margins(task, target), pt, 1)
     pt = len(pt_missing(task.mm, vma.start + idx))
     inode = vma.file
     anon = data = 0
@@ -220,23 +229,44 @@ def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
     return not (write and not vma.shared and vma.zero.has(idx))
 
 
-def swapin_in_range(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> bool:
-    """Whether the swap-in a fault at VMA page `idx` needs can be one of a sequential walk's
-    fast pages: charged to the faulting task's memcg (the one the step's limits are of), and
-    changing nothing but the page itself: a swap PTE of an anonymous mapping, or a file page
-    of a shared mapping with no ZERO_PAGE PTE over it."""
+def swapin_target(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> MemCgroup | None:
+    """The memcg the swap-in a fault at VMA page `idx` charges, when that swap-in can be one of
+    a sequential walk's fast pages (it changes nothing but the page itself: a swap PTE of an
+    anonymous mapping, or a file page of a shared mapping with no ZERO_PAGE PTE over it);
+    None otherwise."""
     inode = vma.file
     if inode is None:
         tag = vma.swap.owner_of(idx)
     elif vma.shared and not vma.zero.has(idx):
         tag = inode.swap.owner_of(vma.pgoff + idx)
     else:
-        return False
-    return tag is not None and swapin_memcg(m.tagged_memcgs[tag], task.memcg) is task.memcg
+        return None
+    return None if tag is None else swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+
+
+def swapin_margins(task: TaskStruct, target: MemCgroup) -> tuple[int, int, int]:
+    """What the memcgs allow a swap-in step whose page tables are charged to the task's memcg
+    and whose folios to `target`: (page tables, folios, both) at most, from the margins of the
+    ancestors of only the first, of only the second, and of both."""
+    mine, theirs = task.memcg.ancestors(), target.ancestors()
+    only_mine = [c for c in mine if c not in theirs]
+    only_theirs = [c for c in theirs if c not in mine]
+    both = [c for c in mine if c in theirs]
+    return (min((mem_cgroup_margin(c) for c in only_mine), default=INF),
+            min((mem_cgroup_margin(c) for c in only_theirs), default=INF),
+            min((mem_cgroup_margin(c) for c in both), default=INF))
+
+
+def swapin_fits(caps: Caps, margins: tuple[int, int, int], pt: int, folios: int) -> bool:
+    """Whether a swap-in step's page tables and folios pass the allocator and every memcg."""
+    only_pt, only_folios, both = margins
+    return (pt + folios <= caps.alloc and pt <= only_pt and folios <= only_folios
+            and pt + folios <= both)
 
 
 def swapin_run(m: Machine, task: TaskStruct, vma: VMA, a: int, n: int) -> int:
-    """How many pages from VMA page `a` (at most n) `swapin_in_range` admits, by extents."""
+    """How many pages from VMA page `a` (at most n) `swapin_target` admits, with one recorded
+    memcg, found over extents."""
     inode = vma.file
     if inode is None:
         runs = vma.swap.runs(a, a + n)
@@ -251,10 +281,7 @@ def swapin_run(m: Machine, task: TaskStruct, vma: VMA, a: int, n: int) -> int:
             n = z - a
     if not runs or runs[0][0] != off + a:
         return 0
-    _, e, tag = runs[0]
-    if swapin_memcg(m.tagged_memcgs[tag], task.memcg) is not task.memcg:
-        return 0
-    return min(n, e - off - a)
+    return min(n, runs[0][1] - off - a)  # one run: one recorded memcg
 
 
 def first_swapin(vma: VMA, a: int, n: int, write: bool) -> int:
@@ -341,16 +368,20 @@ def bulk_fault(
 def bulk_swapin_range(
     m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, caps: Caps
 ) -> int:
-    """Swap in, at once, the run of pages from VMA page `a` that `swapin_in_range` admits and
-    that fits every limit: each page's missing page tables, then its folio, all charged to the
-    task's memcg (the memcg recorded for them), as `do_swap_page` / `shmem_swapin_folio` do one
-    by one. No commit or tmpfs accounting. Returns how many pages (0: the first needs a slow
-    path). The node of each allocation is placed as in `bulk_fault_range`."""
+    """Swap in, at once, the run of pages from VMA page `a` that `swapin_target` admits, all
+    recorded for one memcg, and that fits every limit: each page's missing page tables
+    (charged to the task's memcg), then its folio (charged to the memcg the swap-in charges,
+    which may be another), as `do_swap_page` / `shmem_swapin_folio` do one by one. No commit
+    or tmpfs accounting. Returns how many pages (0: the first needs a slow path). The node
+    of each allocation is placed as in `bulk_fault_range`."""
     if caps.guess_2014 is not None:
         return 0
     run = swapin_run(m, task, vma, a, limit)
     if run == 0:
         return 0
+    target = swapin_target(m, task, vma, a)
+    assert target is not None
+    margins = swapin_margins(task, target)
     mm = task.mm
     va0 = vma.start + a
 
@@ -360,12 +391,18 @@ def bulk_swapin_range(
     def alloc_within(k: int, x: int) -> bool:
         return alloc(x) <= k
 
-    n = largest_fit(run, partial(alloc_within, caps.mem), proportional(run, alloc(run), caps.mem))
+    def fits(x: int) -> bool:
+        return swapin_fits(caps, margins, alloc(x) - x, x)
+
+    n = largest_fit(run, fits, proportional(run, alloc(run), caps.alloc, *margins[1:]))
     if n == 0:
         return 0
     inode = vma.file
     total = alloc(n)
-    segs = charge_and_take_parts(m, task, total)
+    for memcg, nr in ((task.memcg, total - n), (target, n)):
+        if nr and page_counter_try_charge(memcg, nr) is not None:
+            raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
+    segs = take_pages(m.zonelist(task.node), total)
     parts = []
     p0 = taken = 0
     for i, (nid, c) in enumerate(segs):
@@ -389,7 +426,7 @@ def bulk_swapin_range(
         else:
             f = vma.pgoff + a
             inode.swap.remove(f + p0, f + p1)
-            shmem_add_pages(m, inode, task.memcg, nid, f + p0, f + p1)
+            shmem_add_pages(m, inode, target, nid, f + p0, f + p1)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     m.swap.pswpin += n
     if any(pt for *_, pt in parts):
