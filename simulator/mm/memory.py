@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
-from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg, try_charge_memcg
-from .page_alloc import alloc_pages, free_pages
+from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
+from .page_alloc import alloc_charged_page, free_pages
 from .shmem import ENOMEM, ShmemInode, shmem_get_folio
 from .swapfile import swap_free_nr
 
@@ -121,20 +121,6 @@ def pt_missing(mm: MM, va: int) -> list[int]:
     return [s for s in PT_SHIFTS if not mm.pt[s].has(va >> s)]
 
 
-def alloc_charged_page(
-    m: Machine, task: TaskStruct, ctx: str
-) -> Generator[Any, Any, int | None]:
-    """Allocate one page and charge it to the task's memcg (`__GFP_ACCOUNT`): node id or None."""
-    nid = yield from alloc_pages(m, task)
-    if nid is None:
-        return None
-    err = yield from try_charge_memcg(m, task, task.memcg, 1, ctx)
-    if err:
-        free_pages(m, nid, 1)
-        return None
-    return nid
-
-
 def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any, Any, bool]:
     """Models `pud_alloc`/`pmd_alloc`/`pte_alloc`: the page-table pages a fault at va needs.
 
@@ -224,12 +210,8 @@ def do_swap_page(
     assert tag is not None
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
     assert memcg is task.memcg, "anonymous pages are charged to their task's memcg"
-    nid = yield from alloc_pages(m, task)
+    nid = yield from alloc_charged_page(m, task, ctx, memcg)
     if nid is None:
-        return VM_FAULT_OOM
-    err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
-    if err:
-        free_pages(m, nid, 1)
         return VM_FAULT_OOM
     if vma.swap.owner_of(idx) != tag:
         # The entry went while we slept (MADV_DONTNEED, truncate): pte_same() fails; refault.

@@ -18,6 +18,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .memcontrol import MemCgroup, try_charge_memcg
+
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
@@ -180,6 +182,22 @@ def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]
             return None
         if victim is not task:
             yield from wait_for_oom_progress(m, task, victim)
+
+
+def alloc_charged_page(
+    m: Machine, task: TaskStruct, ctx: str, memcg: MemCgroup | None = None
+) -> Generator[Any, Any, int | None]:
+    """Allocate one page, then charge it (`__GFP_ACCOUNT`) to `memcg` (the task's unless
+    given; a swap-in's is the recorded one): the node id, or None when either failed
+    (-ENOMEM; the page is freed again)."""
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        return None
+    err = yield from try_charge_memcg(m, task, task.memcg if memcg is None else memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        return None
+    return nid
 
 
 def free_pages(m: Machine, nid: int, nr_pages: int) -> None:

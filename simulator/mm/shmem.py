@@ -36,7 +36,7 @@ from .memcontrol import (
     try_charge_memcg,
 )
 from .overcommit import guess_free_pages_2014
-from .page_alloc import alloc_pages, free_pages
+from .page_alloc import alloc_charged_page, alloc_pages, free_pages
 from .swapfile import folio_alloc_swap, swap_free_nr
 from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes
 
@@ -235,12 +235,8 @@ def xa_charge_stock(
         nbytes = xa_nodes_for(m, inode, index, index + 1) * XA_NODE_BYTES
         if obj_stock_pages(memcg, nbytes, m.page_size) == 0:
             return True
-        nid = yield from alloc_pages(m, task)
+        nid = yield from alloc_charged_page(m, task, ctx, memcg)
         if nid is None:
-            return False
-        err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
-        if err:
-            free_pages(m, nid, 1)
             return False
         memcg.obj_stock += m.page_size
         m.slab_stat(memcg, nid, 1)
@@ -345,13 +341,9 @@ def shmem_swapin_folio(
     tag = inode.swap.owner_of(index)
     assert tag is not None
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
-    nid = yield from alloc_pages(m, task)
+    nid = yield from alloc_charged_page(m, task, ctx, memcg)
     if nid is None:
         return ENOMEM
-    err = yield from try_charge_memcg(m, task, memcg, 1, ctx)
-    if err:
-        free_pages(m, nid, 1)
-        return err
     if inode.evicted or inode.swap.owner_of(index) != tag:
         page_counter_uncharge(m, memcg, 1)
         free_pages(m, nid, 1)
