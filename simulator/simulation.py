@@ -273,7 +273,7 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
     nodes = m.zonelist(t.node)
     if sum(max(0, n.free - n.min_wmark()) for n in nodes) < total:
         raise ScenarioError(f"the machine has no room for task {spec.name}'s footprint")
-    page_counter_charge(memcg, total)
+    page_counter_charge(memcg, total - pts + m.pgtables_charge(pts))
     parts = take_pages(nodes, total)
     for pn, cnt in parts:
         take_a = min(cnt, anon)

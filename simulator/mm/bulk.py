@@ -121,13 +121,15 @@ def new_regions(pt: dict, va0: int, x: int) -> int:  # type: ignore[type-arg]
 
 
 def cumulative_fit(caps: Caps, alloc_cum: np.ndarray, data_cum: np.ndarray,
-                   data_mask: np.ndarray) -> int:
-    """Pages of an explicit sequence that fit: the first index any cumulative cost exceeds."""
+                   data_mask: np.ndarray, charge_cum: np.ndarray | None = None) -> int:
+    """Pages of an explicit sequence that fit: the first index any cumulative cost exceeds
+    (`charge_cum`: the charged part of the allocations, when not all of them are)."""
     n = len(alloc_cum)
     cut = n
-    mem = caps.mem
-    if n and alloc_cum[-1] > mem:
-        cut = min(cut, int(np.searchsorted(alloc_cum, mem, side="right")))
+    for cum, cap in ((alloc_cum, caps.alloc), (alloc_cum if charge_cum is None else charge_cum,
+                                                 caps.charge)):
+        if n and cum[-1] > cap:
+            cut = min(cut, int(np.searchsorted(cum, cap, side="right")))
     if n and data_cum[-1] > caps.acct:
         cut = min(cut, int(np.searchsorted(data_cum, caps.acct, side="right")))
     if caps.guess_2014 is not None:
@@ -137,9 +139,11 @@ def cumulative_fit(caps: Caps, alloc_cum: np.ndarray, data_cum: np.ndarray,
     return cut
 
 
-def range_fits(caps: Caps, alloc: int, data: int, last_data_alloc: int | None) -> bool:
-    """Whether a prefix with these cumulative costs passes every limit."""
-    if alloc > caps.mem or data > caps.acct:
+def range_fits(caps: Caps, alloc: int, data: int, last_data_alloc: int | None,
+               uncharged: int = 0) -> bool:
+    """Whether a prefix with these cumulative costs passes every limit: `alloc` pages from the
+    allocator, of which all but `uncharged` (3.15's page tables) charged to the memcg."""
+    if alloc > caps.alloc or alloc - uncharged > caps.charge or data > caps.acct:
         return False
     if caps.guess_2014 is not None and data and last_data_alloc is not None:
         return last_data_alloc <= caps.guess_2014 - 1

@@ -193,7 +193,8 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
             return False  # a slow path: one page, its swap read's time passing at once
         caps = snapshot_caps(m, task, vma.file)
         pt = len(pt_missing(task.mm, vma.start + idx))
-        return caps.guess_2014 is None and swapin_fits(caps, swapin_margins(task, target), pt, 1)
+        return caps.guess_2014 is None and swapin_fits(caps, swapin_margins(task, target), pt, 1,
+                                                       m.pgtables_charge(pt))
     pt = len(pt_missing(task.mm, vma.start + idx))
     inode = vma.file
     anon = data = 0
@@ -213,7 +214,8 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
     need = pt + anon + data
     # The folio comes after the page's page tables and its anonymous copy; its xarray nodes'
     # slab page, if the memcg's byte stock needs one, last.
-    return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None)
+    return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None,
+                      pt - m.pgtables_charge(pt))
 
 
 def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
@@ -257,11 +259,13 @@ def swapin_margins(task: TaskStruct, target: MemCgroup) -> tuple[int, int, int]:
             min((mem_cgroup_margin(c) for c in both), default=INF))
 
 
-def swapin_fits(caps: Caps, margins: tuple[int, int, int], pt: int, folios: int) -> bool:
-    """Whether a swap-in step's page tables and folios pass the allocator and every memcg."""
+def swapin_fits(caps: Caps, margins: tuple[int, int, int], pt: int, folios: int,
+                pt_charged: int) -> bool:
+    """Whether a swap-in step's page tables (of which `pt_charged` are charged) and folios
+    pass the allocator and every memcg."""
     only_pt, only_folios, both = margins
-    return (pt + folios <= caps.alloc and pt <= only_pt and folios <= only_folios
-            and pt + folios <= both)
+    return (pt + folios <= caps.alloc and pt_charged <= only_pt and folios <= only_folios
+            and pt_charged + folios <= both)
 
 
 def swapin_run(m: Machine, task: TaskStruct, vma: VMA, a: int, n: int) -> int:
@@ -392,14 +396,14 @@ def bulk_swapin_range(
         return alloc(x) <= k
 
     def fits(x: int) -> bool:
-        return swapin_fits(caps, margins, alloc(x) - x, x)
+        return swapin_fits(caps, margins, alloc(x) - x, x, m.pgtables_charge(alloc(x) - x))
 
     n = largest_fit(run, fits, proportional(run, alloc(run), caps.alloc, *margins[1:]))
     if n == 0:
         return 0
     inode = vma.file
     total = alloc(n)
-    for memcg, nr in ((task.memcg, total - n), (target, n)):
+    for memcg, nr in ((task.memcg, m.pgtables_charge(total - n)), (target, n)):
         if nr and page_counter_try_charge(memcg, nr) is not None:
             raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
     segs = take_pages(m.zonelist(task.node), total)
@@ -502,13 +506,13 @@ def bulk_fault_range(
     def fits(x: int, c: tuple[int, int, int] | None = None) -> bool:
         pt, d, sl = costs(x) if c is None else c
         if inode is None:
-            return range_fits(caps, pt + d, 0, None)
+            return range_fits(caps, pt + d, 0, None, pt - m.pgtables_charge(pt))
         last = None
         if caps.guess_2014 is not None and d:
             h = inode.pages.last_hole_before(f0, f0 + x)
             assert h is not None
             last = alloc(h - f0 + 1) - (slab(h - f0 + 1) - slab(h - f0))  # its folio
-        return range_fits(caps, pt + d + sl, d, last)
+        return range_fits(caps, pt + d + sl, d, last, pt - m.pgtables_charge(pt))
 
     c_all = costs(limit)
     whole = max(1, sum(c_all))
@@ -526,7 +530,7 @@ def bulk_fault_range(
     # Where each node's allocations start and end, worked out before anything changes:
     # (nid, first page, end page, payload pages, page-table pages, slab pages).
     c_n = c_all if n == limit else costs(n)
-    segs = charge_and_take_parts(m, task, sum(c_n))
+    segs = charge_and_take_parts(m, task, sum(c_n), c_n[0] - m.pgtables_charge(c_n[0]))
     parts = []
     p0 = pay0 = sl0 = taken = 0
     for i, (nid, cnt) in enumerate(segs):
@@ -661,11 +665,13 @@ def bulk_fault_array(
     per_page = pt_need + anon + data + slab
     alloc_cum = np.cumsum(per_page)
     data_cum = np.cumsum(data) if (inode is not None and not zmode) else np.zeros(L, np.int64)
-    n = cumulative_fit(caps, alloc_cum, data_cum, data)
+    charge_cum = None if m.profile.pgtables_charged else alloc_cum - np.cumsum(pt_need)
+    n = cumulative_fit(caps, alloc_cum, data_cum, data, charge_cum)
     if n == 0:
         return 0, 0
     total = int(alloc_cum[n - 1])
-    segs = charge_and_take_parts(m, task, total)
+    uncharged = 0 if charge_cum is None else total - int(charge_cum[n - 1])
+    segs = charge_and_take_parts(m, task, total, uncharged)
     seg_nodes = np.array([nid for nid, _ in segs], dtype=np.int64)
     seg_ends = np.cumsum([c for _, c in segs]) if segs else np.zeros(0, np.int64)
 
@@ -743,11 +749,14 @@ def first_occurrences(v: np.ndarray) -> np.ndarray:
     return order[head]
 
 
-def charge_and_take_parts(m: Machine, task: TaskStruct, total: int) -> list[tuple[int, int]]:
-    """Charge `total` pages to the task's memcg and take them from its zonelist, in order."""
+def charge_and_take_parts(
+    m: Machine, task: TaskStruct, total: int, uncharged: int = 0
+) -> list[tuple[int, int]]:
+    """Take `total` pages from the task's zonelist, in order, and charge all but `uncharged` of
+    them to its memcg."""
     if total == 0:
         return []
-    over = page_counter_try_charge(task.memcg, total)
+    over = page_counter_try_charge(task.memcg, total - uncharged)
     if over is not None:
         raise AssertionError(f"bulk charge of {total} pages refused by {over.path}")
     return take_pages(m.zonelist(task.node), total)

@@ -170,9 +170,15 @@ class Machine:
         self.nodes[nid].stat["slab"] += n
 
     def pgtable_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
-        """Page-table pages added or freed (memcg `pagetables`, node NR_PAGETABLE)."""
-        mod_memcg_state(memcg, "pagetables", n)
+        """Page-table pages added or freed (node NR_PAGETABLE; memcg `pagetables` where the
+        kernel charges them)."""
+        if self.profile.pgtables_charged:
+            mod_memcg_state(memcg, "pagetables", n)
         self.nodes[nid].stat["pagetables"] += n
+
+    def pgtables_charge(self, n: int) -> int:
+        """Of n new page-table pages, how many the memcg is charged (all, or none on 3.15)."""
+        return n if self.profile.pgtables_charged else 0
 
     def anon_stat(self, task: TaskStruct, nid: int, n: int) -> None:
         """Private anonymous pages of a task added or freed (rss, memcg `anon`, node)."""
@@ -270,7 +276,7 @@ class Machine:
         self.reap_private(task)
         for nid, n in list(mm.pt_nodes.items()):
             self.pgtable_stat(task.memcg, nid, -n)
-            page_counter_uncharge(self, task.memcg, n)
+            page_counter_uncharge(self, task.memcg, self.pgtables_charge(n))
             free_pages(self, nid, n)
         mm.pt_nodes.clear()
         for nid, n in list(mm.kernel_nodes.items()):

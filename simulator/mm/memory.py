@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
-from .page_alloc import alloc_charged_page, free_pages
+from .page_alloc import alloc_charged_page, alloc_pages, free_pages
 from .shmem import ENOMEM, ShmemInode, shmem_get_folio
 from .swapfile import swap_free_nr
 
@@ -125,11 +125,14 @@ def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any,
     """Models `pud_alloc`/`pmd_alloc`/`pte_alloc`: the page-table pages a fault at va needs.
 
     Each is an accounted kernel page (GFP_PGTABLE_USER): allocation and memcg charge can run
-    reclaim and the OOM killer; failure is VM_FAULT_OOM.
+    reclaim and the OOM killer; failure is VM_FAULT_OOM. [2014] 3.15 did not charge them.
     """
     mm = task.mm
     for s in pt_missing(mm, va):
-        nid = yield from alloc_charged_page(m, task, ctx)
+        if m.profile.pgtables_charged:
+            nid = yield from alloc_charged_page(m, task, ctx)
+        else:
+            nid = yield from alloc_pages(m, task)
         if nid is None:
             return False
         mm.pt[s].fill(va >> s, (va >> s) + 1, 0)
