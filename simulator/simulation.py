@@ -273,7 +273,7 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
     nodes = m.zonelist(t.node)
     if sum(max(0, n.free - n.min_wmark()) for n in nodes) < total:
         raise ScenarioError(f"the machine has no room for task {spec.name}'s footprint")
-    page_counter_charge(memcg, total - pts + m.pgtables_charge(pts))
+    page_counter_charge(memcg, anon + m.kmem_charge(kernel + pts))
     parts = take_pages(nodes, total)
     for pn, cnt in parts:
         take_a = min(cnt, anon)
@@ -284,7 +284,7 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
         take_k = min(rest, kernel)
         if take_k:
             mm.kernel_nodes[pn] += take_k
-            mod_memcg_state(memcg, "kernel", take_k)
+            mod_memcg_state(memcg, "kernel", m.kmem_charge(take_k))
             m.nodes[pn].stat["kernel"] += take_k
         kernel -= take_k
         rest -= take_k

@@ -194,7 +194,7 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
         caps = snapshot_caps(m, task, vma.file)
         pt = len(pt_missing(task.mm, vma.start + idx))
         return caps.guess_2014 is None and swapin_fits(caps, swapin_margins(task, target), pt, 1,
-                                                       m.pgtables_charge(pt))
+                                                       m.kmem_charge(pt))
     pt = len(pt_missing(task.mm, vma.start + idx))
     inode = vma.file
     anon = data = 0
@@ -215,7 +215,7 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
     # The folio comes after the page's page tables and its anonymous copy; its xarray nodes'
     # slab page, if the memcg's byte stock needs one, last.
     return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None,
-                      pt - m.pgtables_charge(pt))
+                      pt - m.kmem_charge(pt))
 
 
 def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
@@ -396,14 +396,14 @@ def bulk_swapin_range(
         return alloc(x) <= k
 
     def fits(x: int) -> bool:
-        return swapin_fits(caps, margins, alloc(x) - x, x, m.pgtables_charge(alloc(x) - x))
+        return swapin_fits(caps, margins, alloc(x) - x, x, m.kmem_charge(alloc(x) - x))
 
     n = largest_fit(run, fits, proportional(run, alloc(run), caps.alloc, *margins[1:]))
     if n == 0:
         return 0
     inode = vma.file
     total = alloc(n)
-    for memcg, nr in ((task.memcg, m.pgtables_charge(total - n)), (target, n)):
+    for memcg, nr in ((task.memcg, m.kmem_charge(total - n)), (target, n)):
         if nr and page_counter_try_charge(memcg, nr) is not None:
             raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
     segs = take_pages(m.zonelist(task.node), total)
@@ -506,13 +506,13 @@ def bulk_fault_range(
     def fits(x: int, c: tuple[int, int, int] | None = None) -> bool:
         pt, d, sl = costs(x) if c is None else c
         if inode is None:
-            return range_fits(caps, pt + d, 0, None, pt - m.pgtables_charge(pt))
+            return range_fits(caps, pt + d, 0, None, pt - m.kmem_charge(pt))
         last = None
         if caps.guess_2014 is not None and d:
             h = inode.pages.last_hole_before(f0, f0 + x)
             assert h is not None
             last = alloc(h - f0 + 1) - (slab(h - f0 + 1) - slab(h - f0))  # its folio
-        return range_fits(caps, pt + d + sl, d, last, pt - m.pgtables_charge(pt))
+        return range_fits(caps, pt + d + sl, d, last, pt - m.kmem_charge(pt))
 
     c_all = costs(limit)
     whole = max(1, sum(c_all))
@@ -530,7 +530,7 @@ def bulk_fault_range(
     # Where each node's allocations start and end, worked out before anything changes:
     # (nid, first page, end page, payload pages, page-table pages, slab pages).
     c_n = c_all if n == limit else costs(n)
-    segs = charge_and_take_parts(m, task, sum(c_n), c_n[0] - m.pgtables_charge(c_n[0]))
+    segs = charge_and_take_parts(m, task, sum(c_n), c_n[0] - m.kmem_charge(c_n[0]))
     parts = []
     p0 = pay0 = sl0 = taken = 0
     for i, (nid, cnt) in enumerate(segs):
@@ -665,7 +665,7 @@ def bulk_fault_array(
     per_page = pt_need + anon + data + slab
     alloc_cum = np.cumsum(per_page)
     data_cum = np.cumsum(data) if (inode is not None and not zmode) else np.zeros(L, np.int64)
-    charge_cum = None if m.profile.pgtables_charged else alloc_cum - np.cumsum(pt_need)
+    charge_cum = None if m.profile.kmem_charged else alloc_cum - np.cumsum(pt_need)
     n = cumulative_fit(caps, alloc_cum, data_cum, data, charge_cum)
     if n == 0:
         return 0, 0

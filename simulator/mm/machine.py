@@ -172,13 +172,14 @@ class Machine:
     def pgtable_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
         """Page-table pages added or freed (node NR_PAGETABLE; memcg `pagetables` where the
         kernel charges them)."""
-        if self.profile.pgtables_charged:
+        if self.profile.kmem_charged:
             mod_memcg_state(memcg, "pagetables", n)
         self.nodes[nid].stat["pagetables"] += n
 
-    def pgtables_charge(self, n: int) -> int:
-        """Of n new page-table pages, how many the memcg is charged (all, or none on 3.15)."""
-        return n if self.profile.pgtables_charged else 0
+    def kmem_charge(self, n: int) -> int:
+        """Of n new pages of kernel memory (page tables, a kernel stack), how many the memcg is
+        charged: all, or none on 3.15."""
+        return n if self.profile.kmem_charged else 0
 
     def anon_stat(self, task: TaskStruct, nid: int, n: int) -> None:
         """Private anonymous pages of a task added or freed (rss, memcg `anon`, node)."""
@@ -276,12 +277,12 @@ class Machine:
         self.reap_private(task)
         for nid, n in list(mm.pt_nodes.items()):
             self.pgtable_stat(task.memcg, nid, -n)
-            page_counter_uncharge(self, task.memcg, self.pgtables_charge(n))
+            page_counter_uncharge(self, task.memcg, self.kmem_charge(n))
             free_pages(self, nid, n)
         mm.pt_nodes.clear()
         for nid, n in list(mm.kernel_nodes.items()):
-            mod_memcg_state(task.memcg, "kernel", -n)
-            page_counter_uncharge(self, task.memcg, n)
+            mod_memcg_state(task.memcg, "kernel", -self.kmem_charge(n))
+            page_counter_uncharge(self, task.memcg, self.kmem_charge(n))
             free_pages(self, nid, n)
         mm.kernel_nodes.clear()
         if mm.committed:

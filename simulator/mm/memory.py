@@ -129,7 +129,7 @@ def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any,
     """
     mm = task.mm
     for s in pt_missing(mm, va):
-        if m.profile.pgtables_charged:
+        if m.profile.kmem_charged:
             nid = yield from alloc_charged_page(m, task, ctx)
         else:
             nid = yield from alloc_pages(m, task)

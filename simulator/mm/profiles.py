@@ -28,12 +28,11 @@ class KernelProfile:
             no memcg OOM was pending; 6.18 only returns and lets the task refault.
         madv_populate: MADV_POPULATE_READ/WRITE exist (5.14+); otherwise madvise says EINVAL.
         madv_pageout: MADV_PAGEOUT exists (5.4+); otherwise madvise says EINVAL.
-        pgtables_charged: page-table pages are charged to the memcg (GFP_PGTABLE_USER has
-            __GFP_ACCOUNT on x86 since 2016, commit 3e79ec7ddc33); 3.15 allocated them
-            uncharged.
-        xarray_kmem_charge: the page cache's xarray nodes are charged to the inserting task's
-            memcg (XA_FLAGS_ACCOUNT; radix tree nodes have been charged since Linux 4.6,
-            "radix-tree: account radix_tree_node to memory cgroup"); 3.15 did not.
+        kmem_charged: kernel memory is charged to the memcg: page tables (GFP_PGTABLE_USER,
+            x86 since 2016, commit 3e79ec7ddc33), the kernel stack, and the page cache's
+            xarray nodes (XA_FLAGS_ACCOUNT; radix tree nodes since Linux 4.6). 3.15 charged
+            none of them: v1 kernel memory accounting was opt-in (memory.kmem.limit_in_bytes)
+            and covered neither page tables nor radix tree nodes.
     """
 
     name: str
@@ -43,8 +42,7 @@ class KernelProfile:
     pagefault_oom_global: bool
     madv_populate: bool
     madv_pageout: bool
-    pgtables_charged: bool
-    xarray_kmem_charge: bool
+    kmem_charged: bool
 
 
 PROFILES: dict[str, KernelProfile] = {
@@ -56,8 +54,7 @@ PROFILES: dict[str, KernelProfile] = {
         pagefault_oom_global=False,
         madv_populate=True,
         madv_pageout=True,
-        pgtables_charged=True,
-        xarray_kmem_charge=True,
+        kmem_charged=True,
     ),
     "3.15": KernelProfile(
         name="3.15",
@@ -67,8 +64,7 @@ PROFILES: dict[str, KernelProfile] = {
         pagefault_oom_global=True,
         madv_populate=False,
         madv_pageout=False,
-        pgtables_charged=False,
-        xarray_kmem_charge=False,
+        kmem_charged=False,
     ),
 }
 

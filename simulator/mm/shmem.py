@@ -213,13 +213,13 @@ def shmem_alloc_and_add_folio(
 
 def xa_charges(m: Machine) -> bool:
     """Whether the kernel profile charges the page cache's xarray nodes (6.18 does)."""
-    return m.profile.xarray_kmem_charge
+    return m.profile.kmem_charged
 
 
 def xa_nodes_for(m: Machine, inode: ShmemInode | None, a: int, b: int) -> int:
     """The xarray nodes entries at every index of `[a, b)` would add now (0 when the kernel
     profile does not charge them)."""
-    if inode is None or not m.profile.xarray_kmem_charge:
+    if inode is None or not m.profile.kmem_charged:
         return 0
     return xa_new_nodes(inode.xa, inode.max_index(), a, b)
 
@@ -258,7 +258,7 @@ def xa_charge_taken(m: Machine, memcg: Any, parts: list[tuple[int, int]]) -> Non
 def shmem_xa_insert(m: Machine, memcg: Any, inode: ShmemInode, a: int, b: int) -> None:
     """Entries are going in at every index of `[a, b)`: create the nodes they need, their
     bytes taken from `memcg`'s stock (charged beforehand)."""
-    if not m.profile.xarray_kmem_charge:
+    if not m.profile.kmem_charged:
         return
     k = xa_insert(inode.xa, inode.max_index(), a, b, m.memcg_tag(memcg))
     obj_stock_take(memcg, k * XA_NODE_BYTES, 0, m.page_size)
@@ -267,7 +267,7 @@ def shmem_xa_insert(m: Machine, memcg: Any, inode: ShmemInode, a: int, b: int) -
 def shmem_xa_erase(m: Machine, inode: ShmemInode, a: int, b: int, max_before: int) -> None:
     """The entries of `[a, b)` are gone: free the nodes left empty (`xas_delete_node`,
     `xas_shrink`) and give their bytes back to the memcgs charged for them."""
-    if not m.profile.xarray_kmem_charge:
+    if not m.profile.kmem_charged:
         return
     freed = xa_erase(inode.xa, a, b, max_before, inode.max_index(), inode.entries)
     for tag, n in freed.items():
