@@ -57,7 +57,8 @@ def markdown(figures: list[Figure], machine: dict[str, str], seconds: float) -> 
         "TiB); the 1 TiB scan's peak Python memory (tracemalloc); and the page at which the "
         "1 TiB scan is killed under a 512 GiB memcg limit, against the page computed from the "
         "per-page rules (footprint, one folio per page, page tables per 2 MiB / 1 GiB / "
-        "512 GiB region the scan enters from where the map starts).",
+        "512 GiB region the scan enters from where the map starts, and the slab pages of one "
+        "576-byte xarray node per 64 pages, per 4,096, ... of the file).",
         "- (d) SimPy events processed (env.step calls) per wall second of the run, for "
         "10,000 tasks starting over one simulated hour on an 8-node machine "
         "(benchmarks/many_tasks.py); and, to read it against, SimPy alone running as many "

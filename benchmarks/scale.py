@@ -53,13 +53,30 @@ def page_tables_for(va0: int, x: int, present: dict[int, list[tuple[int, int]]])
     return total
 
 
+def xarray_slab_pages(x: int) -> int:
+    """Slab pages charged for the xarray nodes over file pages 0..x-1 (576 bytes a node,
+    charged by the page): one node per 64 entries, per 4,096, ... on every level below the
+    height the highest index needs (none for a lone entry at index 0)."""
+    if x <= 1:
+        return 0
+    nodes, span = 0, 64
+    while True:
+        nodes += -(-x // span)
+        if x - 1 < span:
+            break
+        span *= 64
+    return -(-nodes * 576 // 4096)
+
+
 def expected_kill_page(seen: dict[str, Any]) -> int:
-    """The first VMA page whose fault cannot be charged: the smallest k with
-    footprint + (k + 1) data pages + page tables for pages 0..k > memory.max."""
+    """The first VMA page whose fault cannot be charged: the smallest k with footprint +
+    (k + 1) data pages + page tables for pages 0..k + their xarray nodes' slab pages >
+    memory.max."""
     va0, limit, fp = seen["va0"], seen["limit"], seen["footprint"]
 
     def over(k: int) -> bool:
-        return fp + (k + 1) + page_tables_for(va0, k + 1, seen["present"]) > limit
+        return (fp + (k + 1) + page_tables_for(va0, k + 1, seen["present"])
+                + xarray_slab_pages(k + 1) > limit)
 
     lo, hi = 0, seen["npages"] - 1  # over(hi) holds for a limit below the file
     while lo < hi:
