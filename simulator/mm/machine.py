@@ -324,7 +324,8 @@ class Machine:
 
     # -- invariants ----------------------------------------------------------------------------
     def check_xa_charges(self) -> None:
-        """Every memcg's slab pages hold exactly its xarray nodes' bytes and its byte stock."""
+        """Every file's xarray nodes are those its entries need, and every memcg's slab pages
+        hold exactly its nodes' bytes and its byte stock."""
         nodes: dict[int, int] = {}
         seen: set[int] = set()
         for inode in self.files.values():
@@ -333,6 +334,11 @@ class Machine:
             seen.add(id(inode))
             for tag, n in inode.xa.charged(inode.max_index()).items():
                 nodes[tag] = nodes.get(tag, 0) + n
+            if self.profile.kmem_charged:
+                runs = [(s, e) for s, e, _ in inode.pages.runs(0, 1 << 62)]
+                runs += [(s, e) for s, e, _ in inode.swap.runs(0, 1 << 62)]
+                if not inode.xa.matches(runs, inode.max_index()):
+                    raise AssertionError(f"{inode.name}: xarray nodes differ from its entries'")
         for c in self.memcgs.values():
             held = nodes.get(self._memcg_tag_index.get(id(c), -1), 0) * XA_NODE_BYTES
             if c.obj_stock < 0 or c.stat["slab"] * self.page_size != held + c.obj_stock:

@@ -58,12 +58,35 @@ class XaShape:
         """Nodes the tree has when its highest entry is `max_index`."""
         return sum(len(self.levels[lv]) for lv in range(xa_height(max_index)))
 
+    def matches(self, runs: list[tuple[int, int]], max_index: int) -> bool:
+        """Whether the nodes kept are exactly those the entries' runs `[s, e)` need."""
+        for lv in range(XA_LEVELS):
+            want = ExtentMap()
+            if lv < xa_height(max_index):
+                s = level_shift(lv)
+                for a, b in runs:
+                    want.fill(a >> s, ((b - 1) >> s) + 1, 0)
+            if blocks(self.levels[lv]) != blocks(want):
+                return False
+        return True
+
     def charged(self, max_index: int) -> Counter[int]:
         """The tree's nodes per memcg tag charged for them."""
         out: Counter[int] = Counter()
         for lv in range(xa_height(max_index)):
             out += self.levels[lv].by_owner()
         return out
+
+
+def blocks(lvl: ExtentMap) -> list[tuple[int, int]]:
+    """A level's blocks as runs, whatever memcg each node was charged to."""
+    out: list[tuple[int, int]] = []
+    for a, b, _ in lvl.runs(0, 1 << 62):
+        if out and out[-1][1] == a:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def xa_new_nodes(xa: XaShape, max_index: int, a: int, b: int) -> int:
