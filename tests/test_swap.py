@@ -6,7 +6,7 @@ run ends with `Machine.check_invariants`, which includes the swap slots, the mem
 counters and MM_SWAPENTS.
 """
 
-from simulator.simulation import simulate
+from simulator.simulation import Run, simulate
 
 PAGES_8M = 2048
 
@@ -231,6 +231,34 @@ class TestBulkSwapin:
         assert r.counters["swap"]["pswpin"] == 8192
         # Every page on a bulk step but the one at /app/p's limit (its slow path kills p).
         assert sum(steps) == 8191 and len(steps) < 20
+
+
+    def test_write_over_paged_out_pages_swaps_them_in_in_bulk(self, scenario):
+        """write(2) over pages in swap swaps them back (SGP_WRITE), charged to the memcg
+        recorded for them, in steps of runs: a handful of SimPy events for 2,048 pages, and
+        the same end on the per-page reference."""
+        writer = ["write: {fd: buf, length: 8MiB}", "sleep: 1s"]
+        tasks = [("p", "/p", 0, producer(seal=False, extra=["sleep: 5s"])),
+                 ("w", "/w", "1s", writer)]
+        r = run(scenario, tasks, cgroups="{/p: {}, /w: {}}")
+        assert r.tasks["w"].outcome == "ok"
+        assert r.counters["swap"]["pswpin"] == PAGES_8M
+        assert r.counters["memcg"]["/p"]["shmem"] == PAGES_8M
+        assert r.counters["memcg"]["/w"]["peak_shmem"] == 0
+        sim = Run(scenario(scenario_text(
+            [*tasks, ("keeper", "/", 0, ["sleep: 40s", "close: {fd: buf}"])],
+            cgroups="{/p: {}, /w: {}}")))
+        steps = 0
+        step = sim.env.step
+
+        def counted() -> None:
+            nonlocal steps
+            steps += 1
+            step()
+
+        sim.env.step = counted  # type: ignore[method-assign]
+        sim.run()
+        assert steps < 100  # every op and sleep of three tasks; not one per page
 
 
 class TestDoSwapPage:

@@ -17,18 +17,22 @@ from typing import TYPE_CHECKING, Any
 from .bulk import largest_fit, range_fits, snapshot_caps, split_at
 from .extents import ExtentMap
 from .gup import account_data, charge_and_take_parts, run_fast_path, slice_pages
-from .memcontrol import CTX_SYSCALL
+from .memcontrol import CTX_SYSCALL, charge_margin, page_counter_try_charge, swapin_memcg
+from .page_alloc import alloc_margin, take_pages
 from .shmem import (
     ENOSPC,
     ShmemInode,
+    shmem_add_pages,
     shmem_alloc_and_add_folio,
     shmem_free_range,
     shmem_get_folio,
+    shmem_swapin_folio,
     shmem_xa_insert,
     xa_charge_taken,
     xa_nodes_for,
     xa_stock_pages,
 )
+from .swapfile import swap_free_nr
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -49,13 +53,60 @@ class FillResult:
 
 
 def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int,
-              filled: list[tuple[int, int]]) -> int:
-    """Fill the holes of `[a, a + limit)` that fit every limit now; returns pages covered.
+              filled: list[tuple[int, int]]) -> tuple[int, int]:
+    """Fill the holes of `[a, a + limit)` that fit every limit now: (pages covered, of which
+    swapped in).
 
     Each hole costs its folio, then the slab page its xarray nodes may cost the memcg's byte
     stock; where the allocator moves to the next node is found as for faults (`split_at`).
-    The step ends before the first page in swap: that one is swapped in by the one-page path.
+    The step ends before the first page in swap; a step that starts at one swaps in the run
+    of pages in swap from there (`bulk_swapin_fill`).
     """
+    if inode.swap.has(a):
+        n = bulk_swapin_fill(m, task, inode, a, limit)
+        return n, n
+    return bulk_fill_holes(m, task, inode, a, limit, filled), 0
+
+
+def swapin_fill_fits(m: Machine, task: TaskStruct, inode: ShmemInode, index: int) -> int:
+    """How many pages in swap from `index` one step may swap in for a fill now: the run
+    recorded for one memcg, within the allocator's margin and the charged memcg's."""
+    if snapshot_caps(m, task, inode).guess_2014 is not None:
+        return 0
+    runs = inode.swap.runs(index, inode.swap.last() + 1)
+    if not runs or runs[0][0] != index:
+        return 0
+    s, e, tag = runs[0]
+    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    return min(e - s, alloc_margin(m.zonelist(task.node)), charge_margin(memcg))
+
+
+def bulk_swapin_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int) -> int:
+    """Models `shmem_swapin_folio` for the run of pages in swap from `a` (at most `limit`)
+    that fits every limit, at once: each page allocated from the task's zonelist, charged to
+    the memcg recorded for it, put in the page cache in place of its entry; no accounting
+    (the pages were accounted when first instantiated). 0: the first needs the slow path."""
+    n = min(limit, swapin_fill_fits(m, task, inode, a))
+    if n <= 0:
+        return 0
+    tag = inode.swap.owner_of(a)
+    assert tag is not None
+    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    if page_counter_try_charge(memcg, n) is not None:
+        raise AssertionError(f"bulk swap-in charge of {n} pages refused by {memcg.path}")
+    inode.swap.remove(a, a + n)
+    swap_free_nr(m, m.tagged_memcgs[tag], n)
+    p = a
+    for nid, c in take_pages(m.zonelist(task.node), n):
+        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        p += c
+    m.swap.pswpin += n
+    return n
+
+
+def bulk_fill_holes(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int,
+                    filled: list[tuple[int, int]]) -> int:
+    """`bulk_fill` over holes: stops before the first page in swap."""
     swapped = inode.swap.first_present(a, a + limit)
     if swapped is not None:
         limit = swapped - a
@@ -100,21 +151,25 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
 
 
 def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
-                   filled: list[tuple[int, int]]) -> int:
-    """The reference's step: page `index` through `shmem_alloc_and_add_folio` if it needs no
-    slow path (1), else 0. A page already present is skipped (1); a page in swap is a slow
-    path (its swap I/O takes time)."""
+                   filled: list[tuple[int, int]]) -> tuple[int, int]:
+    """The reference's step: page `index` through `shmem_alloc_and_add_folio`, or
+    `shmem_swapin_folio` for a page in swap, if it needs no slow path: (1, swapped in), else
+    (0, 0). A page already present is skipped (1, 0)."""
     if inode.pages.has(index):
-        return 1
+        return 1, 0
     if inode.swap.has(index):
-        return 0
+        if not swapin_fill_fits(m, task, inode, index):
+            return 0, 0
+        err = run_fast_path(m, shmem_swapin_folio(m, task, inode, index, CTX_SYSCALL))
+        assert err is None, err
+        return 1, 1
     slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1))
     if not range_fits(snapshot_caps(m, task, inode), 1 + slab, 1, 1):
-        return 0
+        return 0, 0
     err = run_fast_path(m, shmem_alloc_and_add_folio(m, task, inode, index, CTX_SYSCALL))
     assert err is None, err
     filled.append((index, index + 1))
-    return 1
+    return 1, 0
 
 
 def shmem_fill_range(
@@ -123,24 +178,27 @@ def shmem_fill_range(
     """Instantiate every hole of file pages `[a, b)` in order, as SGP_FALLOC/SGP_WRITE do."""
     filled: list[tuple[int, int]] = []
     pos = a
+    swapin = m.costs.swapin
     while pos < b:
         budget = slice_pages(m, cost)
         end = min(b, pos + budget)
         start = pos
+        swapped = 0  # pages of this slice swapped in: their reads take time too
         while pos < end:
             if task.sigkill:
-                yield m.env.timeout((pos - start) * cost)
+                yield m.env.timeout((pos - start) * cost + swapped * swapin)
                 return FillResult(EINTR, pos - a, pos, filled)
             if m.reference:
-                n = reference_fill(m, task, inode, pos, filled)
+                n, ns = reference_fill(m, task, inode, pos, filled)
             else:
-                n = bulk_fill(m, task, inode, pos, end - pos, filled)
+                n, ns = bulk_fill(m, task, inode, pos, end - pos, filled)
             if n:
                 pos += n
+                swapped += ns
                 continue
             if pos > start:
-                yield m.env.timeout((pos - start) * cost)
-                start = pos
+                yield m.env.timeout((pos - start) * cost + swapped * swapin)
+                start, swapped = pos, 0
             was_swapped = inode.swap.has(pos)
             err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL, past_eof=True)
             if err:
@@ -152,7 +210,7 @@ def shmem_fill_range(
                 start = pos
             else:
                 filled.append((pos - 1, pos))
-        yield m.env.timeout((pos - start) * cost)
+        yield m.env.timeout((pos - start) * cost + swapped * swapin)
     if task.sigkill:
         return FillResult(EINTR, pos - a, None, filled)
     return FillResult(None, b - a, None, filled)
