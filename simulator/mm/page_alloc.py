@@ -108,11 +108,8 @@ def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
     """
     total = 0
     for n in nodes:
-        mark = n.watermark[WMARK_MIN]
-        if oom_victim:
-            mark = alloc_oom_mark(mark)
-        if n.free > mark:
-            total += n.free - mark
+        mark = alloc_oom_mark(n.min_wmark()) if oom_victim else n.min_wmark()
+        total += zone_margin(n, mark)
     return total
 
 
@@ -127,7 +124,7 @@ def take_pages(
     placed exactly. The caller has checked `alloc_margin` first, so the request always fits.
     """
     local = nodes[0]
-    if local.free - local.watermark[WMARK_LOW] >= nr_pages:  # the usual case: all from one node
+    if zone_margin(local, local.low_wmark()) >= nr_pages:  # the usual case: all from one node
         local.free -= nr_pages
         return [(local.nid, nr_pages)]
     segs: list[tuple[int, int]] = []
