@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from dataclasses import dataclass
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,7 +54,6 @@ from .shmem import (
     shmem_add_pages,
     shmem_xa_insert,
     xa_charge_taken,
-    xa_charges,
     xa_nodes_for,
     xa_stock_pages,
 )
@@ -389,14 +387,15 @@ def bulk_swapin_range(
     mm = task.mm
     va0 = vma.start + a
 
-    def alloc(x: int) -> int:
-        return new_regions(mm.pt, va0, x) + x
+    def costs(x: int) -> tuple[int, int, int]:  # page tables, folios, no slab: entries exist
+        return new_regions(mm.pt, va0, x), x, 0
 
-    def alloc_within(k: int, x: int) -> bool:
-        return alloc(x) <= k
+    def alloc(x: int) -> int:
+        return sum(costs(x))
 
     def fits(x: int) -> bool:
-        return swapin_fits(caps, margins, alloc(x) - x, x, m.kmem_charge(alloc(x) - x))
+        pt = new_regions(mm.pt, va0, x)
+        return swapin_fits(caps, margins, pt, x, m.kmem_charge(pt))
 
     n = largest_fit(run, fits, proportional(run, alloc(run), caps.alloc, *margins[1:]))
     if n == 0:
@@ -411,7 +410,7 @@ def bulk_swapin_range(
     p0 = taken = 0
     for i, (nid, c) in enumerate(segs):
         taken += c
-        p1 = n if i == len(segs) - 1 else largest_fit(n, partial(alloc_within, taken))
+        p1 = n if i == len(segs) - 1 else split_at(taken, n, costs, n // 2)[0]
         parts.append((nid, p0, p1, c - (p1 - p0)))
         p0 = p1
     tag = (vma.swap if inode is None else inode.swap).owner_of(a if inode is None else
@@ -657,7 +656,7 @@ def bulk_fault_array(
     # The slab pages the xarray nodes of each new folio cost the memcg's byte stock (last).
     slab = np.zeros(L, dtype=np.int64)
     dpos = np.flatnonzero(data)
-    if len(dpos) and xa_charges(m):
+    if len(dpos) and m.profile.kmem_charged:
         nodes = np.cumsum(xa_new_nodes_seq(inode.xa, inode.max_index(), fidx[dpos]))
         short = nodes * XA_NODE_BYTES - task.memcg.obj_stock
         slab_cum = np.maximum(0, -(-short // m.page_size))
@@ -695,7 +694,7 @@ def bulk_fault_array(
             per_node[nid] -= c
     if inode is not None and d.any():
         fd = fidx[:n][d]
-        if xa_charges(m):
+        if m.profile.kmem_charged:
             k = xa_insert_indices(inode.xa, inode.max_index(), fd, m.memcg_tag(task.memcg))
             obj_stock_take(task.memcg, k * XA_NODE_BYTES, 0, m.page_size)
         for nid in np.unique(data_nodes).tolist():

@@ -196,7 +196,7 @@ def shmem_alloc_and_add_folio(
             shmem_unacct_blocks(m, inode, 1)
         page_counter_uncharge(m, task.memcg, 1)
         free_pages(m, nid, 1)
-        xa_trim_stock(m, task.memcg)
+        xa_refill_stock(m, task.memcg)
         return EINVAL if inode.evicted else None
     shmem_xa_insert(m, task.memcg, inode, index, index + 1)
     if not acct_first:
@@ -209,11 +209,6 @@ def shmem_alloc_and_add_folio(
             return err
     shmem_add_pages(m, inode, task.memcg, nid, index, index + 1)
     return None
-
-
-def xa_charges(m: Machine) -> bool:
-    """Whether the kernel profile charges the page cache's xarray nodes (6.18 does)."""
-    return m.profile.kmem_charged
 
 
 def xa_nodes_for(m: Machine, inode: ShmemInode | None, a: int, b: int) -> int:
@@ -238,8 +233,7 @@ def xa_charge_stock(
         nid = yield from alloc_charged_page(m, task, ctx, memcg)
         if nid is None:
             return False
-        memcg.obj_stock += m.page_size
-        m.slab_stat(memcg, nid, 1)
+        xa_charge_taken(m, memcg, [(nid, 1)])
 
 
 def xa_stock_pages(m: Machine, memcg: Any, nodes: int) -> int:
@@ -248,7 +242,7 @@ def xa_stock_pages(m: Machine, memcg: Any, nodes: int) -> int:
 
 
 def xa_charge_taken(m: Machine, memcg: Any, parts: list[tuple[int, int]]) -> None:
-    """Book slab pages a bulk step took and charged (`(nid, pages)` each) into the stock."""
+    """Book slab pages taken and charged (`(nid, pages)` each) into the memcg's byte stock."""
     for nid, n in parts:
         if n:
             memcg.obj_stock += n * m.page_size
@@ -271,14 +265,13 @@ def shmem_xa_erase(m: Machine, inode: ShmemInode, a: int, b: int, max_before: in
         return
     freed = xa_erase(inode.xa, a, b, max_before, inode.max_index(), inode.entries)
     for tag, n in freed.items():
-        memcg = m.tagged_memcgs[tag]
-        memcg.obj_stock += n * XA_NODE_BYTES
-        xa_trim_stock(m, memcg)
+        xa_refill_stock(m, m.tagged_memcgs[tag], n * XA_NODE_BYTES)
 
 
-def xa_trim_stock(m: Machine, memcg: Any) -> None:
-    """`refill_obj_stock()`'s uncharge: whole pages beyond one page's worth of bytes go."""
-    pages = obj_stock_refill(memcg, 0, m.page_size)
+def xa_refill_stock(m: Machine, memcg: Any, nbytes: int = 0) -> None:
+    """`refill_obj_stock()`: freed bytes go back to the stock, and whole pages beyond one
+    page's worth are uncharged and their slab pages freed."""
+    pages = obj_stock_refill(memcg, nbytes, m.page_size)
     for nid in sorted(memcg.slab_nodes):
         take = min(pages, memcg.slab_nodes[nid])
         if take:

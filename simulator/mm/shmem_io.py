@@ -68,17 +68,20 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
     return bulk_fill_holes(m, task, inode, a, limit, filled), 0
 
 
-def swapin_fill_fits(m: Machine, task: TaskStruct, inode: ShmemInode, index: int) -> int:
-    """How many pages in swap from `index` one step may swap in for a fill now: the run
-    recorded for one memcg, within the allocator's margin and the charged memcg's."""
+def swapin_fill_run(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, limit: int
+) -> tuple[int, int]:
+    """How many pages in swap from `index` (at most `limit`) one step may swap in for a fill
+    now, and the tag of the memcg recorded for them: the run recorded for one memcg, within
+    the allocator's margin and the charged memcg's. (0, -1) when none."""
     if snapshot_caps(m, task, inode).guess_2014 is not None:
-        return 0
-    runs = inode.swap.runs(index, inode.swap.last() + 1)
+        return 0, -1
+    runs = inode.swap.runs(index, index + limit)
     if not runs or runs[0][0] != index:
-        return 0
+        return 0, -1
     s, e, tag = runs[0]
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
-    return min(e - s, alloc_margin(m.zonelist(task.node)), charge_margin(memcg))
+    return min(e - s, alloc_margin(m.zonelist(task.node)), charge_margin(memcg)), tag
 
 
 def bulk_swapin_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int) -> int:
@@ -86,11 +89,9 @@ def bulk_swapin_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     that fits every limit, at once: each page allocated from the task's zonelist, charged to
     the memcg recorded for it, put in the page cache in place of its entry; no accounting
     (the pages were accounted when first instantiated). 0: the first needs the slow path."""
-    n = min(limit, swapin_fill_fits(m, task, inode, a))
+    n, tag = swapin_fill_run(m, task, inode, a, limit)
     if n <= 0:
         return 0
-    tag = inode.swap.owner_of(a)
-    assert tag is not None
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
     if page_counter_try_charge(memcg, n) is not None:
         raise AssertionError(f"bulk swap-in charge of {n} pages refused by {memcg.path}")
@@ -158,7 +159,7 @@ def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
     if inode.pages.has(index):
         return 1, 0
     if inode.swap.has(index):
-        if not swapin_fill_fits(m, task, inode, index):
+        if not swapin_fill_run(m, task, inode, index, 1)[0]:
             return 0, 0
         err = run_fast_path(m, shmem_swapin_folio(m, task, inode, index, CTX_SYSCALL))
         assert err is None, err

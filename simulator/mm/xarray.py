@@ -101,7 +101,7 @@ def xa_new_nodes(xa: XaShape, max_index: int, a: int, b: int) -> int:
     h1 = xa_height(last) if last > max_index else h0
     new = 0
     for lv in range(h1):
-        s = XA_CHUNK_SHIFT * (lv + 1)
+        s = level_shift(lv)
         r0, r1 = a >> s, (last >> s) + 1
         if lv < h0:
             new += (r1 - r0) - xa.levels[lv].count(r0, r1)
@@ -120,7 +120,7 @@ def xa_insert(xa: XaShape, max_index: int, a: int, b: int, tag: int) -> int:
     new = xa_new_nodes(xa, max_index, a, b)
     h0, h1 = xa_height(max_index), xa_height(max(max_index, b - 1))
     for lv in range(h1):
-        s = XA_CHUNK_SHIFT * (lv + 1)
+        s = level_shift(lv)
         if lv >= h0 and max_index >= 0:
             xa.levels[lv].fill(0, 1, tag)  # the node over the old entries (`xas_expand`)
         xa.levels[lv].fill(a >> s, ((b - 1) >> s) + 1, tag)
@@ -146,7 +146,7 @@ def xa_erase(
         if lv >= h1:
             freed += lvl.clear()
             continue
-        s = XA_CHUNK_SHIFT * (lv + 1)
+        s = level_shift(lv)
         r0, r1 = a >> s, ((b - 1) >> s) + 1
         # Blocks wholly inside [a, b) are empty now; the two edge blocks only if nothing is left.
         in0, in1 = (a + (1 << s) - 1) >> s, b >> s
@@ -179,8 +179,7 @@ def xa_new_nodes_seq(xa: XaShape, max_index: int, idx: np.ndarray) -> np.ndarray
         if len(grown) == 0:
             break
         t = int(grown[0])  # the entry from which the tree has this level
-        blocks = idx >> level_shift(lv)
-        uniq, first = np.unique(blocks, return_index=True)
+        uniq, first = np.unique(idx >> level_shift(lv), return_index=True)
         if lv < h0:
             new = ~xa.levels[lv].contains(uniq)
         else:  # a new level: its block 0 is the old entries' node, made at t below
