@@ -229,7 +229,8 @@ def obj_stock_pages(memcg: MemCgroup, nbytes: int, page_size: int) -> int:
 
 
 def obj_stock_take(memcg: MemCgroup, nbytes: int, pages: int, page_size: int) -> None:
-    """After `obj_stock_pages` pages were charged: the objects' bytes come out of the stock."""
+    """Models `consume_obj_stock()`: after `obj_stock_pages` pages were charged, the objects'
+    bytes come out of the stock."""
     memcg.obj_stock += pages * page_size - nbytes
     assert memcg.obj_stock >= 0, memcg.obj_stock
 

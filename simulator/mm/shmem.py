@@ -250,8 +250,9 @@ def xa_charge_taken(m: Machine, memcg: Any, parts: list[tuple[int, int]]) -> Non
 
 
 def shmem_xa_insert(m: Machine, memcg: Any, inode: ShmemInode, a: int, b: int) -> None:
-    """Entries are going in at every index of `[a, b)`: create the nodes they need, their
-    bytes taken from `memcg`'s stock (charged beforehand)."""
+    """Entries are going in at every index of `[a, b)` (`shmem_add_to_page_cache` ->
+    `xas_create`): create the nodes they need, their bytes taken from `memcg`'s stock
+    (charged beforehand)."""
     if not m.profile.kmem_charged:
         return
     k = xa_insert(inode.xa, inode.max_index(), a, b, m.memcg_tag(memcg))
