@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .engine.walk import PageSeq
 from .mm import memfd as memfd_mod
-from .mm.gup import PageSeq, faultin_range
 from .mm.madvise import madvise_pageout
 from .mm.memcontrol import CTX_FAULT, CTX_GUP
 from .mm.memory import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, free_cow_pages, unmap_pages
@@ -30,7 +30,7 @@ from .mm.shmem import (
     shmem_file_read_iter,
     shmem_free_range,
 )
-from .mm.shmem_io import shmem_fallocate, shmem_fill_range
+from .mm.shmem_io import shmem_fallocate
 from .mm.task import CAP_SYS_RESOURCE
 from .registry import Registry
 from .units import parse_bytes, parse_seconds
@@ -114,7 +114,7 @@ def _check_killed(p: Proc, page: int | None = None) -> None:
 
 def _populate(p: Proc, vma: VMA, a: int, b: int, write: bool, cost: float) -> Generator[Any, Any, str]:
     """`populate_vma_page_range`/`faultin_page_range`: GUP faults; status of the first failure."""
-    res = yield from faultin_range(p.m, p.task, vma, PageSeq(a, b), write, CTX_GUP, cost)
+    res = yield from p.m.engine.faultin_range(p.m, p.task, vma, PageSeq(a, b), write, CTX_GUP, cost)
     if res.status == "killed" or p.task.sigkill:
         raise Killed(res.page)
     p.page = res.page
@@ -258,7 +258,7 @@ def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
     if err:
         end = inode.size  # F_SEAL_GROW: a short write up to i_size, then EPERM
     yield _syscall(p)
-    res = yield from shmem_fill_range(p.m, p.task, inode, off // ps, -(-end // ps),
+    res = yield from p.m.engine.fill_range(p.m, p.task, inode, off // ps, -(-end // ps),
                                       p.m.costs.write)
     zap_zero_ptes(inode, off // ps, -(-end // ps))
     written_end = end if res.err is None else max(off, (res.page or 0) * ps)
@@ -361,7 +361,7 @@ def op_touch(p: Proc, a: Any) -> Generator[Any, Any, None]:
         seq = PageSeq(arr=np.arange(lo, hi, step, dtype=np.int64))
     m, task = p.m, p.task
     while True:
-        res = yield from faultin_range(m, task, vma, seq, write, CTX_FAULT, m.costs.fault)
+        res = yield from m.engine.faultin_range(m, task, vma, seq, write, CTX_FAULT, m.costs.fault)
         p.page = res.page
         if res.status == VM_FAULT_OK:
             return
@@ -459,7 +459,7 @@ def op_alloc_anon(p: Proc, a: Any) -> Generator[Any, Any, None]:
         raise OpError(err)
     assert vma is not None
     if a.touched:
-        res = yield from faultin_range(p.m, p.task, vma, PageSeq(0, npages), True, CTX_FAULT,
+        res = yield from p.m.engine.faultin_range(p.m, p.task, vma, PageSeq(0, npages), True, CTX_FAULT,
                                        p.m.costs.fault)
         p.page = res.page
         if res.status == "killed" or p.task.sigkill:
@@ -468,7 +468,7 @@ def op_alloc_anon(p: Proc, a: Any) -> Generator[Any, Any, None]:
             yield from pagefault_out_of_memory(p.m, p.task)
             _check_killed(p, res.page)
             start = res.page or 0
-            res = yield from faultin_range(p.m, p.task, vma, PageSeq(start, npages), True,
+            res = yield from p.m.engine.faultin_range(p.m, p.task, vma, PageSeq(start, npages), True,
                                            CTX_FAULT, p.m.costs.fault)
             if res.status == "killed" or p.task.sigkill:
                 raise Killed(res.page)

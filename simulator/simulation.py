@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from .engine import frozen_heap, task_rng
+from .engine.engines import BULK, REFERENCE
+from .engine.rng import frozen_heap, task_rng
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
 from .mm.memory import MM, PT_SHIFTS
@@ -76,7 +77,7 @@ class Run:
         self.what_if = wi
         self.env = simpy.Environment()
         self.m = build_machine(sc, self.env, self.kernel, WhatIf(**wi))
-        self.m.reference = reference
+        self.m.engine = REFERENCE if reference else BULK
         self.check = check_invariants
         self.procs: dict[str, Proc] = {}
         self.fd_modes: dict[str, bool] = {}

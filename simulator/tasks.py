@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
-from .engine import task_rng
+from .engine.rng import task_rng
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
 from .scenario import StartAfter, TaskSpec, op_args, op_name
 from .units import parse_seconds

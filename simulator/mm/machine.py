@@ -23,6 +23,7 @@ from .xarray import XA_NODE_BYTES
 if TYPE_CHECKING:
     import simpy
 
+    from ..engine.engines import Engine
     from .memory import VMA
     from .task import TaskStruct
 
@@ -95,7 +96,7 @@ class Machine:
     oom_kills: list[dict[str, Any]] = field(default_factory=list)
     oom_waiters: list[Any] = field(default_factory=list)
     next_ino: int = 1
-    reference: bool = False
+    engine: Engine = None  # type: ignore[assignment]  # set by the run: bulk or reference
     swap: SwapInfo = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:

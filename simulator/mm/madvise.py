@@ -21,8 +21,9 @@ Rules (6.18):
       UID:0), the owner of every file.
     The folios are taken in address order (the PTE walk's order, which `reclaim_pages` keeps).
 
-With `Machine.reference` set, each page is taken on its own (`pageout_pages`); otherwise runs of
-pages are taken at once (`pageout_runs`). Both must leave the same state and counters.
+The engine walks the range (`Machine.engine.pageout`): the bulk engine by runs of pages
+(simulator/engine/pageout.py), the reference page by page. Both must leave the same state and
+counters.
 
 Simplifications:
     No SHM_LOCK (there is no shmctl op). A pageout has no effect on other tasks' references or
@@ -37,7 +38,7 @@ from .extents import ExtentMap
 from .memcontrol import mem_cgroup_swapout
 from .memory import unmap_pages
 from .page_alloc import free_pages
-from .shmem import EINVAL, ShmemInode, shmem_writeout
+from .shmem import EINVAL, ShmemInode
 from .swapfile import folio_alloc_swap
 
 if TYPE_CHECKING:
@@ -52,10 +53,7 @@ def madvise_pageout(
     """Models `madvise_pageout()` over VMA pages `[a, b)`: (errno or None, pages swapped out)."""
     if vma.locked:
         return EINVAL, 0
-    if m.reference:
-        done = pageout_pages(m, task, vma, a, b)
-    else:
-        done = pageout_runs(m, task, vma, a, b)
+    done = m.engine.pageout(m, task, vma, a, b)
     if done:
         m.wake_oom_waiters()
     return None, done
@@ -92,45 +90,3 @@ def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
     task.mm.swapents += k
     m.swap.pswpout += k
     return k
-
-
-def pageout_runs(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
-    """`madvise_cold_or_pageout_pte_range` over `[a, b)` by runs of pages, in address order."""
-    segs: list[tuple[int, int, bool]] = [(s, e, True) for s, e, _ in vma.cow.runs(a, b)]
-    inode = vma.file
-    if inode is not None and len(vma.mapped):
-        kept = kept_file_pages(vma, inode)
-        off = vma.pgoff
-        for s, e, _ in vma.mapped.runs(a, b):
-            for hs, he in kept.hole_runs(off + s, off + e):
-                segs.append((hs - off, he - off, False))
-    segs.sort()
-    done = 0
-    for s, e, anon in segs:
-        if anon:
-            done += anon_pageout(m, task, vma, s, e)
-        else:
-            assert inode is not None
-            unmap_file_range(m, task, vma, vma.pgoff + s, vma.pgoff + e)
-            done += shmem_writeout(m, inode, [(vma.pgoff + s, vma.pgoff + e)], task.name)
-    return done
-
-
-def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
-    """The reference: the same walk page by page, each rule checked for the one page."""
-    inode = vma.file
-    done = 0
-    for idx in range(a, b):
-        if vma.cow.has(idx):
-            done += anon_pageout(m, task, vma, idx, idx + 1)
-            continue
-        if inode is None or not vma.mapped.has(idx):
-            continue  # no PTE, ZERO_PAGE, or a swap PTE: nothing to reclaim
-        index = vma.pgoff + idx
-        mapcount = sum(1 for o in inode.vmas
-                       if 0 <= index - o.pgoff < o.npages and o.mapped.has(index - o.pgoff))
-        if mapcount != 1:
-            continue  # mapped elsewhere too (another process, or another mapping of this one)
-        unmap_file_range(m, task, vma, index, index + 1)
-        done += shmem_writeout(m, inode, [(index, index + 1)], task.name)
-    return done

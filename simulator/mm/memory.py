@@ -4,9 +4,9 @@ Models mm/memory.c (v6.18): `handle_mm_fault` -> `__handle_mm_fault` (`pud_alloc
 `pmd_alloc`, `pte_alloc`) -> `do_read_fault` / `do_cow_fault` / `do_shared_fault` /
 `do_anonymous_page` / `do_swap_page` -> `shmem_fault`, and `vmf_error`; plus the teardown of
 `exit_mmap` and `unmap_vmas` (`zap_pte_range`, which frees swap entries too).
-`handle_mm_fault` here is the per-page reference path; simulator/mm/gup.py runs whole ranges in
-bulk with the same rules and falls back to this at the page where a limit is hit (or a page is
-in swap).
+`handle_mm_fault` here is the one-page path; the stepping engine (simulator/engine/) runs whole
+ranges with the same rules and falls back to this at the page where a limit is hit (or a page
+is in swap).
 
 Simplifications:
     x86-64 4-level paging with 4 KiB pages: one PTE page per 2 MiB, one PMD page per 1 GiB, one
@@ -279,3 +279,29 @@ def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
         free_pages(m, nid, n)
         total += n
     return total
+
+
+def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
+    """Whether a fault at VMA page `idx` (PTE not present for the access) swaps a page in:
+    a swap PTE (`do_swap_page`), or a file page in swap that the fault instantiates
+    (`shmem_fault` -> `shmem_swapin_folio`; a private write over a ZERO_PAGE PTE copies the
+    zero page instead)."""
+    if vma.swap.has(idx):
+        return True
+    inode = vma.file
+    if inode is None or not len(inode.swap) or not inode.swap.has(vma.pgoff + idx):
+        return False
+    return not (write and not vma.shared and vma.zero.has(idx))
+
+
+def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:
+    """The what-if: read faults on holes of a write-sealed file map ZERO_PAGE."""
+    return (not write and vma.file is not None and m.what_if.zero_page_sealed_holes
+            and vma.file.write_sealed())
+
+
+def add_pgtables(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """Book n new page-table pages of the task on node nid."""
+    if n:
+        task.mm.pt_nodes[nid] += n
+        m.pgtable_stat(task.memcg, nid, n)

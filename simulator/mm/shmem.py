@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
 from .memcontrol import (
-    CTX_SYSCALL,
     mem_cgroup_swapout,
     obj_stock_pages,
     obj_stock_refill,
@@ -413,110 +412,14 @@ def shmem_file_read_iter(
     returned only when nothing was copied yet, else the count so far (a short read). Reading
     stops at i_size (EOF). A page costs `costs.read`, plus `costs.swapin` if swapped in. With
     no page in swap nothing sleeps and the time is returned for the caller to let pass; else
-    it passes here by slices, as in the fault walkers.
-
-    Runs of pages in swap are taken in bulk (`bulk_swapin`) or, with `Machine.reference`,
-    page by page through the one-page path; the page where a limit is reached goes through
-    `shmem_get_folio` (reclaim, OOM) in both.
+    the engine's walker (`read_range`) takes the range by slices, as for faults.
     """
-    from .gup import run_fast_path, slice_pages
-
     end = min(b, inode.size_pages(m.page_size))
     if end <= a:
         return 0, 0, 0, None, 0.0
-    rd, sw = m.costs.read, m.costs.read + m.costs.swapin
     if inode.swap.first_present(a, end) is None:
-        return end - a, inode.pages.holes(a, end), 0, None, (end - a) * rd
-    pos, holes, swapped = a, 0, 0
-
-    def took(n_rd: int, n_sw: int) -> float:
-        """The time of the pages a slice took (from counts, so that the engines agree)."""
-        return n_rd * rd + n_sw * sw
-
-    while pos < end:
-        stop = min(end, pos + slice_pages(m, sw))
-        n_rd = n_sw = 0
-        while pos < stop:
-            if task.sigkill:
-                yield m.env.timeout(took(n_rd, n_sw))
-                return pos - a, holes, swapped, None, 0.0
-            nxt = inode.swap.first_present(pos, stop)
-            upto = stop if nxt is None else nxt
-            if upto > pos:  # holes and pages in memory: copied
-                holes += inode.pages.holes(pos, upto)
-                n_rd += upto - pos
-                pos = upto
-                continue
-            if m.reference:
-                tag = inode.swap.owner_of(pos)
-                assert tag is not None
-                memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
-                n = 0
-                if swapin_margin(m, task, memcg) >= 1:
-                    err = run_fast_path(m, shmem_swapin_folio(m, task, inode, pos, CTX_SYSCALL))
-                    assert err is None, err
-                    n = 1
-            else:
-                n = bulk_swapin(m, task, inode, pos, stop)
-            if n:
-                swapped += n
-                n_sw += n
-                pos += n
-                continue
-            yield m.env.timeout(took(n_rd, n_sw))  # the pages so far, then the slow path
-            n_rd = n_sw = 0
-            was_swapped = inode.swap.has(pos)
-            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
-            if err == EINVAL and pos >= inode.size_pages(m.page_size):
-                return pos - a, holes, swapped, None, 0.0  # truncated meanwhile: EOF
-            if err:
-                return pos - a, holes, swapped, (err if pos == a else None), 0.0
-            if task.sigkill:
-                return pos - a, holes, swapped, None, 0.0
-            swapped += int(was_swapped)
-            n_sw += int(was_swapped)
-            n_rd += int(not was_swapped)
-            pos += 1
-        yield m.env.timeout(took(n_rd, n_sw))
-    return end - a, holes, swapped, None, 0.0
-
-
-def swapin_margin(m: Machine, task: TaskStruct, memcg: Any) -> int:
-    """Pages a swap-in by `task` charged to `memcg` takes before any slow path: the allocator's
-    margin on the task's zonelist and the memcg hierarchy's charge margin."""
-    from .memcontrol import charge_margin
-    from .page_alloc import alloc_margin
-
-    return min(alloc_margin(m.zonelist(task.node)), charge_margin(memcg))
-
-
-def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int) -> int:
-    """Swap in, at once, the run of pages in swap that starts at `a` (before `b`), recorded for
-    one memcg, as far as it fits with no slow path: what `shmem_swapin_folio` does page by page
-    (allocate from the zonelist, charge the recorded memcg, replace the entries, free them).
-    Returns how many pages; 0 when the first one needs a slow path."""
-    from .memcontrol import page_counter_try_charge
-    from .page_alloc import take_pages
-
-    runs = inode.swap.runs(a, b)
-    assert runs and runs[0][0] == a
-    _, e, tag = runs[0]
-    recorded = m.tagged_memcgs[tag]
-    memcg = swapin_memcg(recorded, task.memcg)
-    n = min(e - a, swapin_margin(m, task, memcg))
-    if n <= 0:
-        return 0
-    if page_counter_try_charge(memcg, n) is not None:
-        raise AssertionError("bulk swap-in charge refused within the margin")
-    segs = take_pages(m.zonelist(task.node), n)
-    inode.swap.remove(a, a + n)
-    swap_free_nr(m, recorded, n)
-    p = a
-    for nid, c in segs:
-        shmem_add_pages(m, inode, memcg, nid, p, p + c)
-        p += c
-    m.swap.pswpin += n
-    return n
+        return end - a, inode.pages.holes(a, end), 0, None, (end - a) * m.costs.read
+    return (yield from m.engine.read_range(m, task, inode, a, end))
 
 
 def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
@@ -531,3 +434,12 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
         admin_reserve=m.overcommit.admin_reserve_pages,
         cap_sys_admin=task.capable("sys_admin"),
     )
+
+
+def account_data(m: Machine, task: TaskStruct, inode: Any, nid: int, n: int) -> None:
+    """Book n new shmem pages: memcg/node stats, commit (VM_NORESERVE) and mount blocks."""
+    if n:
+        m.shmem_stat(task.memcg, nid, n)
+        inode.sb.used_blocks += n
+        if inode.noreserve:
+            m.overcommit.vm_acct_memory(n)

@@ -1,78 +1,27 @@
-"""Exact bulk steps: how many pages fit before any limit, found in closed form.
+"""Exact bulk steps: the searches that find how many pages fit before any limit.
 
 A touch, populate or fallocate over N pages is not N events. Every limit the step could cross
-is asked how many more pages it allows (node free pages above min, each ancestor memcg's margin,
-the mode-2 commit margin, the mount's free blocks, the [2014] mode-0 estimate); the costs of the
-first x pages of the step (page-table pages of the 2 MiB / 1 GiB / 512 GiB regions first
-entered, holes to fill) are monotone in x, so a search finds the largest x that fits (a
-binary search, started from a proportional guess since the costs are close to linear). Those
-x pages are instantiated at once, split across nodes where the allocator would move on to the
-next node of the zonelist; the next page is exactly where the kernel would enter its slow
-path, and the one-page path (`handle_mm_fault`, `shmem_alloc_and_add_folio`) runs there.
+is asked how many more pages it allows (simulator/engine/limits.py); the costs of the first x
+pages of the step (page-table pages of the 2 MiB / 1 GiB / 512 GiB regions first entered, holes
+to fill, slab pages of xarray nodes) are monotone in x, so a search finds the largest x that
+fits (a binary search, started from a proportional guess since the costs are close to
+linear). Those x pages are instantiated at once, split across nodes where the allocator would
+move on to the next node of the zonelist (`split_at`); the next page is exactly where the
+kernel would enter its slow path, and the one-page path (`handle_mm_fault`,
+`shmem_alloc_and_add_folio`) runs there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .memcontrol import charge_margin
-from .page_alloc import alloc_margin
-from .shmem import guess_free_2014
+if TYPE_CHECKING:
+    from .limits import Caps
 
 INF = 1 << 62
-
-
-@dataclass(frozen=True)
-class Caps:
-    """What each limit allows right now, in pages, for one task and file (a snapshot).
-
-    Attributes:
-        alloc: pages the allocator hands out before the slow path's OOM (free above min).
-        charge: pages the task's memcg hierarchy takes before some ancestor's max.
-        commit: one-page `vm_enough_memory` calls that pass (mode 2), for per-page accounting.
-        blocks: free blocks of the file's tmpfs mount.
-        guess_2014: [2014] the mode-0 free estimate: a data page allocated as the y-th
-            allocation of the step is admitted iff y <= guess_2014 - 1.
-    """
-
-    alloc: int
-    charge: int
-    commit: int = INF
-    blocks: int = INF
-    guess_2014: int | None = None
-
-    @property
-    def mem(self) -> int:
-        """Pages that can be both allocated and charged."""
-        return min(self.alloc, self.charge)
-
-    @property
-    def acct(self) -> int:
-        """Pages that can be accounted (commit and mount blocks)."""
-        return min(self.commit, self.blocks)
-
-
-def snapshot_caps(m, task, inode) -> Caps:  # type: ignore[no-untyped-def]
-    """Ask every limit a step by `task` (touching `inode`, if any) could cross.
-
-    The allocator's margin is summed over all nodes (the zonelist's order does not change a
-    sum): every node can be taken down to its min watermark before the slow path's OOM.
-    """
-    commit, blocks, guess = INF, INF, None
-    if inode is not None:
-        if inode.noreserve:
-            cm = m.commit_margin(task)
-            commit = INF if cm is None else cm
-            guess = guess_free_2014(m, task)
-        fb = inode.sb.free_blocks()
-        blocks = INF if fb is None else fb
-    return Caps(
-        alloc=alloc_margin(m.nodes), charge=charge_margin(task.memcg), commit=commit,
-        blocks=blocks, guess_2014=guess,
-    )
 
 
 def largest_fit(limit: int, fits: Callable[[int], bool], hint: int | None = None) -> int:
@@ -166,3 +115,9 @@ def split_at(
     r -= min(r, pt1 - pt)
     take_pay = min(r, pay1 - pay)
     return (p + 1 if take_pay else p), pay + take_pay, sl + (r - take_pay)
+
+
+def proportional(limit: int, cost: int, *caps: int | None) -> int:
+    """Where a cost of `cost` over `limit` pages, if linear, would reach the smallest cap."""
+    cap = min((c for c in caps if c is not None), default=limit)
+    return max(0, min(limit, limit * cap // max(cost, 1)))

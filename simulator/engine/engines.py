@@ -1,0 +1,134 @@
+"""The two engines: bulk (closed-form steps) and the per-page reference, one interface.
+
+A run picks its engine once (`Machine.engine`); the kernel model never asks which one it has.
+Kernel functions that walk a range (`shmem_fallocate`, `shmem_file_read_iter`,
+`madvise_pageout`) and the system-call layer (touch, populate, mlock, write) call the engine's
+walkers; the walkers (walk.py) are shared, and only the steps differ: `BulkEngine` takes the
+largest prefix that needs no slow path at once, `ReferenceEngine` one page at a time through
+the kernel's own one-page path. The differential tests run every scenario through both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from typing_extensions import override
+
+from . import walk
+from .fault import bulk_fault
+from .fill import bulk_fill
+from .pageout import pageout_runs
+from .reference import (
+    pageout_pages,
+    reference_fault,
+    reference_fill,
+    reference_read_swapin,
+)
+from .swapin import bulk_swapin
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..mm.memory import VMA
+    from ..mm.shmem import ShmemInode
+    from ..mm.shmem_io import FillResult
+    from ..mm.task import TaskStruct
+    from .walk import PageSeq, WalkResult
+
+
+class Engine:
+    """The walkers, shared by both engines; subclasses supply the steps."""
+
+    name = ""
+
+    # -- walkers -------------------------------------------------------------------------------
+    def faultin_range(self, m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, write: bool,
+                      ctx: str, cost: float) -> Generator[Any, Any, WalkResult]:
+        """Fault in the pages of `seq` in order (walk.py `faultin_range`)."""
+        return walk.faultin_range(m, task, vma, seq, write, ctx, cost)
+
+    def fill_range(self, m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int,
+                   cost: float) -> Generator[Any, Any, FillResult]:
+        """Instantiate every hole of file pages `[a, b)` (walk.py `shmem_fill_range`)."""
+        return walk.shmem_fill_range(m, task, inode, a, b, cost)
+
+    def read_range(self, m: Machine, task: TaskStruct, inode: ShmemInode, a: int,
+                   end: int) -> Generator[Any, Any, tuple[int, int, int, str | None, float]]:
+        """read(2) over pages with some in swap (walk.py `read_range`)."""
+        return walk.read_range(m, task, inode, a, end)
+
+    # -- steps ---------------------------------------------------------------------------------
+    def fault_step(self, m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int,
+                   limit: int, write: bool, ctx: str, swapin_fast: bool) -> tuple[int, int, int]:
+        """Pages from position `pos` (at most `limit`) faulted with no slow path: (pages,
+        faulted, swapped in); 0 pages when the next one needs a slow path."""
+        raise NotImplementedError
+
+    def fill_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int, limit: int,
+                  filled: list[tuple[int, int]]) -> tuple[int, int]:
+        """File pages from `pos` (at most `limit`) filled with no slow path: (pages, swapped
+        in); the holes filled are appended to `filled`."""
+        raise NotImplementedError
+
+    def read_swapin_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int,
+                         stop: int) -> int:
+        """Pages in swap from `pos` (before `stop`) a read swaps in with no slow path."""
+        raise NotImplementedError
+
+    def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
+        """MADV_PAGEOUT's walk over VMA pages `[a, b)`: pages swapped out."""
+        raise NotImplementedError
+
+
+class BulkEngine(Engine):
+    """Closed-form steps: the largest prefix that needs no slow path, at once."""
+
+    name = "bulk"
+
+    @override
+    def fault_step(self, m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int,
+                   limit: int, write: bool, ctx: str, swapin_fast: bool) -> tuple[int, int, int]:
+        return bulk_fault(m, task, vma, seq, pos, limit, write, swapin_fast)
+
+    @override
+    def fill_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int, limit: int,
+                  filled: list[tuple[int, int]]) -> tuple[int, int]:
+        return bulk_fill(m, task, inode, pos, limit, filled)
+
+    @override
+    def read_swapin_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int,
+                         stop: int) -> int:
+        return bulk_swapin(m, task, inode, pos, stop)
+
+    @override
+    def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
+        return pageout_runs(m, task, vma, a, b)
+
+
+class ReferenceEngine(Engine):
+    """One page per step, through the kernel's one-page path: the oracle."""
+
+    name = "reference"
+
+    @override
+    def fault_step(self, m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int,
+                   limit: int, write: bool, ctx: str, swapin_fast: bool) -> tuple[int, int, int]:
+        return reference_fault(m, task, vma, seq.at(pos), write, ctx, swapin_fast)
+
+    @override
+    def fill_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int, limit: int,
+                  filled: list[tuple[int, int]]) -> tuple[int, int]:
+        return reference_fill(m, task, inode, pos, filled)
+
+    @override
+    def read_swapin_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int,
+                         stop: int) -> int:
+        return reference_read_swapin(m, task, inode, pos)
+
+    @override
+    def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
+        return pageout_pages(m, task, vma, a, b)
+
+
+BULK: Engine = BulkEngine()
+REFERENCE: Engine = ReferenceEngine()

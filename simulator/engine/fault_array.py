@@ -1,0 +1,182 @@
+"""Bulk fault steps over an explicit page sequence (random or stride order, any mapping)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..mm.memcontrol import mod_memcg_state, obj_stock_take
+from ..mm.memory import PT_SHIFTS, add_pgtables, unmap_pages, zero_mode
+from ..mm.shmem import account_data, xa_charge_taken
+from ..mm.xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
+from .book import charge_and_take_parts
+from .limits import Caps
+from .solve import cumulative_fit
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..mm.memory import VMA
+    from ..mm.task import TaskStruct
+
+
+def bulk_fault_array(
+    m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray, write: bool, caps: Caps
+) -> tuple[int, int]:
+    """Vectorised walk of an explicit page sequence (any order, any mapping kind)."""
+    mm = task.mm
+    inode = vma.file
+    L = len(idx)
+    in_map, in_cow, in_zero = vma.mapped.contains(idx), vma.cow.contains(idx), vma.zero.contains(idx)
+    if write:
+        skip = in_cow if not vma.shared else in_map
+    else:
+        skip = in_map | in_cow | in_zero
+    if inode is not None:
+        fidx = vma.pgoff + idx
+        # The step ends at the first page past i_size that faults (SIGBUS); a page there with
+        # its PTE still present (a private copy) needs no fault.
+        beyond = np.flatnonzero((fidx >= inode.size_pages(m.page_size)) & ~skip)
+        if len(beyond):
+            L = int(beyond[0])
+            idx, fidx, skip = idx[:L], fidx[:L], skip[:L]
+            in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
+        file_present = inode.pages.contains(fidx)
+    else:
+        fidx = idx
+        file_present = np.zeros(L, dtype=bool)
+    act = ~skip
+    private_write = write and not vma.shared
+    # The step ends before the first page whose fault swaps in (the one-page path does it).
+    need = vma.swap.contains(idx) if len(vma.swap) else np.zeros(L, dtype=bool)
+    if inode is not None and len(inode.swap):
+        file_swapped = inode.swap.contains(fidx)
+        need = need | (file_swapped & ~in_zero if private_write else file_swapped)
+    need_at = np.flatnonzero(need & act)
+    if len(need_at):
+        L = int(need_at[0])
+        if L == 0:
+            return 0, 0
+        idx, fidx, skip, act = idx[:L], fidx[:L], skip[:L], act[:L]
+        in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
+        file_present = file_present[:L]
+    zmode = zero_mode(m, vma, write)
+    if inode is None:
+        anon = act & write
+        data = np.zeros(L, dtype=bool)
+        zero_new = act & (not write)
+        mapf = np.zeros(L, dtype=bool)
+    elif private_write:
+        anon = act
+        data = act & ~file_present & ~in_zero
+        zero_new = np.zeros(L, dtype=bool)
+        mapf = np.zeros(L, dtype=bool)
+    else:
+        anon = np.zeros(L, dtype=bool)
+        data = act & ~file_present & (not zmode)
+        zero_new = act & ~file_present & zmode
+        mapf = act & (file_present | (not zmode))
+    va = vma.start + idx
+    pt_need = np.zeros(L, dtype=np.int64)
+    pt_masks = {}
+    cand = np.flatnonzero(act)
+    for s in PT_SHIFTS:
+        r = va >> s
+        first = np.zeros(L, dtype=bool)
+        first[cand[first_occurrences(r[cand])]] = True
+        new = first & ~mm.pt[s].contains(r)
+        pt_masks[s] = new
+        pt_need += new
+    # The slab pages the xarray nodes of each new folio cost the memcg's byte stock (last).
+    slab = np.zeros(L, dtype=np.int64)
+    dpos = np.flatnonzero(data)
+    if len(dpos) and m.profile.kmem_charged:
+        assert inode is not None  # data pages are folios of a file
+        nodes = np.cumsum(xa_new_nodes_seq(inode.xa, inode.max_index(), fidx[dpos]))
+        short = nodes * XA_NODE_BYTES - task.memcg.obj_stock
+        slab_cum = np.maximum(0, -(-short // m.page_size))
+        slab[dpos] = np.diff(slab_cum, prepend=0)
+    per_page = pt_need + anon + data + slab
+    alloc_cum = np.cumsum(per_page)
+    data_cum = np.cumsum(data) if (inode is not None and not zmode) else np.zeros(L, np.int64)
+    charge_cum = None if m.profile.kmem_charged else alloc_cum - np.cumsum(pt_need)
+    n = cumulative_fit(caps, alloc_cum, data_cum, data, charge_cum)
+    if n == 0:
+        return 0, 0
+    total = int(alloc_cum[n - 1])
+    uncharged = 0 if charge_cum is None else total - int(charge_cum[n - 1])
+    segs = charge_and_take_parts(m, task, total, uncharged)
+    seg_nodes = np.array([nid for nid, _ in segs], dtype=np.int64)
+    seg_ends = np.cumsum([c for _, c in segs]) if segs else np.zeros(0, np.int64)
+
+    def node_of(alloc_index: np.ndarray) -> np.ndarray:
+        return seg_nodes[np.searchsorted(seg_ends, alloc_index, side="left")]
+
+    ac = alloc_cum[:n]
+    d, an, sl = data[:n], anon[:n], slab[:n]
+    data_nodes = node_of((ac - sl)[d]) if total else np.zeros(0, np.int64)
+    anon_nodes = node_of((ac - sl - d)[an]) if total else np.zeros(0, np.int64)
+    per_node = {nid: 0 for nid, _ in segs}
+    for nid, c in segs:
+        per_node[nid] += c
+    for s in PT_SHIFTS:
+        mm.pt[s].add_pages((va[:n] >> s)[pt_masks[s][:n]], 0)
+    if sl.any():
+        slab_nodes = node_of(ac[sl > 0])
+        parts = [(nid, int((slab_nodes == nid).sum())) for nid in np.unique(slab_nodes).tolist()]
+        xa_charge_taken(m, task.memcg, parts)
+        for nid, c in parts:
+            per_node[nid] -= c
+    if inode is not None and d.any():
+        fd = fidx[:n][d]
+        if m.profile.kmem_charged:
+            k = xa_insert_indices(inode.xa, inode.max_index(), fd, m.memcg_tag(task.memcg))
+            obj_stock_take(task.memcg, k * XA_NODE_BYTES, 0, m.page_size)
+        for nid in np.unique(data_nodes).tolist():
+            sel = fd[data_nodes == nid]
+            inode.pages.add_pages(sel, m.owner(task.memcg, nid))
+            account_data(m, task, inode, nid, len(sel))
+            per_node[nid] -= len(sel)
+    if an.any():
+        ai = idx[:n][an]
+        if private_write:
+            for p in ai[in_map[:n][an]].tolist():
+                unmap_pages(m, task, vma, p, p + 1)
+            for p in ai[in_zero[:n][an]].tolist():
+                vma.zero.remove(p, p + 1)
+        elif inode is None:
+            for p in ai[in_zero[:n][an]].tolist():
+                vma.zero.remove(p, p + 1)
+        for nid in np.unique(anon_nodes).tolist():
+            sel = ai[anon_nodes == nid]
+            vma.cow.add_pages(sel, nid)
+            m.anon_stat(task, nid, len(sel))
+            per_node[nid] -= len(sel)
+    for nid, c in per_node.items():
+        add_pgtables(m, task, nid, c)
+    if zero_new[:n].any():
+        vma.zero.add_pages(idx[:n][zero_new[:n]], 0)
+    if mapf[:n].any():
+        if write:
+            for p in idx[:n][mapf[:n] & in_zero[:n]].tolist():
+                vma.zero.remove(p, p + 1)
+        added = vma.mapped.add_pages(idx[:n][mapf[:n]], 0)
+        task.mm.rss["shmem"] += added
+        mod_memcg_state(task.memcg, "file_mapped", added)
+    return n, int(act[:n].sum())
+
+
+def first_occurrences(v: np.ndarray) -> np.ndarray:
+    """Positions of the first occurrence of each distinct value of v, in order of value."""
+    if len(v) == 0:
+        return np.zeros(0, dtype=np.int64)
+    if np.all(v[1:] >= v[:-1]):
+        order = np.arange(len(v))
+        sv = v
+    else:
+        order = np.argsort(v, kind="stable")
+        sv = v[order]
+    head = np.empty(len(v), dtype=bool)
+    head[0] = True
+    np.not_equal(sv[1:], sv[:-1], out=head[1:])
+    return order[head]

@@ -1,0 +1,155 @@
+"""Limits as objects: every limit a bulk step could cross, each asked how many pages fit.
+
+A limit answers two questions. For the bulk solver's closed form, `margin`: how many more
+pages of its resource it allows right now (None: it does not apply to this step). For the
+slow path, `edge`: the kernel path that runs at the page where it binds (the engine does not
+model that path itself: it stops the step there and the one-page kernel function runs, which
+meets the limit as the kernel does: reclaim, OOM, an error).
+
+Three resources are counted by a step: `alloc`, every page taken from the allocator; `charge`,
+the pages of those charged to a memcg (all but 3.15's page tables); `acct`, the data pages
+accounted to the overcommit and to the tmpfs mount. A new limit is one class here, added to
+`LIMITS`: memory.high, kswapd's low watermark, memsw and a mempolicy's nodes are the next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from typing_extensions import override
+
+from ..mm.memcontrol import charge_margin, mem_cgroup_margin
+from ..mm.page_alloc import alloc_margin
+from ..mm.shmem import guess_free_2014
+from .solve import INF
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..mm.memcontrol import MemCgroup
+    from ..mm.shmem import ShmemInode
+    from ..mm.task import TaskStruct
+
+ALLOC, CHARGE, ACCT = "alloc", "charge", "acct"
+
+
+class Limit:
+    """One limit: the resource it bounds, its margin now, and the kernel path at its edge."""
+
+    resource: ClassVar[str]
+    edge: ClassVar[str]
+
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        """Pages of `resource` this limit allows a step by `task` (its folios charged to
+        `memcg`, touching `inode` if any) before the slow path; None if it does not apply."""
+        raise NotImplementedError
+
+
+class ZoneWatermarks(Limit):
+    """Every node's free pages above its min watermark (`__zone_watermark_ok`, ALLOC_WMARK_MIN).
+
+    The sum over all nodes: the zonelist's order does not change a sum, and every node can be
+    taken down to min before `__alloc_pages_slowpath` reaches the OOM killer.
+    """
+
+    resource = ALLOC
+    edge = "__alloc_pages_slowpath: kswapd, direct reclaim, __alloc_pages_may_oom"
+
+    @override
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        return alloc_margin(m.nodes)
+
+
+class MemcgMax(Limit):
+    """memory.max of the charged memcg and every ancestor (`page_counter_try_charge`)."""
+
+    resource = CHARGE
+    edge = "try_charge_memcg: try_to_free_mem_cgroup_pages, mem_cgroup_oom"
+
+    @override
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        return charge_margin(memcg)
+
+    @staticmethod
+    def split_margins(mine: MemCgroup, theirs: MemCgroup) -> tuple[int, int, int]:
+        """For a step charging some pages to `mine` and others to `theirs` (a swap-in's page
+        tables and folios): (pages only `mine` may take, only `theirs`, both together), from
+        the margins of the ancestors of only the first, of only the second, and of both."""
+        a, b = mine.ancestors(), theirs.ancestors()
+        only_a = [c for c in a if c not in b]
+        only_b = [c for c in b if c not in a]
+        both = [c for c in a if c in b]
+        return (min((mem_cgroup_margin(c) for c in only_a), default=INF),
+                min((mem_cgroup_margin(c) for c in only_b), default=INF),
+                min((mem_cgroup_margin(c) for c in both), default=INF))
+
+
+class CommitLimit(Limit):
+    """Mode 2's CommitLimit for files accounted page by page (VM_NORESERVE): the one-page
+    `__vm_enough_memory` calls that pass (`vm_enough_memory`)."""
+
+    resource = ACCT
+    edge = "shmem_inode_acct_blocks: -ENOSPC (SIGBUS for a fault)"
+
+    @override
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        if inode is None or not inode.noreserve:
+            return None
+        return m.commit_margin(task)
+
+
+class TmpfsBlocks(Limit):
+    """The tmpfs mount's size (`sbinfo->max_blocks`)."""
+
+    resource = ACCT
+    edge = "shmem_inode_acct_blocks: -ENOSPC (SIGBUS for a fault)"
+
+    @override
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        return None if inode is None else inode.sb.free_blocks()
+
+
+LIMITS: tuple[Limit, ...] = (ZoneWatermarks(), MemcgMax(), CommitLimit(), TmpfsBlocks())
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What every limit allows right now, in pages, for one step (a snapshot).
+
+    Attributes:
+        alloc: pages the allocator hands out before the slow path.
+        charge: pages the charged memcg's hierarchy takes before some ancestor's max.
+        acct: data pages that can be accounted (commit and mount blocks).
+        guess_2014: [2014] the v3.15 mode-0 free estimate (`guess_free_2014`); not a margin
+            but a rule on each data page: one allocated as the y-th allocation of the step is
+            admitted iff y <= guess_2014 - 1.
+    """
+
+    alloc: int
+    charge: int
+    acct: int = INF
+    guess_2014: int | None = None
+
+    @property
+    def mem(self) -> int:
+        """Pages that can be both allocated and charged."""
+        return min(self.alloc, self.charge)
+
+
+def snapshot_caps(m: Machine, task: TaskStruct, inode: ShmemInode | None,
+                  memcg: MemCgroup | None = None) -> Caps:
+    """Ask every limit of `LIMITS` what a step by `task` (touching `inode`, if any; charging
+    `memcg`, the task's unless given) allows now."""
+    charged = task.memcg if memcg is None else memcg
+    left = {ALLOC: INF, CHARGE: INF, ACCT: INF}
+    for lim in LIMITS:
+        v = lim.margin(m, task, inode, charged)
+        if v is not None and v < left[lim.resource]:
+            left[lim.resource] = v
+    guess = guess_free_2014(m, task) if inode is not None and inode.noreserve else None
+    return Caps(alloc=left[ALLOC], charge=left[CHARGE], acct=left[ACCT], guess_2014=guess)

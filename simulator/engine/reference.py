@@ -1,0 +1,149 @@
+"""The per-page reference engine's steps: one page at a time through the kernel's own path.
+
+Each step first asks whether the page needs a slow path (`fault_fits`, and the limits for a
+fill or a swap-in); if not it runs the one-page kernel function (`handle_mm_fault`,
+`shmem_alloc_and_add_folio`, `shmem_swapin_folio`) with `run_fast_path`, which fails loudly if
+that function sleeps or logs. The bulk engine is tested against this one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..mm.madvise import anon_pageout, unmap_file_range
+from ..mm.memcontrol import CTX_SYSCALL, swapin_memcg
+from ..mm.memory import VM_FAULT_OK, VMA, handle_mm_fault, needs_swapin, pt_missing, zero_mode
+from ..mm.shmem import (
+    ShmemInode,
+    shmem_alloc_and_add_folio,
+    shmem_swapin_folio,
+    shmem_writeout,
+    xa_nodes_for,
+    xa_stock_pages,
+)
+from .limits import MemcgMax, snapshot_caps
+from .slicing import run_fast_path
+from .solve import range_fits
+from .swapin import swapin_fill_run, swapin_fits, swapin_target
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..mm.memory import VMA
+    from ..mm.shmem import ShmemInode
+    from ..mm.task import TaskStruct
+
+
+def reference_fault(
+    m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str,
+    swapin_fast: bool = False,
+) -> tuple[int, int, int]:
+    """The reference's step: page `idx` through `handle_mm_fault` if it needs no slow path.
+
+    Returns (1, faulted, swapped in) when the page was done, (0, 0, 0) when it needs a slow
+    path (the walker then lets the time of the pages done pass and runs the fault itself, as
+    after a bulk step).
+    """
+    if not fault_fits(m, task, vma, idx, write, swapin_fast):
+        return 0, 0, 0
+    was_present = vma.pte_present(idx, write)
+    swapin = not was_present and needs_swapin(vma, idx, write)
+    status = run_fast_path(m, handle_mm_fault(m, task, vma, idx, write, ctx))
+    assert status == VM_FAULT_OK, status
+    return 1, 0 if was_present else 1, int(swapin)
+
+
+def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
+               swapin_fast: bool = False) -> bool:
+    """Whether a fault at VMA page `idx` completes on the fast path: one page's needs, per rule.
+
+    The page-table pages missing at its address, the anonymous copy of a private write, the
+    page-cache folio of a hole and the slab page of its xarray nodes, checked against every
+    limit (bulk.Caps). A page past i_size is
+    a SIGBUS, which is a slow path too.
+    """
+    if vma.pte_present(idx, write):
+        return True
+    if needs_swapin(vma, idx, write):
+        target = swapin_target(m, task, vma, idx) if swapin_fast else None
+        if target is None:
+            return False  # a slow path: one page, its swap read's time passing at once
+        caps = snapshot_caps(m, task, vma.file)
+        pt = len(pt_missing(task.mm, vma.start + idx))
+        margins = MemcgMax.split_margins(task.memcg, target)
+        return caps.guess_2014 is None and swapin_fits(caps, margins, pt, 1, m.kmem_charge(pt))
+    pt = len(pt_missing(task.mm, vma.start + idx))
+    inode = vma.file
+    anon = data = 0
+    if inode is None:
+        anon = int(write)
+    else:
+        index = vma.pgoff + idx
+        if index >= inode.size_pages(m.page_size):
+            return False
+        present = inode.pages.has(index)
+        if write and not vma.shared:
+            anon = 1
+            data = int(not present and not vma.zero.has(idx))
+        else:
+            data = int(not present and not zero_mode(m, vma, write))
+    slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1)) if data else 0
+    need = pt + anon + data
+    # The folio comes after the page's page tables and its anonymous copy; its xarray nodes'
+    # slab page, if the memcg's byte stock needs one, last.
+    return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None,
+                      pt - m.kmem_charge(pt))
+
+
+def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
+                   filled: list[tuple[int, int]]) -> tuple[int, int]:
+    """The reference's step: page `index` through `shmem_alloc_and_add_folio`, or
+    `shmem_swapin_folio` for a page in swap, if it needs no slow path: (1, swapped in), else
+    (0, 0). A page already present is skipped (1, 0)."""
+    if inode.pages.has(index):
+        return 1, 0
+    if inode.swap.has(index):
+        if not swapin_fill_run(m, task, inode, index, 1)[0]:
+            return 0, 0
+        err = run_fast_path(m, shmem_swapin_folio(m, task, inode, index, CTX_SYSCALL))
+        assert err is None, err
+        return 1, 1
+    slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1))
+    if not range_fits(snapshot_caps(m, task, inode), 1 + slab, 1, 1):
+        return 0, 0
+    err = run_fast_path(m, shmem_alloc_and_add_folio(m, task, inode, index, CTX_SYSCALL))
+    assert err is None, err
+    filled.append((index, index + 1))
+    return 1, 0
+
+
+def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
+    """The reference: the same walk page by page, each rule checked for the one page."""
+    inode = vma.file
+    done = 0
+    for idx in range(a, b):
+        if vma.cow.has(idx):
+            done += anon_pageout(m, task, vma, idx, idx + 1)
+            continue
+        if inode is None or not vma.mapped.has(idx):
+            continue  # no PTE, ZERO_PAGE, or a swap PTE: nothing to reclaim
+        index = vma.pgoff + idx
+        mapcount = sum(1 for o in inode.vmas
+                       if 0 <= index - o.pgoff < o.npages and o.mapped.has(index - o.pgoff))
+        if mapcount != 1:
+            continue  # mapped elsewhere too (another process, or another mapping of this one)
+        unmap_file_range(m, task, vma, index, index + 1)
+        done += shmem_writeout(m, inode, [(index, index + 1)], task.name)
+    return done
+
+
+def reference_read_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, pos: int) -> int:
+    """The reference's read(2) step over a page in swap: `shmem_swapin_folio` for that one
+    page if it needs no slow path (1), else 0."""
+    tag = inode.swap.owner_of(pos)
+    assert tag is not None
+    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    if snapshot_caps(m, task, None, memcg).mem < 1:
+        return 0
+    err = run_fast_path(m, shmem_swapin_folio(m, task, inode, pos, CTX_SYSCALL))
+    assert err is None, err
+    return 1

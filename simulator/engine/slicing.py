@@ -1,0 +1,42 @@
+"""Time slicing: how far one step of a walk may go before other tasks get their turn.
+
+A long walk yields after a slice of simulated time (at least `Costs.quantum`, and otherwise up
+to the next event anyone else has scheduled), so concurrent tasks interleave as they would.
+The result must not depend on the quantum except through that interleaving: both engines slice
+alike, from page counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+
+
+def slice_pages(m: Machine, cost: float) -> int:
+    """Pages one slice may take: a quantum's worth, or more when nobody else acts sooner."""
+    if cost <= 0:
+        return 1 << 62
+    quantum = max(1, int(m.costs.quantum / cost))
+    gap = m.env.peek() - m.env.now
+    if gap == float("inf"):
+        return 1 << 62
+    return max(quantum, int(gap / cost))
+
+
+def run_fast_path(m: Machine, gen: Generator[Any, Any, Any]) -> Any:
+    """Run a one-page path the caller has found needs no slow path; return its result.
+
+    Fails loudly if it yields (it slept in a slow path) or logs anything (only slow paths log):
+    that would mean the caller's check and the one-page path disagree.
+    """
+    before = len(m.log.records)
+    try:
+        ev = next(gen)
+    except StopIteration as stop:
+        if len(m.log.records) != before:
+            raise AssertionError(f"fast path logged {m.log.records[before:]}") from None
+        return stop.value
+    raise AssertionError(f"fast path yielded {ev!r}")

@@ -1,0 +1,205 @@
+"""Bulk swap-in steps: runs of pages in swap, recorded for one memcg, swapped in at once.
+
+What `do_swap_page` and `shmem_swapin_folio` do page by page: allocate from the task's
+zonelist, charge the memcg recorded at swap-out (`mem_cgroup_swapin_charge_folio`; the task's
+page tables to the task's), replace the entries, free the slots and swap charges. No commit
+or tmpfs accounting: the pages were accounted when first instantiated.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
+from ..mm.memory import PT_SHIFTS, VMA, add_pgtables, map_file_pages
+from ..mm.page_alloc import take_pages
+from ..mm.shmem import ShmemInode, shmem_add_pages
+from ..mm.swapfile import swap_free_nr
+from .limits import Caps, MemcgMax, snapshot_caps
+from .solve import largest_fit, new_regions, proportional, split_at
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..mm.memory import VMA
+    from ..mm.shmem import ShmemInode
+    from ..mm.task import TaskStruct
+
+
+def swapin_target(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> MemCgroup | None:
+    """The memcg the swap-in a fault at VMA page `idx` charges, when that swap-in can be one of
+    a sequential walk's fast pages (it changes nothing but the page itself: a swap PTE of an
+    anonymous mapping, or a file page of a shared mapping with no ZERO_PAGE PTE over it);
+    None otherwise."""
+    inode = vma.file
+    if inode is None:
+        tag = vma.swap.owner_of(idx)
+    elif vma.shared and not vma.zero.has(idx):
+        tag = inode.swap.owner_of(vma.pgoff + idx)
+    else:
+        return None
+    return None if tag is None else swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+
+
+def swapin_fits(caps: Caps, margins: tuple[int, int, int], pt: int, folios: int,
+                pt_charged: int) -> bool:
+    """Whether a swap-in step's page tables (of which `pt_charged` are charged) and folios
+    pass the allocator and every memcg."""
+    only_pt, only_folios, both = margins
+    return (pt + folios <= caps.alloc and pt_charged <= only_pt and folios <= only_folios
+            and pt_charged + folios <= both)
+
+
+def swapin_run(m: Machine, task: TaskStruct, vma: VMA, a: int, n: int) -> int:
+    """How many pages from VMA page `a` (at most n) `swapin_target` admits, with one recorded
+    memcg, found over extents."""
+    inode = vma.file
+    if inode is None:
+        runs = vma.swap.runs(a, a + n)
+        off = 0
+    elif not vma.shared:
+        return 0
+    else:
+        off = vma.pgoff
+        runs = inode.swap.runs(off + a, off + a + n)
+        z = vma.zero.first_present(a, a + n)
+        if z is not None:
+            n = z - a
+    if not runs or runs[0][0] != off + a:
+        return 0
+    return min(n, runs[0][1] - off - a)  # one run: one recorded memcg
+
+
+def bulk_swapin_range(
+    m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, caps: Caps
+) -> int:
+    """Swap in, at once, the run of pages from VMA page `a` that `swapin_target` admits, all
+    recorded for one memcg, and that fits every limit: each page's missing page tables
+    (charged to the task's memcg), then its folio (charged to the memcg the swap-in charges,
+    which may be another), as `do_swap_page` / `shmem_swapin_folio` do one by one. No commit
+    or tmpfs accounting. Returns how many pages (0: the first needs a slow path). The node
+    of each allocation is placed as in `bulk_fault_range`."""
+    if caps.guess_2014 is not None:
+        return 0
+    run = swapin_run(m, task, vma, a, limit)
+    if run == 0:
+        return 0
+    target = swapin_target(m, task, vma, a)
+    assert target is not None
+    margins = MemcgMax.split_margins(task.memcg, target)
+    mm = task.mm
+    va0 = vma.start + a
+
+    def costs(x: int) -> tuple[int, int, int]:  # page tables, folios, no slab: entries exist
+        return new_regions(mm.pt, va0, x), x, 0
+
+    def alloc(x: int) -> int:
+        return sum(costs(x))
+
+    def fits(x: int) -> bool:
+        pt = new_regions(mm.pt, va0, x)
+        return swapin_fits(caps, margins, pt, x, m.kmem_charge(pt))
+
+    n = largest_fit(run, fits, proportional(run, alloc(run), caps.alloc, *margins[1:]))
+    if n == 0:
+        return 0
+    inode = vma.file
+    total = alloc(n)
+    for memcg, nr in ((task.memcg, m.kmem_charge(total - n)), (target, n)):
+        if nr and page_counter_try_charge(memcg, nr) is not None:
+            raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
+    segs = take_pages(m.zonelist(task.node), total)
+    parts = []
+    p0 = taken = 0
+    for i, (nid, c) in enumerate(segs):
+        taken += c
+        p1 = n if i == len(segs) - 1 else split_at(taken, n, costs, n // 2)[0]
+        parts.append((nid, p0, p1, c - (p1 - p0)))
+        p0 = p1
+    tag = (vma.swap if inode is None else inode.swap).owner_of(a if inode is None else
+                                                               vma.pgoff + a)
+    assert tag is not None
+    for nid, p0, p1, pt in parts:
+        add_pgtables(m, task, nid, pt)
+        k = p1 - p0
+        if not k:
+            continue
+        if inode is None:
+            vma.swap.remove(a + p0, a + p1)
+            mm.swapents -= k
+            vma.cow.fill(a + p0, a + p1, nid)
+            m.anon_stat(task, nid, k)
+        else:
+            f = vma.pgoff + a
+            inode.swap.remove(f + p0, f + p1)
+            shmem_add_pages(m, inode, target, nid, f + p0, f + p1)
+    swap_free_nr(m, m.tagged_memcgs[tag], n)
+    m.swap.pswpin += n
+    if any(pt for *_, pt in parts):
+        for sh in PT_SHIFTS:
+            mm.pt[sh].fill(va0 >> sh, ((va0 + n - 1) >> sh) + 1, 0)
+    if inode is not None:
+        map_file_pages(m, task, vma, a, a + n)
+    return n
+
+
+def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int) -> int:
+    """Swap in, at once, the run of pages in swap that starts at `a` (before `b`), recorded for
+    one memcg, as far as it fits with no slow path: what `shmem_swapin_folio` does page by page
+    (allocate from the zonelist, charge the recorded memcg, replace the entries, free them).
+    Returns how many pages; 0 when the first one needs a slow path."""
+    runs = inode.swap.runs(a, b)
+    assert runs and runs[0][0] == a
+    _, e, tag = runs[0]
+    recorded = m.tagged_memcgs[tag]
+    memcg = swapin_memcg(recorded, task.memcg)
+    n = min(e - a, snapshot_caps(m, task, None, memcg).mem)
+    if n <= 0:
+        return 0
+    if page_counter_try_charge(memcg, n) is not None:
+        raise AssertionError("bulk swap-in charge refused within the margin")
+    segs = take_pages(m.zonelist(task.node), n)
+    inode.swap.remove(a, a + n)
+    swap_free_nr(m, recorded, n)
+    p = a
+    for nid, c in segs:
+        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        p += c
+    m.swap.pswpin += n
+    return n
+
+
+def swapin_fill_run(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, limit: int
+) -> tuple[int, int]:
+    """How many pages in swap from `index` (at most `limit`) one step may swap in for a fill
+    now, and the tag of the memcg recorded for them: the run recorded for one memcg, within
+    the allocator's margin and the charged memcg's. (0, -1) when none."""
+    runs = inode.swap.runs(index, index + limit)
+    if not runs or runs[0][0] != index:
+        return 0, -1
+    s, e, tag = runs[0]
+    caps = snapshot_caps(m, task, inode, swapin_memcg(m.tagged_memcgs[tag], task.memcg))
+    if caps.guess_2014 is not None:
+        return 0, -1
+    return min(e - s, caps.mem), tag
+
+
+def bulk_swapin_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int) -> int:
+    """Models `shmem_swapin_folio` for the run of pages in swap from `a` (at most `limit`)
+    that fits every limit, at once: each page allocated from the task's zonelist, charged to
+    the memcg recorded for it, put in the page cache in place of its entry; no accounting
+    (the pages were accounted when first instantiated). 0: the first needs the slow path."""
+    n, tag = swapin_fill_run(m, task, inode, a, limit)
+    if n <= 0:
+        return 0
+    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    if page_counter_try_charge(memcg, n) is not None:
+        raise AssertionError(f"bulk swap-in charge of {n} pages refused by {memcg.path}")
+    inode.swap.remove(a, a + n)
+    swap_free_nr(m, m.tagged_memcgs[tag], n)
+    p = a
+    for nid, c in take_pages(m.zonelist(task.node), n):
+        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        p += c
+    m.swap.pswpin += n
+    return n

@@ -1,0 +1,225 @@
+"""The walkers: a range of pages taken in order, by slices of simulated time.
+
+Models the loops of mm/gup.c (v6.18) `__get_user_pages` -> `faultin_page` -> `handle_mm_fault`
+(used by `populate_vma_page_range` for mlock, MAP_POPULATE and MAP_LOCKED, and by
+`faultin_page_range` for MADV_POPULATE_READ/WRITE, and the same walk for a program touching
+pages itself), of `shmem_fallocate`/`generic_perform_write` (SGP_FALLOC/SGP_WRITE), and of
+`shmem_file_read_iter` over pages in swap.
+
+Each walker asks the machine's engine (`Machine.engine`, simulator/engine/engines.py) for the
+largest step that needs no slow path: the bulk engine takes it in closed form, the per-page
+reference one page at a time through the kernel's own one-page path. Where a step is 0, the
+page needs a slow path (reclaim, OOM, SIGBUS, ENOSPC): the time of the pages already done
+passes first, so that the slow path runs at its true time, and the one-page kernel function
+(`handle_mm_fault`, `shmem_get_folio`) runs there. Both engines slice alike (slicing.py), so
+each stops at the same page at the same time.
+
+A page whose fault swaps in (a swap PTE, or a file page in swap) is a fast page only in a
+sequential walk of an anonymous or shared mapping, when the memcg recorded for it is the
+faulting task's (`swapin_in_range`): the bulk engine then takes such runs at once and the
+reference one by one, each page costing `Costs.swapin` on top of the fault. Any other swap-in
+is a one-page step in both engines, its swap read's time passing as soon as the page is mapped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..mm.memcontrol import CTX_SYSCALL
+from ..mm.memory import VM_FAULT_OK, handle_mm_fault, needs_swapin
+from ..mm.shmem import EINVAL, ShmemInode, shmem_get_folio
+from ..mm.shmem_io import EINTR, FillResult
+from .fault import range_walkable
+from .slicing import slice_pages
+
+if TYPE_CHECKING:
+    from ..mm.machine import Machine
+    from ..mm.memory import VMA
+    from ..mm.task import TaskStruct
+
+
+@dataclass(frozen=True)
+class PageSeq:
+    """The order pages of a VMA are visited in: a range `[start, stop)` or an explicit array."""
+
+    start: int = 0
+    stop: int = 0
+    arr: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.arr) if self.arr is not None else self.stop - self.start
+
+    def at(self, pos: int) -> int:
+        """The VMA page index visited at position pos."""
+        return int(self.arr[pos]) if self.arr is not None else self.start + pos
+
+    def chunk(self, pos: int, n: int) -> np.ndarray:
+        """Page indices for positions [pos, pos + n)."""
+        if self.arr is not None:
+            return self.arr[pos:pos + n]
+        return np.arange(self.start + pos, self.start + pos + n, dtype=np.int64)
+
+
+@dataclass
+class WalkResult:
+    """How a walk ended: status (`VM_FAULT_*`, or "killed"), pages done, and where it stopped."""
+
+    status: str
+    done: int
+    page: int | None = None
+
+
+def faultin_range(
+    m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, write: bool, ctx: str, cost: float
+) -> Generator[Any, Any, WalkResult]:
+    """Fault in the pages of `seq` in order; stop at the first fault that fails.
+
+    Returns a WalkResult; its page is the VMA page index where the walk stopped.
+    """
+    eng = m.engine
+    pos, total = 0, len(seq)
+    # Sequential walks of a range-walkable mapping take pages in swap on the fast path too
+    # (`bulk_swapin_range`, and one page at a time in the reference).
+    swapin_fast = seq.arr is None and range_walkable(m, vma, write)
+    swapin_cost = m.costs.swapin
+    while pos < total:
+        budget = slice_pages(m, cost)
+        faulted = swapped = 0
+        end = min(total, pos + budget)
+        while pos < end:
+            if task.sigkill:
+                yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+                return WalkResult("killed", pos, seq.at(pos))
+            n, nf, ns = eng.fault_step(m, task, vma, seq, pos, end - pos, write, ctx, swapin_fast)
+            if n:
+                pos += n
+                faulted += nf
+                swapped += ns
+                m.log.emit("fault_bulk", task=task.name, memcg=task.memcg.path,
+                           page=seq.at(pos - 1), pages=n, value=task.memcg.usage)
+                continue
+            idx = seq.at(pos)
+            if faulted or swapped:
+                # Let the time of the pages already done pass before the slow path runs.
+                task.cursor = idx
+                yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+                faulted = swapped = 0
+            was_present = vma.pte_present(idx, write)
+            swapin = not was_present and needs_swapin(vma, idx, write)
+            status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
+            if status != VM_FAULT_OK:
+                yield m.env.timeout(faulted * cost)
+                return WalkResult(status, pos, idx)
+            faulted += 0 if was_present else 1
+            pos += 1
+            if swapin:  # the synchronous swap read, after the page is in and mapped
+                yield m.env.timeout(swapin_cost)
+        task.cursor = seq.at(min(pos, total - 1))
+        m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
+                   pages=faulted, value=task.memcg.usage)
+        yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+    if task.sigkill:
+        return WalkResult("killed", pos, None)
+    return WalkResult(VM_FAULT_OK, pos)
+
+
+def shmem_fill_range(
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, cost: float
+) -> Generator[Any, Any, FillResult]:
+    """Instantiate every hole of file pages `[a, b)` in order, as SGP_FALLOC/SGP_WRITE do
+    (`shmem_fallocate`, `shmem_write_begin`): by the engine's steps, and through
+    `shmem_get_folio` at the page where a limit is reached."""
+    eng = m.engine
+    filled: list[tuple[int, int]] = []
+    pos = a
+    swapin = m.costs.swapin
+    while pos < b:
+        budget = slice_pages(m, cost)
+        end = min(b, pos + budget)
+        start = pos
+        swapped = 0  # pages of this slice swapped in: their reads take time too
+        while pos < end:
+            if task.sigkill:
+                yield m.env.timeout((pos - start) * cost + swapped * swapin)
+                return FillResult(EINTR, pos - a, pos, filled)
+            n, ns = eng.fill_step(m, task, inode, pos, end - pos, filled)
+            if n:
+                pos += n
+                swapped += ns
+                continue
+            if pos > start:
+                yield m.env.timeout((pos - start) * cost + swapped * swapin)
+                start, swapped = pos, 0
+            was_swapped = inode.swap.has(pos)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL, past_eof=True)
+            if err:
+                yield m.env.timeout((pos - start) * cost)
+                return FillResult(err, pos - a, pos, filled)
+            pos += 1
+            if was_swapped:  # not added by this call (no undo); its swap read takes time
+                yield m.env.timeout(cost + m.costs.swapin)
+                start = pos
+            else:
+                filled.append((pos - 1, pos))
+        yield m.env.timeout((pos - start) * cost + swapped * swapin)
+    if task.sigkill:
+        return FillResult(EINTR, pos - a, None, filled)
+    return FillResult(None, b - a, None, filled)
+
+
+def read_range(
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, end: int
+) -> Generator[Any, Any, tuple[int, int, int, str | None, float]]:
+    """The walk of `shmem_file_read_iter` over pages `[a, end)` (below i_size) with pages in
+    swap: holes and pages in memory are copied, runs of pages in swap are swapped in by the
+    engine's steps, and the page where a limit is reached goes through `shmem_get_folio`
+    (reclaim, OOM). Returns as `shmem_file_read_iter`; the time passes here, by slices.
+    """
+    eng = m.engine
+    rd, sw = m.costs.read, m.costs.read + m.costs.swapin
+    pos, holes, swapped = a, 0, 0
+
+    def took(n_rd: int, n_sw: int) -> float:
+        """The time of the pages a slice took (from counts, so that the engines agree)."""
+        return n_rd * rd + n_sw * sw
+
+    while pos < end:
+        stop = min(end, pos + slice_pages(m, sw))
+        n_rd = n_sw = 0
+        while pos < stop:
+            if task.sigkill:
+                yield m.env.timeout(took(n_rd, n_sw))
+                return pos - a, holes, swapped, None, 0.0
+            nxt = inode.swap.first_present(pos, stop)
+            upto = stop if nxt is None else nxt
+            if upto > pos:  # holes and pages in memory: copied
+                holes += inode.pages.holes(pos, upto)
+                n_rd += upto - pos
+                pos = upto
+                continue
+            n = eng.read_swapin_step(m, task, inode, pos, stop)
+            if n:
+                swapped += n
+                n_sw += n
+                pos += n
+                continue
+            yield m.env.timeout(took(n_rd, n_sw))  # the pages so far, then the slow path
+            n_rd = n_sw = 0
+            was_swapped = inode.swap.has(pos)
+            err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
+            if err == EINVAL and pos >= inode.size_pages(m.page_size):
+                return pos - a, holes, swapped, None, 0.0  # truncated meanwhile: EOF
+            if err:
+                return pos - a, holes, swapped, (err if pos == a else None), 0.0
+            if task.sigkill:
+                return pos - a, holes, swapped, None, 0.0
+            swapped += int(was_swapped)
+            n_sw += int(was_swapped)
+            n_rd += int(not was_swapped)
+            pos += 1
+        yield m.env.timeout(took(n_rd, n_sw))
+    return end - a, holes, swapped, None, 0.0
