@@ -36,7 +36,7 @@ from .registry import Registry
 from .units import parse_bytes, parse_seconds
 
 if TYPE_CHECKING:
-    from .mm.memory import VMA
+    from .mm.mm_types import VMA
     from .tasks import Proc
 
 EACCES, EFAULT, EOPNOTSUPP = "EACCES", "EFAULT", "EOPNOTSUPP"

@@ -12,7 +12,7 @@ from .engine.engines import BULK, REFERENCE
 from .engine.rng import frozen_heap, task_rng
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
-from .mm.memory import MM, PT_SHIFTS
+from .mm.mm_types import MM, PT_SHIFTS
 from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
 from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages

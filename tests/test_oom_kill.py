@@ -3,7 +3,7 @@ import re
 import pytest
 
 from simulator.mm.memcontrol import MemCgroup
-from simulator.mm.memory import MM
+from simulator.mm.mm_types import MM
 from simulator.mm.oom_kill import (
     OomControl,
     kill_report,

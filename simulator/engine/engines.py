@@ -29,7 +29,7 @@ from .swapin import bulk_swapin
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.shmem import ShmemInode
     from ..mm.shmem_io import FillResult
     from ..mm.task import TaskStruct

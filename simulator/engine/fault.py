@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.memory import PT_SHIFTS, VMA, add_pgtables, map_file_pages, needs_swapin, zero_mode
+from ..mm.memory import (
+    add_pgtables,
+    map_file_pages,
+    needs_swapin,
+    range_payload,
+    range_walkable,
+    zero_mode,
+)
+from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.shmem import account_data, shmem_xa_insert, xa_charge_taken, xa_nodes_for, xa_stock_pages
 from .book import charge_and_take_parts
 from .fault_array import bulk_fault_array
@@ -20,7 +28,7 @@ from .swapin import bulk_swapin_range
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
     from .walk import PageSeq
 
@@ -39,7 +47,7 @@ def bulk_fault(
     caps = snapshot_caps(m, task, inode)
     if swapin_fast:
         a = seq.start + pos
-        if not vma.pte_present(a, write) and needs_swapin(vma, a, write):
+        if not vma.pte_present(a, write) and needs_swapin(m, vma, a, write):
             n = bulk_swapin_range(m, task, vma, a, limit, caps)
             return n, n, n
     if seq.arr is None and range_walkable(m, vma, write):
@@ -59,20 +67,6 @@ def bulk_fault(
         caps = snapshot_caps(m, task, inode)
         chunk_len = min(2 * chunk_len, ARRAY_CHUNK)
     return n_done, n_fault, 0
-
-
-def range_walkable(m: Machine, vma: VMA, write: bool) -> bool:
-    """Whether a sequential walk of `vma` has a closed form: each faulting page allocates its
-    missing page tables, then at most one page (a folio, or an anonymous page).
-
-    Anonymous mappings, read or written; shmem mappings shared, or private and read, with no
-    private copies. A read with ZERO_PAGE PTEs in the VMA qualifies only in zero mode (where
-    it adds no folio), so that every hole a read meets is a folio to add.
-    """
-    if vma.file is None:
-        return True
-    return (len(vma.cow) == 0 and (vma.shared or not write)
-            and (write or len(vma.zero) == 0 or zero_mode(m, vma, write)))
 
 
 def first_swapin(vma: VMA, a: int, n: int, write: bool) -> int:
@@ -125,10 +119,7 @@ def bulk_fault_range(
     files = inode is not None and not zmode
 
     def payload(x: int) -> int:
-        if inode is None:
-            return x - vma.cow.count(a, a + x) if write else 0
-        # Every hole is a new folio (a read over ZERO_PAGE PTEs is zero mode: no folio at all).
-        return inode.pages.holes(f0, f0 + x) if files else 0
+        return range_payload(m, vma, a, x, write, zmode)
 
     def slab(x: int) -> int:
         return xa_stock_pages(m, memcg, xa_nodes_for(m, inode, f0, f0 + x)) if files else 0

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..mm.memcontrol import mod_memcg_state, obj_stock_take
-from ..mm.memory import PT_SHIFTS, add_pgtables, unmap_pages, zero_mode
+from ..mm.memory import add_pgtables, fault_plans, unmap_pages
+from ..mm.mm_types import PT_SHIFTS
 from ..mm.shmem import account_data, xa_charge_taken
 from ..mm.xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
 from .book import charge_and_take_parts
@@ -16,66 +17,30 @@ from .solve import cumulative_fit
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
 
 
 def bulk_fault_array(
     m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray, write: bool, caps: Caps
 ) -> tuple[int, int]:
-    """Vectorised walk of an explicit page sequence (any order, any mapping kind)."""
+    """Vectorised walk of an explicit page sequence (any order, any mapping kind): each page
+    as `fault_plans` says, and the step ends before the first page that needs the one-page path
+    (SIGBUS, a swap-in)."""
     mm = task.mm
     inode = vma.file
-    L = len(idx)
-    in_map, in_cow, in_zero = vma.mapped.contains(idx), vma.cow.contains(idx), vma.zero.contains(idx)
-    if write:
-        skip = in_cow if not vma.shared else in_map
-    else:
-        skip = in_map | in_cow | in_zero
-    if inode is not None:
-        fidx = vma.pgoff + idx
-        # The step ends at the first page past i_size that faults (SIGBUS); a page there with
-        # its PTE still present (a private copy) needs no fault.
-        beyond = np.flatnonzero((fidx >= inode.size_pages(m.page_size)) & ~skip)
-        if len(beyond):
-            L = int(beyond[0])
-            idx, fidx, skip = idx[:L], fidx[:L], skip[:L]
-            in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
-        file_present = inode.pages.contains(fidx)
-    else:
-        fidx = idx
-        file_present = np.zeros(L, dtype=bool)
-    act = ~skip
-    private_write = write and not vma.shared
-    # The step ends before the first page whose fault swaps in (the one-page path does it).
-    need = vma.swap.contains(idx) if len(vma.swap) else np.zeros(L, dtype=bool)
-    if inode is not None and len(inode.swap):
-        file_swapped = inode.swap.contains(fidx)
-        need = need | (file_swapped & ~in_zero if private_write else file_swapped)
-    need_at = np.flatnonzero(need & act)
-    if len(need_at):
-        L = int(need_at[0])
-        if L == 0:
+    plans = fault_plans(m, vma, idx, write)
+    stop = np.flatnonzero(plans.sigbus | plans.swapin)
+    if len(stop):
+        if stop[0] == 0:
             return 0, 0
-        idx, fidx, skip, act = idx[:L], fidx[:L], skip[:L], act[:L]
-        in_map, in_cow, in_zero = in_map[:L], in_cow[:L], in_zero[:L]
-        file_present = file_present[:L]
-    zmode = zero_mode(m, vma, write)
-    if inode is None:
-        anon = act & write
-        data = np.zeros(L, dtype=bool)
-        zero_new = act & (not write)
-        mapf = np.zeros(L, dtype=bool)
-    elif private_write:
-        anon = act
-        data = act & ~file_present & ~in_zero
-        zero_new = np.zeros(L, dtype=bool)
-        mapf = np.zeros(L, dtype=bool)
-    else:
-        anon = np.zeros(L, dtype=bool)
-        data = act & ~file_present & (not zmode)
-        zero_new = act & ~file_present & zmode
-        mapf = act & (file_present | (not zmode))
+        plans = plans.cut(int(stop[0]))
+        idx = idx[:int(stop[0])]
+    L = len(idx)
+    act = ~plans.present
+    anon, data, zero_new, mapf = plans.anon, plans.data, plans.zero, plans.map_file
+    in_map, in_zero, fidx = plans.in_map, plans.in_zero, plans.fidx
+    private_write = write and not vma.shared
     va = vma.start + idx
     pt_need = np.zeros(L, dtype=np.int64)
     pt_masks = {}
@@ -98,7 +63,7 @@ def bulk_fault_array(
         slab[dpos] = np.diff(slab_cum, prepend=0)
     per_page = pt_need + anon + data + slab
     alloc_cum = np.cumsum(per_page)
-    data_cum = np.cumsum(data) if (inode is not None and not zmode) else np.zeros(L, np.int64)
+    data_cum = np.cumsum(data)
     charge_cum = None if m.profile.kmem_charged else alloc_cum - np.cumsum(pt_need)
     n = cumulative_fit(caps, alloc_cum, data_cum, data, charge_cum)
     if n == 0:

@@ -14,7 +14,7 @@ from ..mm.shmem import shmem_writeout
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
 
 

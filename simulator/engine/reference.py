@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 
 from ..mm.madvise import anon_pageout, unmap_file_range
 from ..mm.memcontrol import CTX_SYSCALL, swapin_memcg
-from ..mm.memory import VM_FAULT_OK, VMA, handle_mm_fault, needs_swapin, pt_missing, zero_mode
+from ..mm.memory import (
+    PRESENT,
+    SIGBUS,
+    VM_FAULT_OK,
+    FaultPlan,
+    fault_plan,
+    handle_mm_fault,
+)
+from ..mm.mm_types import VMA, pt_missing
 from ..mm.shmem import (
     ShmemInode,
     shmem_alloc_and_add_folio,
@@ -28,7 +36,7 @@ from .swapin import swapin_fill_run, swapin_fits, swapin_target
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.shmem import ShmemInode
     from ..mm.task import TaskStruct
 
@@ -43,51 +51,42 @@ def reference_fault(
     path (the walker then lets the time of the pages done pass and runs the fault itself, as
     after a bulk step).
     """
-    if not fault_fits(m, task, vma, idx, write, swapin_fast):
+    plan = fault_plan(m, vma, idx, write)
+    if not fault_fits(m, task, vma, idx, plan, swapin_fast):
         return 0, 0, 0
-    was_present = vma.pte_present(idx, write)
-    swapin = not was_present and needs_swapin(vma, idx, write)
     status = run_fast_path(m, handle_mm_fault(m, task, vma, idx, write, ctx))
     assert status == VM_FAULT_OK, status
-    return 1, 0 if was_present else 1, int(swapin)
+    return 1, int(plan is not PRESENT), plan.swapin
 
 
-def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool,
+def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, plan: FaultPlan,
                swapin_fast: bool = False) -> bool:
-    """Whether a fault at VMA page `idx` completes on the fast path: one page's needs, per rule.
+    """Whether the fault `plan` describes at VMA page `idx` completes on the fast path.
 
-    The page-table pages missing at its address, the anonymous copy of a private write, the
-    page-cache folio of a hole and the slab page of its xarray nodes, checked against every
-    limit (bulk.Caps). A page past i_size is
-    a SIGBUS, which is a slow path too.
+    Its needs, in the kernel's order: the page-table pages missing at its address, the
+    anonymous copy of a private write, the page-cache folio of a hole, then the slab page of
+    its xarray nodes, checked against every limit (limits.py). A SIGBUS is a slow path; so is a
+    swap-in, except a sequential walk's (`swapin_fast`) whose memcg `swapin_target` admits.
     """
-    if vma.pte_present(idx, write):
+    if plan is PRESENT:
         return True
-    if needs_swapin(vma, idx, write):
+    if plan is SIGBUS:
+        return False
+    pt = len(pt_missing(task.mm, vma.start + idx))
+    if plan.swapin:
         target = swapin_target(m, task, vma, idx) if swapin_fast else None
         if target is None:
             return False  # a slow path: one page, its swap read's time passing at once
         caps = snapshot_caps(m, task, vma.file)
-        pt = len(pt_missing(task.mm, vma.start + idx))
         margins = MemcgMax.split_margins(task.memcg, target)
         return caps.guess_2014 is None and swapin_fits(caps, margins, pt, 1, m.kmem_charge(pt))
-    pt = len(pt_missing(task.mm, vma.start + idx))
     inode = vma.file
-    anon = data = 0
-    if inode is None:
-        anon = int(write)
-    else:
+    data = plan.data
+    slab = 0
+    if data:
         index = vma.pgoff + idx
-        if index >= inode.size_pages(m.page_size):
-            return False
-        present = inode.pages.has(index)
-        if write and not vma.shared:
-            anon = 1
-            data = int(not present and not vma.zero.has(idx))
-        else:
-            data = int(not present and not zero_mode(m, vma, write))
-    slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1)) if data else 0
-    need = pt + anon + data
+        slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1))
+    need = pt + plan.anon + data
     # The folio comes after the page's page tables and its anonymous copy; its xarray nodes'
     # slab page, if the memcg's byte stock needs one, last.
     return range_fits(snapshot_caps(m, task, inode), need + slab, data, need if data else None,

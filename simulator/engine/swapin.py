@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
-from ..mm.memory import PT_SHIFTS, VMA, add_pgtables, map_file_pages
+from ..mm.memory import add_pgtables, map_file_pages
+from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.page_alloc import take_pages
 from ..mm.shmem import ShmemInode, shmem_add_pages
 from ..mm.swapfile import swap_free_nr
@@ -20,7 +21,7 @@ from .solve import largest_fit, new_regions, proportional, split_at
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.shmem import ShmemInode
     from ..mm.task import TaskStruct
 

@@ -30,15 +30,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..mm.memcontrol import CTX_SYSCALL
-from ..mm.memory import VM_FAULT_OK, handle_mm_fault, needs_swapin
+from ..mm.memory import VM_FAULT_OK, handle_mm_fault, needs_swapin, range_walkable
 from ..mm.shmem import EINVAL, ShmemInode, shmem_get_folio
 from ..mm.shmem_io import EINTR, FillResult
-from .fault import range_walkable
 from .slicing import slice_pages
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.memory import VMA
+    from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
 
 
@@ -109,7 +108,7 @@ def faultin_range(
                 yield m.env.timeout(faulted * cost + swapped * swapin_cost)
                 faulted = swapped = 0
             was_present = vma.pte_present(idx, write)
-            swapin = not was_present and needs_swapin(vma, idx, write)
+            swapin = not was_present and needs_swapin(m, vma, idx, write)
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
                 yield m.env.timeout(faulted * cost)

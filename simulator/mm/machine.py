@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import simpy
 
     from ..engine.engines import Engine
-    from .memory import VMA
+    from .mm_types import VMA
     from .task import TaskStruct
 
 

@@ -43,7 +43,7 @@ from .swapfile import folio_alloc_swap
 
 if TYPE_CHECKING:
     from .machine import Machine
-    from .memory import VMA
+    from .mm_types import VMA
     from .task import TaskStruct
 
 

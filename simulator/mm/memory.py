@@ -1,4 +1,4 @@
-"""Address spaces: VMAs, rss counters, page tables, and the one-page fault handler.
+"""Faults: which handler a fault goes to and what it allocates, and the one-page handler.
 
 Models mm/memory.c (v6.18): `handle_mm_fault` -> `__handle_mm_fault` (`pud_alloc`,
 `pmd_alloc`, `pte_alloc`) -> `do_read_fault` / `do_cow_fault` / `do_shared_fault` /
@@ -16,109 +16,28 @@ Simplifications:
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .extents import ExtentMap
+import numpy as np
+
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
+from .mm_types import VMA, pt_missing
 from .page_alloc import alloc_charged_page, alloc_pages, free_pages
-from .shmem import ENOMEM, ShmemInode, shmem_get_folio
+from .shmem import ENOMEM, shmem_get_folio
 from .swapfile import swap_free_nr
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
 
-PT_SHIFTS = (27, 18, 9)  # PUD, PMD, PTE page: pages of address space each covers (log2)
 VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS = "ok", "oom", "sigbus"
 
 
 def vmf_error(err: str) -> str:
     """Models `vmf_error()`: -ENOMEM -> VM_FAULT_OOM; everything else -> VM_FAULT_SIGBUS."""
     return VM_FAULT_OOM if err == ENOMEM else VM_FAULT_SIGBUS
-
-
-@dataclass(eq=False)
-class VMA:
-    """A mapping: `struct vm_area_struct` plus which of its pages have PTEs.
-
-    Page indices are relative to the VMA. A page is in at most one of `mapped` (a PTE to the
-    file's page-cache folio), `cow` (a PTE to a private anonymous page), `zero` (a PTE to
-    ZERO_PAGE) and `swap` (a swap PTE: a private anonymous page in swap, tagged with the
-    memcg recorded at swap-out as a `Machine.memcg_tag` tag).
-    """
-
-    name: str
-    start: int
-    npages: int
-    file: ShmemInode | None
-    pgoff: int = 0
-    read: bool = True
-    write: bool = False
-    shared: bool = True
-    locked: bool = False
-    lockonfault: bool = False
-    maywrite: bool = False
-    accounted: int = 0
-    owner: Any = None
-    mapped: ExtentMap = field(default_factory=ExtentMap)
-    cow: ExtentMap = field(default_factory=ExtentMap)
-    zero: ExtentMap = field(default_factory=ExtentMap)
-    swap: ExtentMap = field(default_factory=ExtentMap)
-
-    def pte_present(self, idx: int, write: bool) -> bool:
-        """Whether an access needs no fault: the PTE is there and allows it."""
-        if write:
-            return self.cow.has(idx) if not self.shared else self.mapped.has(idx)
-        return self.mapped.has(idx) or self.cow.has(idx) or self.zero.has(idx)
-
-
-@dataclass(eq=False)
-class MM:
-    """An address space: `struct mm_struct` counters and VMAs.
-
-    Attributes:
-        rss: MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES.
-        swapents: MM_SWAPENTS, the swap PTEs of private anonymous pages (shmem pages in swap
-            are the file's, and count for nobody).
-        pt: page-table pages present, per level shift, as extents of region numbers.
-        pt_nodes: page-table pages per node (`mm_pgtables_bytes` / PAGE_SIZE in total).
-        anon_nodes: private anonymous pages per node (footprint, COW copies, anonymous maps).
-        kernel_pages: the task's charged kernel memory (stack, task_struct, ...).
-    """
-
-    rss: dict[str, int] = field(default_factory=lambda: {"anon": 0, "file": 0, "shmem": 0})
-    swapents: int = 0
-    pt: dict[int, ExtentMap] = field(default_factory=lambda: {s: ExtentMap() for s in PT_SHIFTS})
-    pt_nodes: Counter[int] = field(default_factory=Counter)
-    anon_nodes: Counter[int] = field(default_factory=Counter)
-    kernel_nodes: Counter[int] = field(default_factory=Counter)
-    total_vm: int = 0
-    locked_vm: int = 0
-    committed: int = 0
-    vmas: dict[str, VMA] = field(default_factory=dict)
-    mmap_base: int = 0
-    mmf_oom_skip: bool = False
-
-    def get_mm_rss(self) -> int:
-        """Models `get_mm_rss()`: anon + file + shmem pages mapped."""
-        return self.rss["anon"] + self.rss["file"] + self.rss["shmem"]
-
-    def pgtables_pages(self) -> int:
-        """`mm_pgtables_bytes(mm) / PAGE_SIZE`."""
-        return sum(self.pt_nodes.values())
-
-    def get_unmapped_area(self, npages: int) -> int:
-        """Top-down placement below the previous mapping (`arch_get_unmapped_area_topdown`)."""
-        self.mmap_base -= npages
-        return self.mmap_base
-
-
-def pt_missing(mm: MM, va: int) -> list[int]:
-    """The page-table levels (shifts) a fault at `va` must allocate, top level first."""
-    return [s for s in PT_SHIFTS if not mm.pt[s].has(va >> s)]
 
 
 def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any, Any, bool]:
@@ -141,40 +60,196 @@ def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any,
     return True
 
 
+# What a fault at one page does: the handler `handle_pte_fault()` sends it to, and what that
+# handler allocates. This is the one statement of the fault rule: `handle_mm_fault` dispatches
+# on it, the reference engine checks a page's needs with it, the bulk engine's array path uses
+# `fault_plans` (the same rule over an array of pages) and its closed form `range_payload`
+# (the same rule counted over a range); tests/test_fault_rule.py holds the three to agree.
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """One page's fault: its handler and the pages it takes besides page tables.
+
+    Attributes:
+        handler: `present` (no fault), `do_swap_page`, `do_anonymous_page`, `sigbus` (past
+            i_size), `do_cow_fault` (a private write to a file page), `zero_page` (the what-if
+            for write-sealed holes), `do_fault` (a read or shared write of a file page).
+        anon: an anonymous page (a private write's copy, or an anonymous write).
+        data: a page-cache folio instantiated for a hole (`shmem_alloc_and_add_folio`).
+        swapin: a page read back from swap (`do_swap_page`, or `shmem_swapin_folio`).
+    """
+
+    handler: str
+    anon: int = 0
+    data: int = 0
+    swapin: int = 0
+
+
+PRESENT = FaultPlan("present")
+SWAP_PTE = FaultPlan("do_swap_page", swapin=1)
+ANON_READ, ANON_WRITE = FaultPlan("do_anonymous_page"), FaultPlan("do_anonymous_page", anon=1)
+SIGBUS = FaultPlan("sigbus")
+COW_PRESENT = FaultPlan("do_cow_fault", anon=1)
+COW_HOLE = FaultPlan("do_cow_fault", anon=1, data=1)
+COW_SWAPIN = FaultPlan("do_cow_fault", anon=1, swapin=1)
+ZERO_PAGE = FaultPlan("zero_page")
+FILE_MAP = FaultPlan("do_fault")
+FILE_HOLE = FaultPlan("do_fault", data=1)
+FILE_SWAPIN = FaultPlan("do_fault", swapin=1)
+
+
+def fault_plan(m: Machine, vma: VMA, idx: int, write: bool) -> FaultPlan:
+    """Models the dispatch of `handle_pte_fault()` for VMA page `idx`: which handler, and what
+    it allocates (page tables aside: `pt_missing`).
+
+    A present PTE that allows the access needs no fault. A swap PTE goes to `do_swap_page`.
+    Anonymous memory: a read maps ZERO_PAGE, a write allocates. A file page past i_size is
+    SIGBUS. A private write (`do_cow_fault`) copies the file page into an anonymous page, after
+    instantiating it if it is a hole (not under a ZERO_PAGE PTE) or swapping it in. Otherwise
+    (`do_read_fault`, `do_shared_fault` -> `shmem_fault`) the folio is mapped, swapped in or,
+    for a hole, instantiated; with the what-if `zero_page_sealed_holes` a read of a hole of a
+    write-sealed file maps ZERO_PAGE instead.
+    """
+    if vma.pte_present(idx, write):
+        return PRESENT
+    if vma.swap.has(idx):
+        return SWAP_PTE
+    inode = vma.file
+    if inode is None:
+        return ANON_WRITE if write else ANON_READ
+    index = vma.pgoff + idx
+    if index >= inode.size_pages(m.page_size):
+        return SIGBUS
+    present = inode.pages.has(index)
+    swapped = not present and inode.swap.has(index)
+    if write and not vma.shared:
+        if present or vma.zero.has(idx):
+            return COW_PRESENT
+        return COW_SWAPIN if swapped else COW_HOLE
+    if present:
+        return FILE_MAP
+    if swapped:
+        return FILE_SWAPIN
+    if not write and m.what_if.zero_page_sealed_holes and inode.write_sealed():
+        return ZERO_PAGE
+    return FILE_HOLE
+
+
+@dataclass
+class FaultPlans:
+    """`fault_plan` over an array of VMA pages, as masks (one entry a page), with the PTE and
+    file states the booking of a step needs."""
+
+    present: np.ndarray
+    sigbus: np.ndarray
+    swapin: np.ndarray
+    anon: np.ndarray
+    data: np.ndarray
+    zero: np.ndarray
+    map_file: np.ndarray
+    in_map: np.ndarray
+    in_zero: np.ndarray
+    fidx: np.ndarray
+
+    def cut(self, n: int) -> FaultPlans:
+        """The plans of the first n pages."""
+        return FaultPlans(*(getattr(self, f)[:n] for f in self.__dataclass_fields__))
+
+
+def fault_plans(m: Machine, vma: VMA, idx: np.ndarray, write: bool) -> FaultPlans:
+    """`fault_plan` for every page of `idx` at once (the bulk engine's array path)."""
+    n = len(idx)
+    none = np.zeros(n, dtype=bool)
+    in_map, in_cow, in_zero = vma.mapped.contains(idx), vma.cow.contains(idx), vma.zero.contains(idx)
+    if write:
+        present = in_cow if not vma.shared else in_map
+    else:
+        present = in_map | in_cow | in_zero
+    act = ~present
+    swap_pte = (vma.swap.contains(idx) & act) if len(vma.swap) else none
+    live = act & ~swap_pte
+    inode = vma.file
+    if inode is None:
+        return FaultPlans(present, none, swap_pte, live & write, none, live & (not write), none,
+                          in_map, in_zero, idx)
+    fidx = vma.pgoff + idx
+    sigbus = live & (fidx >= inode.size_pages(m.page_size))
+    live &= ~sigbus
+    fp = inode.pages.contains(fidx)
+    fs = (inode.swap.contains(fidx) & ~fp) if len(inode.swap) else none
+    if write and not vma.shared:
+        hole = live & ~fp & ~in_zero
+        return FaultPlans(present, sigbus, swap_pte | (hole & fs), live, hole & ~fs, none, none,
+                          in_map, in_zero, fidx)
+    zmode = zero_mode(m, vma, write)
+    new = live & ~fp & ~fs
+    zero = new if zmode else none
+    data = none if zmode else new
+    return FaultPlans(present, sigbus, swap_pte | (live & fs), none, data, zero, live & ~zero,
+                      in_map, in_zero, fidx)
+
+
+def range_walkable(m: Machine, vma: VMA, write: bool) -> bool:
+    """Whether a sequential walk of `vma` has a closed form: each faulting page allocates its
+    missing page tables, then at most one page (a folio, or an anonymous page).
+
+    Anonymous mappings, read or written; shmem mappings shared, or private and read, with no
+    private copies. A read with ZERO_PAGE PTEs in the VMA qualifies only in zero mode (where
+    it adds no folio), so that every hole a read meets is a folio to add.
+    """
+    if vma.file is None:
+        return True
+    return (len(vma.cow) == 0 and (vma.shared or not write)
+            and (write or len(vma.zero) == 0 or zero_mode(m, vma, write)))
+
+
+def range_payload(m: Machine, vma: VMA, a: int, x: int, write: bool, zmode: bool) -> int:
+    """`fault_plan`'s anon + data summed over VMA pages `[a, a + x)` of a `range_walkable`
+    walk that meets no page in swap and none past i_size (`zmode`: `zero_mode` for it)."""
+    inode = vma.file
+    if inode is None:
+        return x - vma.cow.count(a, a + x) if write else 0
+    if zmode:
+        return 0
+    f0 = vma.pgoff + a
+    return inode.pages.holes(f0, f0 + x)
+
+
 def handle_mm_fault(
     m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
 ) -> Generator[Any, Any, str]:
     """Models `handle_mm_fault()` for one page of `vma`: VM_FAULT_OK, _OOM or _SIGBUS.
 
-    Read fault on a shmem hole (shared or private): `shmem_fault` instantiates a zeroed
-    page-cache folio, charged to the faulting task's memcg and accounted to its overcommit,
-    and maps it. Private write: `do_cow_fault` allocates and charges the anonymous copy
-    first, then the page-cache folio: two pages per hole. With the what-if
-    `zero_page_sealed_holes`, a read fault on a hole of a write-sealed file maps ZERO_PAGE.
-    A swap PTE goes to `do_swap_page`; a file page in swap is swapped in by `shmem_fault`
-    (`shmem_swapin_folio`): never the zero page, it is not a hole.
+    The page-table pages come first (`__handle_mm_fault`), then the handler `fault_plan`
+    names. Read fault on a shmem hole (shared or private): `shmem_fault` instantiates a
+    zeroed page-cache folio, charged to the faulting task's memcg and accounted to its
+    overcommit, and maps it. Private write: `do_cow_fault` allocates and charges the
+    anonymous copy first, then the page-cache folio: two pages per hole. A swap PTE goes to
+    `do_swap_page`; a file page in swap is swapped in by `shmem_fault` (`shmem_swapin_folio`):
+    never the zero page, it is not a hole.
     """
     if vma.pte_present(idx, write):
         return VM_FAULT_OK
-    va = vma.start + idx
-    if not (yield from pte_alloc(m, task, va, ctx)):
+    if not (yield from pte_alloc(m, task, vma.start + idx, ctx)):
         return VM_FAULT_OOM
-    if vma.swap.has(idx):
+    plan = fault_plan(m, vma, idx, write)  # after pte_alloc, which may have slept
+    h = plan.handler
+    if h == "present":
+        return VM_FAULT_OK
+    if h == "do_swap_page":
         return (yield from do_swap_page(m, task, vma, idx, write, ctx))
-    inode = vma.file
-    if inode is None:
+    if h == "do_anonymous_page":
         return (yield from do_anonymous_page(m, task, vma, idx, write, ctx))
-    index = vma.pgoff + idx
-    if index >= inode.size_pages(m.page_size):
+    if h == "sigbus":
         return VM_FAULT_SIGBUS
-    present = inode.pages.has(index)
-    swapped = not present and inode.swap.has(index)
-    if write and not vma.shared:
+    inode = vma.file
+    assert inode is not None
+    index = vma.pgoff + idx
+    if h == "do_cow_fault":
         # do_cow_fault()/wp_page_copy(): the anonymous copy is allocated and charged first.
         nid = yield from alloc_charged_page(m, task, ctx)
         if nid is None:
             return VM_FAULT_OOM
-        if not present and not vma.zero.has(idx):
+        if plan.data or plan.swapin:
             err = yield from shmem_get_folio(m, task, inode, index, ctx)
             if err:
                 page_counter_uncharge(m, task.memcg, 1)
@@ -184,11 +259,10 @@ def handle_mm_fault(
         vma.cow.fill(idx, idx + 1, nid)
         m.anon_stat(task, nid, 1)
         return VM_FAULT_OK
-    if not present:
-        if (not write and not swapped and m.what_if.zero_page_sealed_holes
-                and inode.write_sealed()):
-            vma.zero.fill(idx, idx + 1, 0)
-            return VM_FAULT_OK
+    if h == "zero_page":
+        vma.zero.fill(idx, idx + 1, 0)
+        return VM_FAULT_OK
+    if plan.data or plan.swapin:
         err = yield from shmem_get_folio(m, task, inode, index, ctx)
         if err:
             return vmf_error(err)
@@ -281,17 +355,9 @@ def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
     return total
 
 
-def needs_swapin(vma: VMA, idx: int, write: bool) -> bool:
-    """Whether a fault at VMA page `idx` (PTE not present for the access) swaps a page in:
-    a swap PTE (`do_swap_page`), or a file page in swap that the fault instantiates
-    (`shmem_fault` -> `shmem_swapin_folio`; a private write over a ZERO_PAGE PTE copies the
-    zero page instead)."""
-    if vma.swap.has(idx):
-        return True
-    inode = vma.file
-    if inode is None or not len(inode.swap) or not inode.swap.has(vma.pgoff + idx):
-        return False
-    return not (write and not vma.shared and vma.zero.has(idx))
+def needs_swapin(m: Machine, vma: VMA, idx: int, write: bool) -> bool:
+    """Whether a fault at VMA page `idx` swaps a page in (`fault_plan`'s swapin)."""
+    return bool(fault_plan(m, vma, idx, write).swapin)
 
 
 def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .memfd import memfd_check_seals_mmap
-from .memory import VMA, free_cow_pages, unmap_pages
+from .memory import free_cow_pages, unmap_pages
+from .mm_types import VMA
 from .overcommit import OVERCOMMIT_NEVER
 from .shmem import ENOMEM, ShmemInode
 

@@ -41,7 +41,7 @@ from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes
 
 if TYPE_CHECKING:
     from .machine import Machine
-    from .memory import VMA
+    from .mm_types import VMA
     from .task import TaskStruct
 
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW = "seal", "shrink", "grow"
