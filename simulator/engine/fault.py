@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..mm.booking import anon_pages_added, pgtables_added, shmem_folios_added
 from ..mm.memory import (
-    add_pgtables,
     map_file_pages,
     needs_swapin,
     range_payload,
@@ -19,7 +19,7 @@ from ..mm.memory import (
     zero_mode,
 )
 from ..mm.mm_types import PT_SHIFTS, VMA
-from ..mm.shmem import account_data, shmem_xa_insert, xa_charge_taken, xa_nodes_for, xa_stock_pages
+from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_nodes_for, xa_stock_pages
 from .book import charge_and_take_parts
 from .fault_array import bulk_fault_array
 from .limits import Caps, snapshot_caps
@@ -174,15 +174,14 @@ def bulk_fault_range(
         assert inode is not None
         shmem_xa_insert(m, memcg, inode, f0, f0 + n)
     for nid, p0, p1, pay, pt, _ in parts:
-        add_pgtables(m, task, nid, pt)
+        pgtables_added(m, task, nid, pt)
         if not pay:
             continue
         if inode is None:
-            added = vma.cow.fill(a + p0, a + p1, nid)
-            m.anon_stat(task, nid, added)
+            added = anon_pages_added(m, task, vma, a + p0, a + p1, nid)
         else:
-            added = inode.pages.fill(f0 + p0, f0 + p1, m.owner(memcg, nid))
-            account_data(m, task, inode, nid, added)
+            added = shmem_folios_added(m, inode, memcg, nid, f0 + p0, f0 + p1)
+            shmem_acct_taken(m, inode, added)
         assert added == pay, (added, pay)
     if any(pt for *_, pt, _ in parts):
         for sh in PT_SHIFTS:

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..mm.booking import anon_pages_added_at, pgtables_added, shmem_folios_added_at
 from ..mm.memcontrol import mod_memcg_state, obj_stock_take
-from ..mm.memory import add_pgtables, fault_plans, unmap_pages
+from ..mm.memory import fault_plans, unmap_pages
 from ..mm.mm_types import PT_SHIFTS
-from ..mm.shmem import account_data, xa_charge_taken
+from ..mm.shmem import shmem_acct_taken, xa_charge_taken
 from ..mm.xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
 from .book import charge_and_take_parts
 from .limits import Caps
@@ -99,8 +100,8 @@ def bulk_fault_array(
             obj_stock_take(task.memcg, k * XA_NODE_BYTES, 0, m.page_size)
         for nid in np.unique(data_nodes).tolist():
             sel = fd[data_nodes == nid]
-            inode.pages.add_pages(sel, m.owner(task.memcg, nid))
-            account_data(m, task, inode, nid, len(sel))
+            shmem_folios_added_at(m, inode, task.memcg, nid, sel)
+            shmem_acct_taken(m, inode, len(sel))
             per_node[nid] -= len(sel)
     if an.any():
         ai = idx[:n][an]
@@ -114,11 +115,10 @@ def bulk_fault_array(
                 vma.zero.remove(p, p + 1)
         for nid in np.unique(anon_nodes).tolist():
             sel = ai[anon_nodes == nid]
-            vma.cow.add_pages(sel, nid)
-            m.anon_stat(task, nid, len(sel))
+            anon_pages_added_at(m, task, vma, sel, nid)
             per_node[nid] -= len(sel)
     for nid, c in per_node.items():
-        add_pgtables(m, task, nid, c)
+        pgtables_added(m, task, nid, c)
     if zero_new[:n].any():
         vma.zero.add_pages(idx[:n][zero_new[:n]], 0)
     if mapf[:n].any():

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..mm.booking import shmem_folios_added
 from ..mm.shmem import (
     ShmemInode,
-    account_data,
+    shmem_acct_taken,
     shmem_xa_insert,
     xa_charge_taken,
     xa_nodes_for,
@@ -83,7 +84,7 @@ def bulk_fill_holes(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, lim
     shmem_xa_insert(m, memcg, inode, a, a + n)
     for nid, p0, p1, _ in parts:
         for s, e in inode.pages.hole_runs(a + p0, a + p1):
-            inode.pages.fill(s, e, m.owner(memcg, nid))
-            account_data(m, task, inode, nid, e - s)
+            shmem_folios_added(m, inode, memcg, nid, s, e)
+            shmem_acct_taken(m, inode, e - s)
             filled.append((s, e))
     return n

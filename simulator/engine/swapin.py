@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..mm.booking import anon_pages_added, pgtables_added, shmem_folios_added
 from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
-from ..mm.memory import add_pgtables, map_file_pages
+from ..mm.memory import map_file_pages
 from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.page_alloc import take_pages
-from ..mm.shmem import ShmemInode, shmem_add_pages
+from ..mm.shmem import ShmemInode
 from ..mm.swapfile import swap_free_nr
 from .limits import Caps, MemcgMax, snapshot_caps
 from .solve import largest_fit, new_regions, proportional, split_at
@@ -120,19 +121,18 @@ def bulk_swapin_range(
                                                                vma.pgoff + a)
     assert tag is not None
     for nid, p0, p1, pt in parts:
-        add_pgtables(m, task, nid, pt)
+        pgtables_added(m, task, nid, pt)
         k = p1 - p0
         if not k:
             continue
         if inode is None:
             vma.swap.remove(a + p0, a + p1)
             mm.swapents -= k
-            vma.cow.fill(a + p0, a + p1, nid)
-            m.anon_stat(task, nid, k)
+            anon_pages_added(m, task, vma, a + p0, a + p1, nid)
         else:
             f = vma.pgoff + a
             inode.swap.remove(f + p0, f + p1)
-            shmem_add_pages(m, inode, target, nid, f + p0, f + p1)
+            shmem_folios_added(m, inode, target, nid, f + p0, f + p1)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     m.swap.pswpin += n
     if any(pt for *_, pt in parts):
@@ -163,7 +163,7 @@ def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int)
     swap_free_nr(m, recorded, n)
     p = a
     for nid, c in segs:
-        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        shmem_folios_added(m, inode, memcg, nid, p, p + c)
         p += c
     m.swap.pswpin += n
     return n
@@ -200,7 +200,7 @@ def bulk_swapin_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     p = a
     for nid, c in take_pages(m.zonelist(task.node), n):
-        shmem_add_pages(m, inode, memcg, nid, p, p + c)
+        shmem_folios_added(m, inode, memcg, nid, p, p + c)
         p += c
     m.swap.pswpin += n
     return n

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .booking import anon_pages_removed
 from .extents import ExtentMap
 from .memcontrol import mem_cgroup_swapout
 from .memory import unmap_pages
@@ -82,8 +83,7 @@ def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
     k = folio_alloc_swap(m, task.memcg, e - s, task.name)
     if not k:
         return 0
-    for nid, n in vma.cow.remove(s, s + k).items():
-        m.anon_stat(task, nid, -n)
+    for nid, n in anon_pages_removed(m, task, vma, s, s + k).items():
         mem_cgroup_swapout(m, task.memcg, n)
         free_pages(m, nid, n)
     vma.swap.fill(s, s + k, m.memcg_tag(task.memcg))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .booking import anon_pages_added, anon_pages_removed, pgtables_added
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mm_types import VMA, pt_missing
 from .page_alloc import alloc_charged_page, alloc_pages, free_pages
@@ -55,8 +56,7 @@ def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any,
         if nid is None:
             return False
         mm.pt[s].fill(va >> s, (va >> s) + 1, 0)
-        mm.pt_nodes[nid] += 1
-        m.pgtable_stat(task.memcg, nid, 1)
+        pgtables_added(m, task, nid, 1)
     return True
 
 
@@ -256,8 +256,7 @@ def handle_mm_fault(
                 free_pages(m, nid, 1)
                 return vmf_error(err)
         unmap_pages(m, task, vma, idx, idx + 1)
-        vma.cow.fill(idx, idx + 1, nid)
-        m.anon_stat(task, nid, 1)
+        anon_pages_added(m, task, vma, idx, idx + 1, nid)
         return VM_FAULT_OK
     if h == "zero_page":
         vma.zero.fill(idx, idx + 1, 0)
@@ -298,8 +297,7 @@ def do_swap_page(
     vma.swap.remove(idx, idx + 1)
     task.mm.swapents -= 1
     swap_free_nr(m, m.tagged_memcgs[tag], 1)
-    vma.cow.fill(idx, idx + 1, nid)
-    m.anon_stat(task, nid, 1)
+    anon_pages_added(m, task, vma, idx, idx + 1, nid)
     m.swap.pswpin += 1
     return VM_FAULT_OK  # the read's time (`costs.swapin`) passes in the caller, after
 
@@ -315,8 +313,7 @@ def do_anonymous_page(
     if nid is None:
         return VM_FAULT_OOM
     vma.zero.remove(idx, idx + 1)
-    vma.cow.fill(idx, idx + 1, nid)
-    m.anon_stat(task, nid, 1)
+    anon_pages_added(m, task, vma, idx, idx + 1, nid)
     return VM_FAULT_OK
 
 
@@ -345,10 +342,9 @@ def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
     for tag, n in vma.swap.remove(a, b).items():
         swap_free_nr(m, m.tagged_memcgs[tag], n)
         task.mm.swapents -= n
-    removed = vma.cow.remove(a, b)
+    removed = anon_pages_removed(m, task, vma, a, b)
     total = 0
     for nid, n in removed.items():
-        m.anon_stat(task, nid, -n)
         page_counter_uncharge(m, task.memcg, n)
         free_pages(m, nid, n)
         total += n
@@ -364,10 +360,3 @@ def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:
     """The what-if: read faults on holes of a write-sealed file map ZERO_PAGE."""
     return (not write and vma.file is not None and m.what_if.zero_page_sealed_holes
             and vma.file.write_sealed())
-
-
-def add_pgtables(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
-    """Book n new page-table pages of the task on node nid."""
-    if n:
-        task.mm.pt_nodes[nid] += n
-        m.pgtable_stat(task.memcg, nid, n)

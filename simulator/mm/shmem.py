@@ -24,6 +24,12 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .booking import (
+    shmem_folios_added,
+    shmem_folios_removed,
+    slab_pages_added,
+    slab_pages_freed,
+)
 from .extents import ExtentMap
 from .memcontrol import (
     mem_cgroup_swapout,
@@ -206,7 +212,7 @@ def shmem_alloc_and_add_folio(
             page_counter_uncharge(m, task.memcg, 1)
             free_pages(m, nid, 1)
             return err
-    shmem_add_pages(m, inode, task.memcg, nid, index, index + 1)
+    shmem_folios_added(m, inode, task.memcg, nid, index, index + 1)
     return None
 
 
@@ -245,7 +251,7 @@ def xa_charge_taken(m: Machine, memcg: Any, parts: list[tuple[int, int]]) -> Non
     for nid, n in parts:
         if n:
             memcg.obj_stock += n * m.page_size
-            m.slab_stat(memcg, nid, n)
+            slab_pages_added(m, memcg, nid, n)
 
 
 def shmem_xa_insert(m: Machine, memcg: Any, inode: ShmemInode, a: int, b: int) -> None:
@@ -275,18 +281,11 @@ def xa_refill_stock(m: Machine, memcg: Any, nbytes: int = 0) -> None:
     for nid in sorted(memcg.slab_nodes):
         take = min(pages, memcg.slab_nodes[nid])
         if take:
-            m.slab_stat(memcg, nid, -take)
+            slab_pages_freed(m, memcg, nid, take)
             page_counter_uncharge(m, memcg, take)
             free_pages(m, nid, take)
             pages -= take
     assert pages == 0
-
-
-def shmem_add_pages(m: Machine, inode: ShmemInode, memcg: Any, nid: int, a: int, b: int) -> int:
-    """Insert already allocated, charged and accounted pages `[a, b)` into the page cache."""
-    added = inode.pages.fill(a, b, m.owner(memcg, nid))
-    m.shmem_stat(memcg, nid, added)
-    return added
 
 
 def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
@@ -297,12 +296,11 @@ def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
     resident + swapped), so their blocks and commit go back as well.
     """
     max_before = inode.max_index()
-    removed = inode.pages.remove(a, b)
+    removed = shmem_folios_removed(m, inode, a, b)
     total = 0
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         page_counter_uncharge(m, memcg, n)
-        m.shmem_stat(memcg, nid, -n)
         free_pages(m, nid, n)
         total += n
     for tag, n in inode.swap.remove(a, b).items():
@@ -343,7 +341,7 @@ def shmem_swapin_folio(
         return EINVAL if inode.evicted else EEXIST
     inode.swap.remove(index, index + 1)
     swap_free_nr(m, m.tagged_memcgs[tag], 1)
-    shmem_add_pages(m, inode, memcg, nid, index, index + 1)
+    shmem_folios_added(m, inode, memcg, nid, index, index + 1)
     m.swap.pswpin += 1
     return None
 
@@ -391,8 +389,7 @@ def shmem_writeout(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]], t
             memcg, nid = m.owners[tag]
             k = folio_alloc_swap(m, memcg, e - s, task)
             if k:
-                inode.pages.remove(s, s + k)
-                m.shmem_stat(memcg, nid, -k)
+                shmem_folios_removed(m, inode, s, s + k)
                 mem_cgroup_swapout(m, memcg, k)
                 free_pages(m, nid, k)
                 inode.swap.fill(s, s + k, m.memcg_tag(memcg))
@@ -436,10 +433,10 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
     )
 
 
-def account_data(m: Machine, task: TaskStruct, inode: Any, nid: int, n: int) -> None:
-    """Book n new shmem pages: memcg/node stats, commit (VM_NORESERVE) and mount blocks."""
+def shmem_acct_taken(m: Machine, inode: ShmemInode, n: int) -> None:
+    """`shmem_inode_acct_blocks` for n pages a bulk step found room for: commit (VM_NORESERVE)
+    and mount blocks, which cannot refuse them."""
     if n:
-        m.shmem_stat(task.memcg, nid, n)
         inode.sb.used_blocks += n
         if inode.noreserve:
             m.overcommit.vm_acct_memory(n)

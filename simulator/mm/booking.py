@@ -1,0 +1,135 @@
+"""Page booking: the one place, per kind of page, where pages come into or leave existence.
+
+Every page the model instantiates or frees is booked here, through one pair of functions per
+kind: shmem folios (the page cache of a shmem file), anonymous pages (a private mapping's
+pages and COW copies, pages swapped back in, a task's footprint), page-table pages and slab
+pages (the page cache's xarray nodes). A booking updates, in one go, the structure that holds
+the pages (a file's or a VMA's extents, an mm's per-node counts), the memcg's memory.stat item
+and the node's vmstat counter. Allocating, charging and freeing the page itself stay with the
+caller (page_alloc.py, memcontrol.py), which knows whether they have happened; the pressure
+work adds the LRU lists here, again once per kind.
+
+Models the counter updates that follow the kernel's `shmem_add_to_page_cache` /
+`filemap_unaccount_folio` (NR_SHMEM, `__lruvec_stat_mod_folio`), `folio_add_new_anon_rmap` /
+`zap_present_ptes` (MM_ANONPAGES, NR_ANON_MAPPED), `pagetable_alloc` / `pagetable_free`
+(NR_PAGETABLE) and `account_slab` / `unaccount_slab` (NR_SLAB_UNRECLAIMABLE_B).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .memcontrol import mod_memcg_state
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .memcontrol import MemCgroup
+    from .mm_types import VMA
+    from .shmem import ShmemInode
+    from .task import TaskStruct
+
+
+# -- shmem folios -----------------------------------------------------------------------------
+def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
+                       b: int) -> int:
+    """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many."""
+    added = inode.pages.fill(a, b, m.owner(memcg, nid))
+    _shmem_stat(m, memcg, nid, added)
+    return added
+
+
+def shmem_folios_added_at(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int,
+                          index: np.ndarray) -> int:
+    """Folios at the file pages `index` (holes, distinct), charged to `memcg`, on node `nid`."""
+    added = inode.pages.add_pages(index, m.owner(memcg, nid))
+    _shmem_stat(m, memcg, nid, added)
+    return added
+
+
+def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[int, int]:
+    """The folios of file pages `[a, b)` leave the page cache: {owner tag: pages} (see
+    `Machine.owners`), for the caller to uncharge and free, or to swap out."""
+    removed = inode.pages.remove(a, b)
+    for tag, n in removed.items():
+        memcg, nid = m.owners[tag]
+        _shmem_stat(m, memcg, nid, -n)
+    return removed
+
+
+def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    if n:
+        mod_memcg_state(memcg, "shmem", n)
+        m.nodes[nid].stat["shmem"] += n
+
+
+# -- anonymous pages --------------------------------------------------------------------------
+def anon_pages_added(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int, nid: int) -> int:
+    """Private anonymous pages at every page of `[a, b)` of `vma` not yet one: how many."""
+    added = vma.cow.fill(a, b, nid)
+    anon_footprint(m, task, nid, added)
+    return added
+
+
+def anon_pages_added_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray, nid: int) -> int:
+    """Private anonymous pages at the VMA pages `idx` (distinct, none one yet)."""
+    added = vma.cow.add_pages(idx, nid)
+    anon_footprint(m, task, nid, added)
+    return added
+
+
+def anon_pages_removed(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> dict[int, int]:
+    """The private anonymous pages of `[a, b)` of `vma` go: {nid: pages}, for the caller to
+    uncharge and free, or to swap out."""
+    removed = vma.cow.remove(a, b)
+    for nid, n in removed.items():
+        anon_footprint(m, task, nid, -n)
+    return removed
+
+
+def anon_footprint(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n anonymous pages of the task added (n > 0) or freed on node `nid`: MM_ANONPAGES, the
+    memcg's `anon`, the node's NR_ANON_MAPPED. Alone for the pages of no VMA (a task's
+    footprint); the VMA functions above call it for theirs."""
+    if n:
+        task.mm.rss["anon"] += n
+        task.mm.anon_nodes[nid] += n
+        mod_memcg_state(task.memcg, "anon", n)
+        m.nodes[nid].stat["anon"] += n
+
+
+# -- page tables ------------------------------------------------------------------------------
+def pgtables_added(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n page-table pages of the task on node `nid` (NR_PAGETABLE; the memcg's `pagetables`
+    where the kernel charges them). Which regions they map is the caller's (`MM.pt`)."""
+    if n:
+        task.mm.pt_nodes[nid] += n
+        _pgtable_stat(m, task.memcg, nid, n)
+
+
+def pgtables_freed(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n page-table pages of the task on node `nid` freed."""
+    if n:
+        task.mm.pt_nodes[nid] -= n
+        _pgtable_stat(m, task.memcg, nid, -n)
+
+
+def _pgtable_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    if m.profile.kmem_charged:
+        mod_memcg_state(memcg, "pagetables", n)
+    m.nodes[nid].stat["pagetables"] += n
+
+
+# -- slab pages -------------------------------------------------------------------------------
+def slab_pages_added(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    """n slab pages charged to `memcg` for its objects, on node `nid` (memcg `slab`)."""
+    if n:
+        mod_memcg_state(memcg, "slab", n)
+        memcg.slab_nodes[nid] = memcg.slab_nodes.get(nid, 0) + n
+        m.nodes[nid].stat["slab"] += n
+
+
+def slab_pages_freed(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    """n slab pages of `memcg` on node `nid` freed."""
+    slab_pages_added(m, memcg, nid, -n)
