@@ -24,21 +24,15 @@ import numpy as np
 
 from .booking import anon_pages_added, anon_pages_removed, pgtables_added
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
-from .mm_types import VMA, pt_missing
+from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, pt_missing
 from .page_alloc import alloc_charged_page, alloc_pages, free_pages
-from .shmem import ENOMEM, shmem_get_folio
+from .shmem import shmem_fault
 from .swapfile import swap_free_nr
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
 
-VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS = "ok", "oom", "sigbus"
-
-
-def vmf_error(err: str) -> str:
-    """Models `vmf_error()`: -ENOMEM -> VM_FAULT_OOM; everything else -> VM_FAULT_SIGBUS."""
-    return VM_FAULT_OOM if err == ENOMEM else VM_FAULT_SIGBUS
 
 
 def pte_alloc(m: Machine, task: TaskStruct, va: int, ctx: str) -> Generator[Any, Any, bool]:
@@ -250,11 +244,11 @@ def handle_mm_fault(
         if nid is None:
             return VM_FAULT_OOM
         if plan.data or plan.swapin:
-            err = yield from shmem_get_folio(m, task, inode, index, ctx)
-            if err:
+            status = yield from shmem_fault(m, task, inode, index, ctx)
+            if status != VM_FAULT_OK:
                 page_counter_uncharge(m, task.memcg, 1)
                 free_pages(m, nid, 1)
-                return vmf_error(err)
+                return status
         unmap_pages(m, task, vma, idx, idx + 1)
         anon_pages_added(m, task, vma, idx, idx + 1, nid)
         return VM_FAULT_OK
@@ -262,9 +256,9 @@ def handle_mm_fault(
         vma.zero.fill(idx, idx + 1, 0)
         return VM_FAULT_OK
     if plan.data or plan.swapin:
-        err = yield from shmem_get_folio(m, task, inode, index, ctx)
-        if err:
-            return vmf_error(err)
+        status = yield from shmem_fault(m, task, inode, index, ctx)
+        if status != VM_FAULT_OK:
+            return status
     if vma.zero.has(idx):
         vma.zero.remove(idx, idx + 1)
     map_file_pages(m, task, vma, idx, idx + 1)

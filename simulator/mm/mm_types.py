@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .shmem import ShmemInode
 
 PT_SHIFTS = (27, 18, 9)  # PUD, PMD, PTE page: pages of address space each covers (log2)
+VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS = "ok", "oom", "sigbus"  # a fault's vm_fault_t
 
 
 @dataclass(eq=False)

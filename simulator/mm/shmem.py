@@ -40,6 +40,7 @@ from .memcontrol import (
     swapin_memcg,
     try_charge_memcg,
 )
+from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS
 from .overcommit import guess_free_pages_2014
 from .page_alloc import alloc_charged_page, alloc_pages, free_pages
 from .swapfile import folio_alloc_swap, swap_free_nr
@@ -369,6 +370,22 @@ def shmem_get_folio(
                 continue
             return err
         return (yield from shmem_alloc_and_add_folio(m, task, inode, index, ctx))
+
+
+def shmem_fault(
+    m: Machine, task: TaskStruct, inode: ShmemInode, index: int, ctx: str
+) -> Generator[Any, Any, str]:
+    """Models `shmem_fault()` for file page `index`, not present: `shmem_get_folio_gfp`
+    (SGP_CACHE) instantiates the hole or swaps the page in, and an error becomes the fault's
+    result through `vmf_error`: -ENOMEM is VM_FAULT_OOM, anything else (-ENOSPC from the
+    overcommit or the mount's size, -EINVAL past a new i_size) VM_FAULT_SIGBUS."""
+    err = yield from shmem_get_folio(m, task, inode, index, ctx)
+    return VM_FAULT_OK if err is None else vmf_error(err)
+
+
+def vmf_error(err: str) -> str:
+    """Models `vmf_error()`: -ENOMEM -> VM_FAULT_OOM; everything else -> VM_FAULT_SIGBUS."""
+    return VM_FAULT_OOM if err == ENOMEM else VM_FAULT_SIGBUS
 
 
 def shmem_writeout(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]], task: str = "") -> int:
