@@ -23,9 +23,9 @@ from .reference import (
     pageout_pages,
     reference_fault,
     reference_fill,
-    reference_read_swapin,
+    reference_swapin_file,
 )
-from .swapin import bulk_swapin
+from .swapin import bulk_swapin_file
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -98,7 +98,7 @@ class BulkEngine(Engine):
     @override
     def read_swapin_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int,
                          stop: int) -> int:
-        return bulk_swapin(m, task, inode, pos, stop)
+        return bulk_swapin_file(m, task, inode, pos, stop - pos)
 
     @override
     def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
@@ -123,7 +123,7 @@ class ReferenceEngine(Engine):
     @override
     def read_swapin_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int,
                          stop: int) -> int:
-        return reference_read_swapin(m, task, inode, pos)
+        return reference_swapin_file(m, task, inode, pos)
 
     @override
     def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:

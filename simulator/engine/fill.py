@@ -20,7 +20,7 @@ from ..mm.shmem import (
 from .book import charge_and_take_parts
 from .limits import snapshot_caps
 from .solve import largest_fit, range_fits, split_at
-from .swapin import bulk_swapin_fill
+from .swapin import bulk_swapin_file
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -36,10 +36,10 @@ def bulk_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: in
     Each hole costs its folio, then the slab page its xarray nodes may cost the memcg's byte
     stock; where the allocator moves to the next node is found as for faults (`split_at`).
     The step ends before the first page in swap; a step that starts at one swaps in the run
-    of pages in swap from there (`bulk_swapin_fill`).
+    of pages in swap from there (`bulk_swapin_file`).
     """
     if inode.swap.has(a):
-        n = bulk_swapin_fill(m, task, inode, a, limit)
+        n = bulk_swapin_file(m, task, inode, a, limit)
         return n, n
     return bulk_fill_holes(m, task, inode, a, limit, filled), 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..mm.madvise import anon_pageout, unmap_file_range
-from ..mm.memcontrol import CTX_SYSCALL, swapin_memcg
+from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.memory import (
     PRESENT,
     SIGBUS,
@@ -32,7 +32,7 @@ from ..mm.shmem import (
 from .limits import MemcgMax, snapshot_caps
 from .slicing import run_fast_path
 from .solve import range_fits
-from .swapin import swapin_fill_run, swapin_fits, swapin_target
+from .swapin import file_swapin_run, swapin_fits, swapin_target
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -101,11 +101,8 @@ def reference_fill(m: Machine, task: TaskStruct, inode: ShmemInode, index: int,
     if inode.pages.has(index):
         return 1, 0
     if inode.swap.has(index):
-        if not swapin_fill_run(m, task, inode, index, 1)[0]:
-            return 0, 0
-        err = run_fast_path(m, shmem_swapin_folio(m, task, inode, index, CTX_SYSCALL))
-        assert err is None, err
-        return 1, 1
+        n = reference_swapin_file(m, task, inode, index)
+        return n, n
     slab = xa_stock_pages(m, task.memcg, xa_nodes_for(m, inode, index, index + 1))
     if not range_fits(snapshot_caps(m, task, inode), 1 + slab, 1, 1):
         return 0, 0
@@ -135,14 +132,11 @@ def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int
     return done
 
 
-def reference_read_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, pos: int) -> int:
-    """The reference's read(2) step over a page in swap: `shmem_swapin_folio` for that one
-    page if it needs no slow path (1), else 0."""
-    tag = inode.swap.owner_of(pos)
-    assert tag is not None
-    memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
-    if snapshot_caps(m, task, None, memcg).mem < 1:
+def reference_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, index: int) -> int:
+    """The reference's step over a file page in swap (read(2), write(2), fallocate):
+    `shmem_swapin_folio` for that one page if it needs no slow path (1), else 0."""
+    if not file_swapin_run(m, task, inode, index, 1)[0]:
         return 0
-    err = run_fast_path(m, shmem_swapin_folio(m, task, inode, pos, CTX_SYSCALL))
+    err = run_fast_path(m, shmem_swapin_folio(m, task, inode, index, CTX_SYSCALL))
     assert err is None, err
     return 1

@@ -143,38 +143,13 @@ def bulk_swapin_range(
     return n
 
 
-def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int) -> int:
-    """Swap in, at once, the run of pages in swap that starts at `a` (before `b`), recorded for
-    one memcg, as far as it fits with no slow path: what `shmem_swapin_folio` does page by page
-    (allocate from the zonelist, charge the recorded memcg, replace the entries, free them).
-    Returns how many pages; 0 when the first one needs a slow path."""
-    runs = inode.swap.runs(a, b)
-    assert runs and runs[0][0] == a
-    _, e, tag = runs[0]
-    recorded = m.tagged_memcgs[tag]
-    memcg = swapin_memcg(recorded, task.memcg)
-    n = min(e - a, snapshot_caps(m, task, None, memcg).mem)
-    if n <= 0:
-        return 0
-    if page_counter_try_charge(memcg, n) is not None:
-        raise AssertionError("bulk swap-in charge refused within the margin")
-    segs = take_pages(m.zonelist(task.node), n)
-    inode.swap.remove(a, a + n)
-    swap_free_nr(m, recorded, n)
-    p = a
-    for nid, c in segs:
-        shmem_folios_added(m, inode, memcg, nid, p, p + c)
-        p += c
-    m.swap.pswpin += n
-    return n
-
-
-def swapin_fill_run(
+def file_swapin_run(
     m: Machine, task: TaskStruct, inode: ShmemInode, index: int, limit: int
 ) -> tuple[int, int]:
-    """How many pages in swap from `index` (at most `limit`) one step may swap in for a fill
-    now, and the tag of the memcg recorded for them: the run recorded for one memcg, within
-    the allocator's margin and the charged memcg's. (0, -1) when none."""
+    """How many of the file's pages in swap from `index` (at most `limit`) one step may swap
+    in now, and the tag of the memcg recorded for them: the run recorded for one memcg, within
+    the allocator's margin and the charged memcg's. (0, -1) when none, and always under the
+    [2014] mode-0 estimate (every swap-in is then a one-page step, as for faults)."""
     runs = inode.swap.runs(index, index + limit)
     if not runs or runs[0][0] != index:
         return 0, -1
@@ -185,12 +160,13 @@ def swapin_fill_run(
     return min(e - s, caps.mem), tag
 
 
-def bulk_swapin_fill(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int) -> int:
-    """Models `shmem_swapin_folio` for the run of pages in swap from `a` (at most `limit`)
-    that fits every limit, at once: each page allocated from the task's zonelist, charged to
-    the memcg recorded for it, put in the page cache in place of its entry; no accounting
-    (the pages were accounted when first instantiated). 0: the first needs the slow path."""
-    n, tag = swapin_fill_run(m, task, inode, a, limit)
+def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, limit: int) -> int:
+    """Models `shmem_swapin_folio` for the run of a file's pages in swap from `a` (at most
+    `limit`) that fits every limit, at once, for read(2), write(2) and fallocate: each page
+    allocated from the task's zonelist, charged to the memcg recorded for it, put in the page
+    cache in place of its entry; no accounting (the pages were accounted when first
+    instantiated). 0: the first needs the slow path."""
+    n, tag = file_swapin_run(m, task, inode, a, limit)
     if n <= 0:
         return 0
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
