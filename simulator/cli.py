@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .expect import mismatches
+from .outcome import RunResult
 from .scenario import Scenario, ScenarioError, load_scenario, scenario_files
-from .simulation import RunResult, simulate
+from .simulation import simulate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="oomsim: a discrete-event simulator of the Linux memory paths that decide "
@@ -170,7 +171,7 @@ def compare(
         return
     df = sweep_frame(sc, runs)
     if out is not None:
-        from .results import atomic_write_parquet
+        from .atomic_io import atomic_write_parquet
 
         atomic_write_parquet(df, out / "sweep.parquet")
     rates = failure_rates(df)

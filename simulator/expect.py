@@ -8,8 +8,8 @@ from .scenario import ExpectTask
 from .units import parse_bytes
 
 if TYPE_CHECKING:
+    from .outcome import RunResult
     from .scenario import Scenario
-    from .simulation import RunResult
 
 
 def mismatches(sc: Scenario, run: RunResult) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,48 +17,14 @@ from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmark
 from .mm.profiles import PROFILES, WhatIf
 from .mm.shmem import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
+from .outcome import RunResult, TaskOutcome
 from .scenario import Scenario, ScenarioError, op_args
-from .tasks import Proc, TaskOutcome, run_task
+from .tasks import Proc, run_task
 from .units import parse_bytes, parse_pages, parse_seconds
 
 MMAP_TOP = 0x7FFFF7FFF000 >> 12  # pages; the top of the mmap area before randomisation
 MMAP_RND_PAGES = 1 << 28  # x86-64 mmap_rnd_bits = 28
 LIB_PAGES = 512  # shared libraries and the like just below mmap_base
-
-
-@dataclass
-class RunResult:
-    """One run of a scenario with one seed: outcomes, kills, events and final counters."""
-
-    scenario: str
-    seed: int
-    kernel: str
-    tasks: dict[str, TaskOutcome]
-    oom_kills: list[dict[str, Any]]
-    events: list[tuple[Any, ...]]
-    counters: dict[str, Any]
-    end_time: float
-    panic: str | None = None
-    what_if: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The run's entry in the JSON output."""
-        return {
-            "seed": self.seed,
-            "kernel": self.kernel,
-            "what_if": self.what_if,
-            "tasks": {k: v.as_dict() for k, v in self.tasks.items()},
-            "oom_kills": [
-                {k: v for k, v in kill.items() if k in (
-                    "victim", "constraint", "memcg", "points", "time", "task_memcg",
-                    "totalpages", "rss_pages", "pgtables_pages", "swapents", "oom_score_adj",
-                    "line", "task_line")}
-                for kill in self.oom_kills
-            ],
-            "panic": self.panic,
-            "end_time": self.end_time,
-            "counters": self.counters,
-        }
 
 
 class Run:

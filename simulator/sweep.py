@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .outcome import RunResult
 from .policies import POLICIES
 from .scenario import Scenario, ScenarioError
-from .simulation import RunResult, simulate
+from .simulation import simulate
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import simpy
 
 from .engine import task_rng
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
+from .outcome import TaskOutcome
 from .scenario import StartAfter, TaskSpec, op_args, op_name
 from .units import parse_seconds
 
@@ -19,26 +20,6 @@ if TYPE_CHECKING:
     from .mm.machine import Machine
     from .mm.task import TaskStruct
     from .simulation import Run
-
-
-@dataclass
-class TaskOutcome:
-    """What happened to a task: the `tasks` entry of the JSON output."""
-
-    outcome: str
-    errno: str | None = None
-    op: int | None = None
-    op_name: str | None = None
-    page: int | None = None
-    time: float = 0.0
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {
-            "outcome": self.outcome, "errno": self.errno, "op": self.op, "op_name": self.op_name,
-            "page": self.page, "time": round(self.time, 9), "reason": self.reason,
-        }
 
 
 @dataclass(eq=False)
