@@ -14,7 +14,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from .atomic_io import atomic_write_text
-from .scenario import CostsSpec, Strict
+from .scenario_model import CostsSpec
+from .scenario_types import Strict
 from .units import parse_seconds
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
+from .scenario_errors import ScenarioError
+from .scenario_model import RESERVED_EXPECT_KEYS, StartAfter
+from .scenario_ops import op_args, op_name
 from .units import parse_bytes
 
 if TYPE_CHECKING:
-    from .scenario import Scenario
-
-from .scenario import RESERVED_EXPECT_KEYS, ScenarioError, StartAfter, op_args, op_name
+    from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
 MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped")
