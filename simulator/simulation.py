@@ -167,11 +167,8 @@ def build_machine(sc: Scenario, env: simpy.Environment, kernel: str, what_if: Wh
         user_reserve_pages=(s.user_reserve_kbytes if s.user_reserve_kbytes is not None
                             else min(free_kb // 32, 131072)) // page_kb,
     )
+    # The loader has filled in the machine profile's costs (scenario.with_profile_costs).
     given = {k: parse_seconds(v) for k, v in sc.machine.costs.model_dump().items() if v is not None}
-    if sc.machine.profile is not None:  # a measured machine profile fills in the rest
-        from .machine_profile import profile_costs
-
-        given = {**profile_costs(sc.machine.profile), **given}
     costs = Costs(**given)
     root = MemCgroup(path="/")
     m = Machine(
