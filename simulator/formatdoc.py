@@ -1,8 +1,8 @@
 """Generate the scenario format reference (docs/scenario-format.md) from the pydantic models.
 
 The models in simulator/scenario_model.py and scenario_ops.py are the single source of the
-format; this renders them, so the reference can never drift from what the loader accepts. `python -m simulator.formatdoc`
-prints it; a test checks the committed file is current.
+format; this renders them, so the reference can never drift from what the loader accepts.
+`python -m simulator.formatdoc` prints it; a test checks the committed file is current.
 """
 
 from __future__ import annotations
