@@ -9,12 +9,15 @@ mount, a range past the end of its map, a limit larger than the machine.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
 
 from .scenario_errors import ScenarioError
 from .scenario_model import RESERVED_EXPECT_KEYS, StartAfter
 from .scenario_ops import op_args, op_name
-from .units import parse_bytes
+from .units import SizeText, parse_bytes
 
 if TYPE_CHECKING:
     from .scenario_model import Scenario
@@ -29,13 +32,43 @@ def _bytes(v: Any, whole: int | None = None) -> int:
     return parse_bytes(v, whole)
 
 
+def mount_of(path: str, mounts: Iterable[str]) -> str | None:
+    """The mount a file path is on: the longest mount path it is below (None: on none)."""
+    below = [mp for mp in mounts if path.startswith(mp.rstrip("/") + "/")]
+    return max(below, key=len) if below else None
+
+
 def machine_bytes(sc: Scenario) -> int:
     """RAM of the machine in bytes."""
     return sum(_bytes(n.memory) for n in sc.machine.nodes)
 
 
+def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The key paths of every size written as a percentage, in file order."""
+    if isinstance(node, SizeText):
+        if node.pct is not None:
+            yield path
+    elif isinstance(node, BaseModel):
+        for name, f in type(node).model_fields.items():
+            yield from percentages(getattr(node, name), (*path, f.alias or name))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from percentages(v, (*path, i))
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from percentages(v, (*path, k))
+
+
+def percentage_allowed(path: tuple[Any, ...]) -> bool:
+    """A percentage needs a whole: RAM for cgroup limits and mount sizes, the map for ranges."""
+    return path[0] in ("cgroups", "mounts") or "range" in path
+
+
 def validify(sc: Scenario) -> None:
     """Raise ScenarioError at the first reference or range that cannot work."""
+    for where in percentages(sc):
+        if not percentage_allowed(where):
+            raise ScenarioError("a percentage is not allowed here: nothing to take it of", where)
     ram = machine_bytes(sc)
     page = _bytes(sc.machine.page_size)
     for i, n in enumerate(sc.machine.nodes):
@@ -85,11 +118,9 @@ def validify(sc: Scenario) -> None:
                 created_fds.add(args.fd)
             if name == "shmget":
                 fd_sizes[args.fd] = _bytes(args.size)
-                if name == "open" and not any(
-                    args.path == p or args.path.startswith(p.rstrip("/") + "/") for p in mount_paths
-                ):
-                    raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
-                                        f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
+            if name == "open" and mount_of(args.path, mount_paths) is None:
+                raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
+                                    f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
             if name == "ftruncate":
                 fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), _bytes(args.size))
             if name in ("write", "fallocate"):
