@@ -32,8 +32,8 @@ from .mm.shmem import (
 )
 from .mm.shmem_io import shmem_fallocate, shmem_fill_range
 from .mm.task import CAP_SYS_RESOURCE
+from .plan import Fraction, nbytes
 from .registry import Registry
-from .units import parse_bytes, parse_seconds
 
 if TYPE_CHECKING:
     from .mm.memory import VMA
@@ -94,14 +94,15 @@ def _vma(p: Proc, name: str) -> VMA:
     return vma
 
 
-def _pages_range(p: Proc, rng: list[Any] | None, npages: int) -> tuple[int, int]:
-    """VMA-relative pages [start, end) of a range written in bytes or % of the map."""
+def _pages_range(p: Proc, rng: tuple[int | Fraction, int | Fraction] | None,
+                 npages: int) -> tuple[int, int]:
+    """VMA-relative pages [start, end) of a range in bytes or a fraction of the map."""
     if rng is None:
         return 0, npages
     ps = p.m.page_size
     whole = npages * ps
-    a = parse_bytes(rng[0], whole) // ps
-    b = -(-parse_bytes(rng[1], whole) // ps)
+    a = nbytes(rng[0], whole) // ps
+    b = -(-nbytes(rng[1], whole) // ps)
     if b > npages:
         raise OpError(EFAULT)
     return a, b
@@ -136,7 +137,7 @@ def op_shmget(p: Proc, a: Any) -> Generator[Any, Any, None]:
     whole size is accounted now (ENOMEM in mode 2 when it does not fit). The segment lives on
     the internal mount and outlives its creator (no IPC_RMID here)."""
     yield _syscall(p)
-    size = parse_bytes(a.size)
+    size = a.size
     npages = -(-size // p.m.page_size)
     inode = ShmemInode(ino=p.m.next_ino, name=f"SYSV:{a.fd}", sb=p.m.internal_mount, size=size,
                        linked=True)
@@ -171,7 +172,7 @@ def op_ftruncate(p: Proc, a: Any) -> Generator[Any, Any, None]:
     inode = _inode(p, a.fd)
     if not p.sim.fd_writable(a.fd):
         raise OpError(EINVAL)
-    size = parse_bytes(a.size)
+    size = a.size
     err = memfd_mod.check_truncate(inode, size)
     if err:
         raise OpError(err)
@@ -221,11 +222,11 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
     failing at its first page, returns the error."""
     inode = _inode(p, a.fd)
     m, ps = p.m, p.m.page_size
-    start = parse_bytes(a.offset) // ps
+    start = a.offset // ps
     if a.length is None:
         end = inode.size_pages(ps)
     else:
-        end = -(-(parse_bytes(a.offset) + parse_bytes(a.length)) // ps)
+        end = -(-(a.offset + a.length) // ps)
     while True:
         p.page = start
         copied, holes, swapped, err, pending = yield from shmem_file_read_iter(
@@ -250,7 +251,7 @@ def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
     if not p.sim.fd_writable(a.fd):
         raise OpError(EBADF)
     ps = p.m.page_size
-    off, length = parse_bytes(a.offset), parse_bytes(a.length)
+    off, length = a.offset, a.length
     end = off + length
     err = memfd_mod.check_write(inode, end)
     if err and not (err == "EPERM" and not inode.write_sealed() and off < inode.size):
@@ -278,7 +279,7 @@ def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
     if not p.sim.fd_writable(a.fd):
         raise OpError(EBADF)
     ps = p.m.page_size
-    off, length = parse_bytes(a.offset), parse_bytes(a.length)
+    off, length = a.offset, a.length
     punch = "punch_hole" in a.flags
     if punch and "keep_size" not in a.flags:
         raise OpError(EOPNOTSUPP)  # vfs_fallocate: PUNCH_HOLE must come with KEEP_SIZE
@@ -305,10 +306,10 @@ def op_mmap(p: Proc, a: Any) -> Generator[Any, Any, None]:
     yield _syscall(p)
     inode = _inode(p, a.fd)
     ps = p.m.page_size
-    off = parse_bytes(a.offset)
+    off = a.offset
     if off % ps:
         raise OpError(EINVAL)
-    length = parse_bytes(a.length) if a.length is not None else inode.size - off
+    length = a.length if a.length is not None else inode.size - off
     npages = -(-length // ps)
     if npages <= 0:
         raise OpError(EINVAL)
@@ -357,7 +358,7 @@ def op_touch(p: Proc, a: Any) -> Generator[Any, Any, None]:
     elif a.pattern == "random":
         seq = PageSeq(arr=lo + p.rng.permutation(hi - lo).astype(np.int64))
     else:
-        step = max(1, parse_bytes(a.stride) // p.m.page_size)
+        step = max(1, a.stride // p.m.page_size)
         seq = PageSeq(arr=np.arange(lo, hi, step, dtype=np.int64))
     m, task = p.m, p.task
     while True:
@@ -451,7 +452,7 @@ def op_madvise(p: Proc, a: Any) -> Generator[Any, Any, None]:
 def op_alloc_anon(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """Private anonymous memory, accounted at mmap and, if touched, written page by page."""
     yield _syscall(p)
-    npages = -(-parse_bytes(a.size) // p.m.page_size)
+    npages = -(-a.size // p.m.page_size)
     name = a.map or f"{p.task.name}.anon{p.op_index}"
     vma, err = do_mmap(p.m, p.task, name, None, npages, 0, read=True, write=True, shared=False,
                        locked=False)
@@ -490,9 +491,9 @@ def op_oom_score_adj(p: Proc, value: int) -> Generator[Any, Any, None]:
 
 
 @op("sleep")
-def op_sleep(p: Proc, duration: Any) -> Generator[Any, Any, None]:
-    """Sleep for a duration."""
-    yield p.m.env.timeout(parse_seconds(duration))
+def op_sleep(p: Proc, seconds: float) -> Generator[Any, Any, None]:
+    """Sleep for a duration (in seconds)."""
+    yield p.m.env.timeout(seconds)
 
 
 @op("exit")

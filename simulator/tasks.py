@@ -13,12 +13,12 @@ import simpy
 from .engine import task_rng
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
 from .outcome import TaskOutcome
-from .scenario import StartAfter, TaskSpec, op_args, op_name
-from .units import parse_seconds
 
 if TYPE_CHECKING:
     from .mm.machine import Machine
     from .mm.task import TaskStruct
+    from .plan import TaskPlan
+    from .scenario_model import TaskSpec
     from .simulation import Run
 
 
@@ -30,6 +30,7 @@ class Proc:
     m: Machine
     task: TaskStruct
     spec: TaskSpec
+    plan: TaskPlan
     op_index: int | None = None
     op_name: str | None = None
     page: int | None = None
@@ -57,15 +58,15 @@ class Proc:
 
 def wait_start(p: Proc) -> Generator[Any, Any, None]:
     """Sleep until the task's start time, or until the task it starts after has run its ops."""
-    start = p.spec.start
     p.wait_since = p.m.env.now
-    if isinstance(start, StartAfter):
-        other = p.sim.procs[start.after]
-        p.wait_reason = f"waiting for {start.after} to run all its ops"
+    after = p.plan.after
+    if after is not None:
+        other = p.sim.procs[after]
+        p.wait_reason = f"waiting for {after} to run all its ops"
         yield other.ops_done
     else:
         p.wait_reason = "waiting for its start time"
-        yield p.m.env.timeout(parse_seconds(start))
+        yield p.m.env.timeout(p.plan.start)
     p.wait_reason = None
 
 
@@ -75,10 +76,10 @@ def run_task(p: Proc) -> Generator[Any, Any, None]:
     try:
         yield from wait_start(p)
         m.log.emit("task_start", task=t.name, memcg=t.memcg.path)
-        for i, o in enumerate(p.spec.ops):
-            p.op_index, p.op_name, p.page = i, op_name(o), None
-            m.log.emit("op_start", task=t.name, value=i, detail=p.op_name)
-            yield from OPS[p.op_name](p, op_args(o))
+        for i, o in enumerate(p.plan.ops):
+            p.op_index, p.op_name, p.page = i, o.name, None
+            m.log.emit("op_start", task=t.name, value=i, detail=o.name)
+            yield from OPS[o.name](p, o.args)
             if t.sigkill:
                 raise Killed(p.page)
             if p.exit_now:

@@ -74,6 +74,8 @@ def validify(sc: Scenario) -> None:
     for i, n in enumerate(sc.machine.nodes):
         if _bytes(n.memory) < 64 * page:
             raise ScenarioError("a node needs at least 64 pages of memory", ("machine", "nodes", i, "memory"))
+        if n.reserved is not None and -(-_bytes(n.reserved) // page) >= -(-_bytes(n.memory) // page):
+            raise ScenarioError("reserved is not smaller than memory", ("machine", "nodes", i, "reserved"))
         if n.distance is not None and len(n.distance) != len(sc.machine.nodes):
             raise ScenarioError(f"expected {len(sc.machine.nodes)} distances, one per node",
                                 ("machine", "nodes", i, "distance"))
