@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .expect import mismatches
 from .outcome import RunResult
+from .plan import resolve
 from .scenario import Scenario, ScenarioError, load_scenario, scenario_files
 from .simulation import simulate
 
@@ -90,7 +91,8 @@ def run(
         if kernel is not None and kernel not in ("6.18", "3.15"):
             raise ScenarioError(f"--kernel {kernel!r}: expected 6.18 or 3.15")
         wi = parse_what_if(what_if or [])
-        runs = [simulate(sc, seed=s, kernel=kernel, what_if=wi, reference=reference)
+        plan = resolve(sc)
+        runs = [simulate(plan, seed=s, kernel=kernel, what_if=wi, reference=reference)
                 for s in (seed or [sc.seed])]
     except ScenarioError as e:
         fail_input(e)
