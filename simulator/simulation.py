@@ -8,6 +8,7 @@ import numpy as np
 import simpy
 
 from .engine import frozen_heap, task_rng
+from .mm.file import FdTable
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
 from .mm.memory import MM, PT_SHIFTS
@@ -29,7 +30,7 @@ LIB_PAGES = 512  # shared libraries and the like just below mmap_base
 
 
 class Run:
-    """One simulated run: the machine, its processes, and the scenario's fds."""
+    """One simulated run: the machine, its processes, the scenario's fds and tmpfs files."""
 
     def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
@@ -47,9 +48,7 @@ class Run:
         self.m.reference = reference
         self.check = check_invariants
         self.procs: dict[str, Proc] = {}
-        self.fd_modes: dict[str, bool] = {}
-        self.tmpfs: dict[str, ShmemInode] = {}
-        self.fd_users = self.plan.fd_users
+        self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
         with frozen_heap():
             for i, tp in enumerate(self.plan.tasks):
                 spec = tp.spec
@@ -57,36 +56,7 @@ class Run:
                 p = Proc(sim=self, m=self.m, task=t, spec=spec, plan=tp)
                 p.ops_done = self.env.event()
                 self.procs[spec.name] = p
-
-    # -- fds and files -------------------------------------------------------------------------
-    def install_fd(self, fd: str, inode: ShmemInode, writable: bool) -> None:
-        """A new fd: held from now by every live task whose ops name it."""
-        old = self.m.files.get(fd)
-        if old is not None:
-            for p in self.procs.values():
-                self.m.fd_put(p.task, fd)
-        self.m.files[fd] = inode
-        self.fd_modes[fd] = writable
-        for name in self.fd_users.get(fd, ()):
-            t = self.procs[name].task
-            if not t.exited:
-                t.fds.add(fd)
-                inode.holders.add(t.pid)
-
-    def fd_writable(self, fd: str) -> bool:
-        """Whether the fd was opened for writing."""
-        return self.fd_modes.get(fd, False)
-
-    def tmpfs_lookup(self, path: str) -> ShmemInode:
-        """The tmpfs file at `path`, created (empty, linked) if absent."""
-        inode = self.tmpfs.get(path)
-        if inode is not None:
-            return inode
-        mnt = max((mp for mp in self.m.mounts if path.startswith(mp.rstrip("/") + "/")), key=len)
-        inode = ShmemInode(ino=self.m.next_ino, name=path, sb=self.m.mounts[mnt], linked=True)
-        self.m.next_ino += 1
-        self.tmpfs[path] = inode
-        return inode
+        self.fdt = FdTable.of((p.task for p in self.procs.values()), self.plan.fd_users)
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> RunResult:
