@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +38,6 @@ class Proc:
     outcome: TaskOutcome | None = None
     ops_done: Any = None
     wait_reason: str | None = None
-    wait_since: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -58,7 +56,6 @@ class Proc:
 
 def wait_start(p: Proc) -> Generator[Any, Any, None]:
     """Sleep until the task's start time, or until the task it starts after has run its ops."""
-    p.wait_since = p.m.env.now
     after = p.plan.after
     if after is not None:
         other = p.sim.procs[after]
