@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     """Call `write(tmp)` on a temporary file next to `path`, then rename it to `path`.
 
     The directory is created if needed; on any failure the temporary file is removed and the

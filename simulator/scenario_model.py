@@ -23,7 +23,7 @@ class NodeSpec(Strict):
     """A NUMA node: its memory, and optionally what the kernel keeps for itself."""
 
     memory: Size
-    reserved: Size | None = Field(None, description="pages not managed (default: memmap, 1/64)")
+    reserved: Size | None = Field(default=None, description="pages not managed (default: memmap, 1/64)")
     distance: list[int] | None = None
 
 
@@ -49,12 +49,12 @@ class MachineSpec(Strict):
 
     page_size: Size = "4KiB"
     nodes: list[NodeSpec] = Field(default_factory=lambda: [NodeSpec(memory="4GiB")], min_length=1)
-    swap: Size = Field(0, description="the swap device, treated as SWP_SYNCHRONOUS_IO (zram): "
+    swap: Size = Field(default=0, description="the swap device, treated as SWP_SYNCHRONOUS_IO (zram): "
                        "swap-in without readahead or swap cache")
     page_cache: Size = 0
     costs: CostsSpec = Field(default_factory=CostsSpec)
     profile: str | None = Field(
-        None, description="a machine profile YAML (`oomsim validate --calibrate` writes one), "
+        default=None, description="a machine profile YAML (`oomsim validate --calibrate` writes one), "
         "relative to the scenario file: its costs apply where `costs` sets none")
 
     @field_validator("profile")
@@ -79,15 +79,15 @@ class SysctlSpec(Strict):
     """The vm sysctls the modelled paths read (defaults are the kernel's)."""
 
     overcommit_memory: Literal[0, 1, 2] = 0
-    overcommit_ratio: int = Field(50, ge=0)
-    overcommit_kbytes: int = Field(0, ge=0)
-    admin_reserve_kbytes: int | None = Field(None, ge=0)
-    user_reserve_kbytes: int | None = Field(None, ge=0)
-    min_free_kbytes: int | None = Field(None, ge=0)
-    watermark_scale_factor: int = Field(10, ge=1, le=3000)
+    overcommit_ratio: int = Field(default=50, ge=0)
+    overcommit_kbytes: int = Field(default=0, ge=0)
+    admin_reserve_kbytes: int | None = Field(default=None, ge=0)
+    user_reserve_kbytes: int | None = Field(default=None, ge=0)
+    min_free_kbytes: int | None = Field(default=None, ge=0)
+    watermark_scale_factor: int = Field(default=10, ge=1, le=3000)
     panic_on_oom: Literal[0, 1, 2] = 0
     oom_kill_allocating_task: Literal[0, 1] = 0
-    swappiness: int = Field(60, ge=0, le=200)
+    swappiness: int = Field(default=60, ge=0, le=200)
 
 
 class MountSpec(Strict):
@@ -95,19 +95,19 @@ class MountSpec(Strict):
 
     path: str
     size: Size | None = None
-    noswap: bool = Field(False, description="the `noswap` mount option: its pages never go to swap")
+    noswap: bool = Field(default=False, description="the `noswap` mount option: its pages never go to swap")
 
 
 class CgroupSpec(Strict):
     """A memory cgroup's control files (cgroup v2 names; v1's oom_kill_disable)."""
 
-    memory_max: SizeOrMax = Field("max", alias="memory.max")
-    memory_high: SizeOrMax = Field("max", alias="memory.high")
-    memory_low: Size = Field(0, alias="memory.low")
-    memory_min: Size = Field(0, alias="memory.min")
-    memory_swap_max: SizeOrMax = Field("max", alias="memory.swap.max")
-    memory_oom_group: Flag = Field(False, alias="memory.oom.group")
-    memory_oom_kill_disable: Flag = Field(False, alias="memory.oom_kill_disable")
+    memory_max: SizeOrMax = Field(default="max", alias="memory.max")
+    memory_high: SizeOrMax = Field(default="max", alias="memory.high")
+    memory_low: Size = Field(default=0, alias="memory.low")
+    memory_min: Size = Field(default=0, alias="memory.min")
+    memory_swap_max: SizeOrMax = Field(default="max", alias="memory.swap.max")
+    memory_oom_group: Flag = Field(default=False, alias="memory.oom.group")
+    memory_oom_kill_disable: Flag = Field(default=False, alias="memory.oom_kill_disable")
 
 
 # -- ops --------------------------------------------------------------------------------------
@@ -144,11 +144,11 @@ class TaskSpec(Strict):
     name: str
     cgroup: str = "/"
     start: Duration | StartAfter = 0
-    oom_score_adj: int = Field(0, ge=-1000, le=1000)
+    oom_score_adj: int = Field(default=0, ge=-1000, le=1000)
     rlimits: Rlimits = Field(default_factory=Rlimits)
     capabilities: list[Literal["ipc_lock", "sys_resource", "sys_admin"]] = []
     footprint: Footprint = Field(default_factory=Footprint)
-    node: int = Field(0, ge=0)
+    node: int = Field(default=0, ge=0)
     ops: list[Op] = []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, field_validator
 
@@ -208,16 +208,19 @@ def _bare_op(v: Any) -> Any:
     return v
 
 
-Op = Annotated[
-    Union[tuple(Annotated[model, Tag(name)] for name, model in OP_MODELS.items())],  # type: ignore[valid-type]
-    Discriminator(
-        _op_tag,
-        custom_error_type="invalid_op",
-        custom_error_message="expected one op, a mapping with exactly one of the keys "
-        + ", ".join(OP_MODELS),
-    ),
-    BeforeValidator(_bare_op),
-]
+if TYPE_CHECKING:
+    Op = BaseModel  # one of OP_MODELS; the union below is built at run time
+else:
+    Op = Annotated[
+        Union[tuple(Annotated[model, Tag(name)] for name, model in OP_MODELS.items())],
+        Discriminator(
+            _op_tag,
+            custom_error_type="invalid_op",
+            custom_error_message="expected one op, a mapping with exactly one of the keys "
+            + ", ".join(OP_MODELS),
+        ),
+        BeforeValidator(_bare_op),
+    ]
 
 
 _OP_NAMES = {model: name for name, model in OP_MODELS.items()}
