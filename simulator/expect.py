@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .scenario import ExpectTask
+from .scenario_model import ExpectTask
 from .units import parse_bytes
 
 if TYPE_CHECKING:
     from .outcome import RunResult
-    from .scenario import Scenario
+    from .scenario_model import Scenario
 
 
 def mismatches(sc: Scenario, run: RunResult) -> list[str]:

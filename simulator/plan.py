@@ -133,7 +133,8 @@ def resolve_op(op: BaseModel) -> OpPlan:
         return OpPlan(name, parse_seconds(args))
     if not isinstance(args, BaseModel):
         return OpPlan(name, args)
-    return OpPlan(name, OpArgs(**{k: resolve_size(getattr(args, k)) for k in type(args).model_fields}))
+    # A pydantic model keeps its field values in __dict__ (reading model_fields is slow).
+    return OpPlan(name, OpArgs(**{k: resolve_size(v) for k, v in args.__dict__.items()}))
 
 
 def fd_users(sc: Scenario) -> dict[str, frozenset[str]]:

@@ -35,7 +35,11 @@ class Run:
     def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
                  check_invariants: bool = True) -> None:
-        self.plan = sc if isinstance(sc, Plan) else resolve(sc)
+        if isinstance(sc, Plan):
+            self.plan = sc
+        else:
+            with frozen_heap():  # like the build below: keep the collector off the scenario
+                self.plan = resolve(sc)
         sc = self.plan.scenario
         self.sc = sc
         self.seed = sc.seed if seed is None else seed

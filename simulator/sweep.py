@@ -10,7 +10,8 @@ import pandas as pd
 from .outcome import RunResult
 from .plan import resolve
 from .policies import POLICIES
-from .scenario import Scenario, ScenarioError
+from .scenario_errors import ScenarioError
+from .scenario_model import Scenario
 from .simulation import simulate
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -43,14 +44,21 @@ def machine_bytes(sc: Scenario) -> int:
     return sum(_bytes(n.memory) for n in sc.machine.nodes)
 
 
+@cache
+def _keys(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> the key a file writes (its alias, if any)."""
+    return {name: f.alias or name for name, f in model.model_fields.items()}
+
+
 def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """The key paths of every size written as a percentage, in file order."""
     if isinstance(node, SizeText):
         if node.pct is not None:
             yield path
     elif isinstance(node, BaseModel):
-        for name, f in type(node).model_fields.items():
-            yield from percentages(getattr(node, name), (*path, f.alias or name))
+        keys = _keys(type(node))
+        for name, v in node.__dict__.items():
+            yield from percentages(v, (*path, keys[name]))
     elif isinstance(node, (list, tuple)):
         for i, v in enumerate(node):
             yield from percentages(v, (*path, i))
