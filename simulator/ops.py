@@ -16,16 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .mm import memfd as memfd_mod
-from .mm.fault import do_user_addr_fault
+from .mm.fault import access_error, do_user_addr_fault
 from .mm.file import fd_install, file_writable
 from .mm.filemap import shmem_file_write_iter
 from .mm.fs_open import vfs_fallocate
 from .mm.gup import PageSeq, WalkResult, faultin_range
 from .mm.ipc_shm import newseg
-from .mm.madvise import madvise_pageout
-from .mm.madvise_populate import EFAULT, madvise_populate
+from .mm.madvise_behavior import EFAULT, madvise_vma_behavior
 from .mm.memcontrol import CTX_GUP
-from .mm.memory import VM_FAULT_OK, VM_FAULT_SIGBUS, free_cow_pages, unmap_pages
+from .mm.memory import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
 from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.namei import do_filp_open
@@ -296,7 +295,7 @@ def op_touch(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """The program touches pages itself (`do_user_addr_fault`): SIGSEGV, SIGBUS, refaults."""
     vma = _vma(p, a.map)
     write = a.access == "write"
-    if (write and not vma.write) or (not write and not vma.read):
+    if access_error(vma, write):
         raise Sigsegv(None)
     lo, hi = _pages_range(p, a.range, vma.npages)
     if a.pattern == "sequential":
@@ -356,36 +355,15 @@ def op_munlock(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("madvise")
 def op_madvise(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """madvise(2): POPULATE_READ/WRITE (`madvise_populate`), WILLNEED, DONTNEED."""
+    """madvise(2) (`madvise_vma_behavior`): POPULATE_READ/WRITE, WILLNEED, DONTNEED, PAGEOUT."""
     yield _syscall(p)
     vma = _vma(p, a.map)
     lo, hi = _pages_range(p, a.range, vma.npages)
-    if a.advice in ("populate_read", "populate_write"):
-        err, res = yield from madvise_populate(p.m, p.task, vma, lo, hi,
-                                               write=a.advice == "populate_write")
-        if res is None:
-            raise OpError(err or EINVAL)
+    err, res = yield from madvise_vma_behavior(p.m, p.task, vma, lo, hi, a.advice)
+    if res is not None:  # a populate walk ran: SIGKILL ends the op, its page is the op's
         _walked(p, res)
-        if err:
-            raise OpError(err, p.page)
-    elif a.advice == "dontneed":
-        if vma.locked:
-            raise OpError(EINVAL)
-        unmap_pages(p.m, p.task, vma, lo, hi)
-        free_cow_pages(p.m, p.task, vma, lo, hi)
-    elif a.advice == "pageout":
-        if not p.m.profile.madv_pageout:
-            raise OpError(EINVAL)
-        err, done = madvise_pageout(p.m, p.task, vma, lo, hi)
-        p.m.log.emit("madvise_pageout", task=p.task.name, memcg=p.task.memcg.path, page=lo,
-                     pages=done, value=p.m.swap.inuse, detail=err or "")
-        yield p.m.env.timeout(done * p.m.costs.pageout)
-        if err:
-            raise OpError(err)
-    # willneed: shmem has no readahead of holes. Of pages in swap, `shmem_willneed` ->
-    # `shmem_swapin_range` would start reading them into the swap cache, and
-    # `madvise_willneed` of anonymous memory likewise; not modelled (it returns 0 and
-    # changes nothing here).
+    if err:
+        raise OpError(err, p.page if res is not None else None)
 
 
 @op("alloc_anon")

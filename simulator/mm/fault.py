@@ -16,6 +16,12 @@ if TYPE_CHECKING:
     from .task import TaskStruct
 
 
+def access_error(vma: VMA, write: bool) -> bool:
+    """Models `access_error()` in arch/x86/mm/fault.c (v6.18): the mapping does not allow the
+    access (a write without VM_WRITE, a read without VM_READ), which is SIGSEGV."""
+    return (write and not vma.write) or (not write and not vma.read)
+
+
 def do_user_addr_fault(
     m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, write: bool,
     walked: Callable[[WalkResult], None] | None = None,
