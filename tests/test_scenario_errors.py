@@ -106,3 +106,9 @@ def test_a_percentage_with_no_whole_is_an_input_error(op, key):
     text = f"name: t\ntasks:\n  - name: a\n    ops:\n      - memfd_create: {{fd: f}}\n      - {op}\n"
     e = error_for(text)
     assert str(e).startswith(f"bad.yaml:6: tasks[0].ops[1].{key}: a percentage"), str(e)
+
+
+def test_reserved_not_below_memory_is_an_input_error():
+    """A node's reserved memory must leave some to manage; refused at load with its line."""
+    e = error_for("name: t\nmachine:\n  nodes: [{memory: 1GiB, reserved: 1GiB}]\ntasks: [{name: a}]\n")
+    assert str(e).startswith("bad.yaml:3: machine.nodes[0].reserved: reserved is not smaller")
