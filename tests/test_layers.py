@@ -128,3 +128,11 @@ def test_no_import_cycle_outside_mm():
         if not (MM_CYCLES_ALLOWED and inside_mm):
             bad.append(" <-> ".join(comp))
     assert not bad, "import cycles:\n" + "\n".join(bad)
+
+
+if __name__ == "__main__":  # `python tests/test_layers.py`: print the graph and its cycles
+    graph = import_graph()
+    for mod in sorted(graph):
+        print(mod, "->", ", ".join(sorted(graph[mod])) or "-")
+    for comp in cycles(graph):
+        print("cycle:", " <-> ".join(comp))
