@@ -8,7 +8,7 @@ import resource
 import tracemalloc
 from typing import Any
 
-from simulator.mm.memory import PT_SHIFTS
+from simulator.mm.mm_types import PT_SHIFTS
 from simulator.simulation import Run
 
 from .common import Figure, median_time

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from .expect import mismatches
+from .mm.profiles import PROFILES
+from .outcome import RunResult
+from .plan import resolve
 from .scenario import Scenario, ScenarioError, load_scenario, scenario_files
-from .simulation import RunResult, simulate
+from .simulation import simulate
+from .validate.cli import validate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="oomsim: a discrete-event simulator of the Linux memory paths that decide "
@@ -24,7 +28,7 @@ err_console = Console(stderr=True)
 EXIT_MISMATCH, EXIT_BAD_INPUT = 1, 2
 
 
-def fail_input(e: ScenarioError) -> None:
+def fail_input(e: ScenarioError) -> NoReturn:
     """One clear message on stderr and a non-zero exit."""
     err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
@@ -39,6 +43,13 @@ def parse_what_if(items: list[str]) -> dict[str, Any]:
             raise ScenarioError(f"--what-if {item!r}: expected zero_page_sealed_holes=true|false")
         out[key] = val.lower() in ("true", "1", "")
     return out
+
+
+def check_kernels(kernels: list[str]) -> None:
+    """`--kernel` names a behaviour profile: 6.18 or 3.15."""
+    for k in kernels:
+        if k not in PROFILES:
+            raise ScenarioError(f"--kernel {k!r}: expected {' or '.join(PROFILES)}")
 
 
 def outcome_table(sc: Scenario, run: RunResult) -> Table:
@@ -86,14 +97,13 @@ def run(
     """Run a scenario and print what happened to each task."""
     try:
         sc = load_scenario(file)
-        if kernel is not None and kernel not in ("6.18", "3.15"):
-            raise ScenarioError(f"--kernel {kernel!r}: expected 6.18 or 3.15")
+        check_kernels([kernel] if kernel is not None else [])
         wi = parse_what_if(what_if or [])
-        runs = [simulate(sc, seed=s, kernel=kernel, what_if=wi, reference=reference)
+        plan = resolve(sc)
+        runs = [simulate(plan, seed=s, kernel=kernel, what_if=wi, reference=reference)
                 for s in (seed or [sc.seed])]
     except ScenarioError as e:
         fail_input(e)
-        return
     if out is not None:
         from .results import write_results
 
@@ -160,17 +170,14 @@ def compare(
 
     try:
         sc = load_scenario(file)
-        for k in kernel or []:
-            if k not in ("6.18", "3.15"):
-                raise ScenarioError(f"--kernel {k!r}: expected 6.18 or 3.15")
+        check_kernels(kernel or [])
         runs = sweep(sc, policy or list(POLICIES), kernel or [sc.kernel],
                      range(sc.seed, sc.seed + seeds))
     except ScenarioError as e:
         fail_input(e)
-        return
     df = sweep_frame(sc, runs)
     if out is not None:
-        from .results import atomic_write_parquet
+        from .atomic_io import atomic_write_parquet
 
         atomic_write_parquet(df, out / "sweep.parquet")
     rates = failure_rates(df)
@@ -193,13 +200,4 @@ def schema() -> None:
     sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=1) + "\n")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    """Entry point."""
-    app()
-
-
-# -- oomsim validate (issue 4): scenarios on the real kernel; see simulator/validate/cli.py ----
-from .validate.cli import validate  # noqa: E402
-
-app.command()(validate)
-# -- end of oomsim validate ---------------------------------------------------------------------
+app.command()(validate)  # `oomsim validate`: scenarios on the real kernel (simulator/validate/)

@@ -1,8 +1,8 @@
 """Generate the scenario format reference (docs/scenario-format.md) from the pydantic models.
 
-The models in simulator/scenario.py are the single source of the format; this renders them,
-so the reference can never drift from what the loader accepts. `python -m simulator.formatdoc`
-prints it; a test checks the committed file is current.
+The models in simulator/scenario_model.py and scenario_ops.py are the single source of the
+format; this renders them, so the reference can never drift from what the loader accepts.
+`python -m simulator.formatdoc` prints it; a test checks the committed file is current.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from .scenario import (
-    OP_ARGS,
+from .scenario_model import (
     CgroupSpec,
     CostsSpec,
     ExpectTask,
@@ -28,6 +27,7 @@ from .scenario import (
     TaskSpec,
     WhatIfSpec,
 )
+from .scenario_ops import OP_ARGS
 
 
 def type_name(tp: Any) -> str:
@@ -105,7 +105,8 @@ def render() -> str:
     out = [
         "# Scenario file format",
         "",
-        "Generated from the pydantic models in `simulator/scenario.py` by "
+        "Generated from the pydantic models in `simulator/scenario_model.py` and "
+        "`simulator/scenario_ops.py` by "
         "`python -m simulator.formatdoc`; do not edit by hand. `oomsim schema` prints the same "
         "as JSON Schema for editors.",
         "",

@@ -13,7 +13,9 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from .scenario import CostsSpec, Strict
+from .atomic_io import atomic_write_text
+from .scenario_model import CostsSpec
+from .scenario_types import Strict
 from .units import parse_seconds
 
 
@@ -54,8 +56,6 @@ def profile_costs(path: str | Path) -> dict[str, float]:
 def write_profile(path: Path, profile: MachineProfile) -> None:
     """Write a profile YAML atomically (creating its directory)."""
     import io
-
-    from .results import atomic_write_text
 
     yaml = YAML()
     yaml.default_flow_style = False

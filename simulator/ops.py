@@ -1,8 +1,11 @@
-"""One function per scenario op, each a SimPy generator calling the kernel model.
+"""The system-call layer: one function per scenario op, each a SimPy generator.
 
-An op either returns (success) or raises: `OpError` (a syscall returned an errno), `Sigbus`
-(a user access got SIGBUS), `Killed` (the task got SIGKILL while in the op). The task runner
-(simulator/tasks.py) turns those into outcomes.
+An op resolves its arguments (the fd's file, the map's VMA, a range in pages), calls the
+kernel model's function for the call (simulator/mm/) and maps its result: it returns
+(success) or raises `OpError` (the call returned an errno), `Sigbus` (a user access got
+SIGBUS), `Killed` (the task got SIGKILL while in the op). The task runner
+(simulator/tasks.py) turns those into outcomes. Sizes arrive resolved (plan.py): bytes,
+pages and seconds.
 """
 
 from __future__ import annotations
@@ -12,34 +15,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .engine.walk import PageSeq
 from .mm import memfd as memfd_mod
-from .mm.madvise import madvise_pageout
-from .mm.memcontrol import CTX_FAULT, CTX_GUP
-from .mm.memory import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, free_cow_pages, unmap_pages
+from .mm.fault import access_error, do_user_addr_fault
+from .mm.file import fd_install, file_writable
+from .mm.filemap import shmem_file_write_iter
+from .mm.fs_open import vfs_fallocate
+from .mm.gup import PageSeq, WalkResult, faultin_range
+from .mm.ipc_shm import newseg
+from .mm.madvise_behavior import EFAULT, madvise_vma_behavior
+from .mm.memcontrol import CTX_GUP
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
+from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mmap import do_mmap, do_munmap, mprotect
-from .mm.oom_kill import pagefault_out_of_memory
-from .mm.overcommit import OVERCOMMIT_NEVER
-from .mm.shmem import (
-    EBADF,
-    EINVAL,
-    ENOMEM,
-    ShmemInode,
-    shmem_acct_size,
-    shmem_file_read_iter,
-    shmem_free_range,
-)
-from .mm.shmem_io import shmem_fallocate
-from .mm.task import CAP_SYS_RESOURCE
+from .mm.namei import do_filp_open
+from .mm.proc_base import __set_oom_adj
+from .mm.shmem import EBADF, EINVAL, ShmemInode, shmem_file_read_iter
+from .mm.truncate import shmem_setattr
+from .plan import Fraction, nbytes
 from .registry import Registry
-from .units import parse_bytes, parse_seconds
 
 if TYPE_CHECKING:
     from .mm.mm_types import VMA
     from .tasks import Proc
-
-EACCES, EFAULT, EOPNOTSUPP = "EACCES", "EFAULT", "EOPNOTSUPP"
 
 
 class OpError(Exception):
@@ -94,14 +91,15 @@ def _vma(p: Proc, name: str) -> VMA:
     return vma
 
 
-def _pages_range(p: Proc, rng: list[Any] | None, npages: int) -> tuple[int, int]:
-    """VMA-relative pages [start, end) of a range written in bytes or % of the map."""
+def _pages_range(p: Proc, rng: tuple[int | Fraction, int | Fraction] | None,
+                 npages: int) -> tuple[int, int]:
+    """VMA-relative pages [start, end) of a range in bytes or a fraction of the map."""
     if rng is None:
         return 0, npages
     ps = p.m.page_size
     whole = npages * ps
-    a = parse_bytes(rng[0], whole) // ps
-    b = -(-parse_bytes(rng[1], whole) // ps)
+    a = nbytes(rng[0], whole) // ps
+    b = -(-nbytes(rng[1], whole) // ps)
     if b > npages:
         raise OpError(EFAULT)
     return a, b
@@ -112,12 +110,17 @@ def _check_killed(p: Proc, page: int | None = None) -> None:
         raise Killed(page)
 
 
-def _populate(p: Proc, vma: VMA, a: int, b: int, write: bool, cost: float) -> Generator[Any, Any, str]:
-    """`populate_vma_page_range`/`faultin_page_range`: GUP faults; status of the first failure."""
-    res = yield from p.m.engine.faultin_range(p.m, p.task, vma, PageSeq(a, b), write, CTX_GUP, cost)
+def _walked(p: Proc, res: WalkResult) -> None:
+    """After a GUP walk: SIGKILL pending ends the op (Killed); else the walk's page is the op's."""
     if res.status == "killed" or p.task.sigkill:
         raise Killed(res.page)
     p.page = res.page
+
+
+def _populate(p: Proc, vma: VMA, a: int, b: int, write: bool, cost: float) -> Generator[Any, Any, str]:
+    """`populate_vma_page_range`/`faultin_page_range`: GUP faults; status of the first failure."""
+    res = yield from faultin_range(p.m, p.task, vma, PageSeq(a, b), write, CTX_GUP, cost)
+    _walked(p, res)
     return res.status
 
 
@@ -127,33 +130,25 @@ def op_memfd_create(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """memfd_create(2): an unlinked shmem file, held by every task that names the fd."""
     yield _syscall(p)
     inode = memfd_mod.memfd_create(p.m, a.fd, set(a.flags))
-    p.sim.install_fd(a.fd, inode, writable=True)
+    fd_install(p.m, p.sim.fdt, a.fd, inode, writable=True)
 
 
 @op("shmget")
 def op_shmget(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """shmget(2) (`newseg`): VM_NORESERVE only with SHM_NORESERVE outside mode 2; otherwise the
-    whole size is accounted now (ENOMEM in mode 2 when it does not fit). The segment lives on
-    the internal mount and outlives its creator (no IPC_RMID here)."""
+    """shmget(2) (`newseg`): a SysV segment, named like an fd."""
     yield _syscall(p)
-    size = parse_bytes(a.size)
-    npages = -(-size // p.m.page_size)
-    inode = ShmemInode(ino=p.m.next_ino, name=f"SYSV:{a.fd}", sb=p.m.internal_mount, size=size,
-                       linked=True)
-    inode.noreserve = "noreserve" in a.flags and p.m.overcommit.mode != OVERCOMMIT_NEVER
-    p.m.next_ino += 1
-    err = shmem_acct_size(p.m, p.task, inode, npages)
-    if err:
-        raise OpError(err)
-    p.sim.install_fd(a.fd, inode, writable=True)
+    inode, err = newseg(p.m, p.task, a.fd, a.size, noreserve="noreserve" in a.flags)
+    if err or inode is None:
+        raise OpError(err or EINVAL)
+    fd_install(p.m, p.sim.fdt, a.fd, inode, writable=True)
 
 
 @op("open")
 def op_open(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """open(2) of a tmpfs file (O_CREAT): a linked file that outlives its fds."""
     yield _syscall(p)
-    inode = p.sim.tmpfs_lookup(a.path)
-    p.sim.install_fd(a.fd, inode, writable=(a.mode == "rdwr"))
+    inode = do_filp_open(p.m, p.sim.dcache, a.path)
+    fd_install(p.m, p.sim.fdt, a.fd, inode, writable=(a.mode == "rdwr"))
 
 
 @op("close")
@@ -166,40 +161,14 @@ def op_close(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("ftruncate")
 def op_ftruncate(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """ftruncate(2) (`shmem_setattr`): seals, then free pages past the new size."""
+    """ftruncate(2) (`shmem_setattr`): EINVAL on an fd not open for writing."""
     yield _syscall(p)
     inode = _inode(p, a.fd)
-    if not p.sim.fd_writable(a.fd):
+    if not file_writable(p.sim.fdt, a.fd):
         raise OpError(EINVAL)
-    size = parse_bytes(a.size)
-    err = memfd_mod.check_truncate(inode, size)
+    err = shmem_setattr(p.m, inode, a.size)
     if err:
         raise OpError(err)
-    if size < inode.size:
-        first = -(-size // p.m.page_size)
-        unmap_mapping_range(p, inode, first, 1 << 62, even_cows=True)
-        shmem_free_range(p.m, inode, first, 1 << 62)
-    inode.size = size
-
-
-def unmap_mapping_range(p: Proc, inode: ShmemInode, a: int, b: int, even_cows: bool) -> None:
-    """Models `unmap_mapping_range()`: zap the file PTEs of `[a, b)` in every mapping of the
-    file; private COW copies go too only with `even_cows` (truncate does, punching does not)."""
-    for vma in list(inode.vmas):
-        lo, hi = max(a - vma.pgoff, 0), min(b - vma.pgoff, vma.npages)
-        if lo < hi and vma.owner is not None:
-            unmap_pages(p.m, vma.owner, vma, lo, hi)
-            if even_cows and not vma.shared:
-                free_cow_pages(p.m, vma.owner, vma, lo, hi)
-
-
-def zap_zero_ptes(inode: ShmemInode, a: int, b: int) -> None:
-    """What-if `zero_page_sealed_holes`: pages instantiated in `[a, b)` replace the ZERO_PAGE
-    PTEs mapped over them (kernel-model.md 9.6), so the next access maps the real page."""
-    for vma in inode.vmas:
-        lo, hi = max(a - vma.pgoff, 0), min(b - vma.pgoff, vma.npages)
-        if lo < hi:
-            vma.zero.remove(lo, hi)
 
 
 @op("add_seals")
@@ -207,7 +176,7 @@ def op_add_seals(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """fcntl(F_ADD_SEALS) (`memfd_add_seals`)."""
     yield _syscall(p)
     inode = _inode(p, a.fd)
-    err = memfd_mod.memfd_add_seals(inode, set(a.seals), p.sim.fd_writable(a.fd))
+    err = memfd_mod.memfd_add_seals(inode, set(a.seals), file_writable(p.sim.fdt, a.fd))
     if err:
         p.m.log.emit("seal_denied", task=p.task.name, detail=f"{err} {','.join(a.seals)}")
         raise OpError(err)
@@ -221,11 +190,11 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
     failing at its first page, returns the error."""
     inode = _inode(p, a.fd)
     m, ps = p.m, p.m.page_size
-    start = parse_bytes(a.offset) // ps
+    start = a.offset // ps
     if a.length is None:
         end = inode.size_pages(ps)
     else:
-        end = -(-(parse_bytes(a.offset) + parse_bytes(a.length)) // ps)
+        end = -(-(a.offset + a.length) // ps)
     while True:
         p.page = start
         copied, holes, swapped, err, pending = yield from shmem_file_read_iter(
@@ -245,24 +214,13 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("write")
 def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """write(2) until done (`shmem_write_begin` per page: allocate, charge, account)."""
+    """write(2) until done (`shmem_file_write_iter`); a F_SEAL_GROW write may be short."""
     inode = _inode(p, a.fd)
-    if not p.sim.fd_writable(a.fd):
+    if not file_writable(p.sim.fdt, a.fd):
         raise OpError(EBADF)
-    ps = p.m.page_size
-    off, length = parse_bytes(a.offset), parse_bytes(a.length)
-    end = off + length
-    err = memfd_mod.check_write(inode, end)
-    if err and not (err == "EPERM" and not inode.write_sealed() and off < inode.size):
-        raise OpError(err)
-    if err:
-        end = inode.size  # F_SEAL_GROW: a short write up to i_size, then EPERM
-    yield _syscall(p)
-    res = yield from p.m.engine.fill_range(p.m, p.task, inode, off // ps, -(-end // ps),
-                                      p.m.costs.write)
-    zap_zero_ptes(inode, off // ps, -(-end // ps))
-    written_end = end if res.err is None else max(off, (res.page or 0) * ps)
-    inode.size = max(inode.size, written_end)
+    err, res = yield from shmem_file_write_iter(p.m, p.task, inode, a.offset, a.length)
+    if res is None:
+        raise OpError(err or EINVAL)
     _check_killed(p, res.page)
     if res.err:
         raise OpError(res.err, res.page)
@@ -272,27 +230,15 @@ def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("fallocate")
 def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """fallocate(2) (`shmem_fallocate`): allocate works on write-sealed files; punch does not."""
+    """fallocate(2) (`vfs_fallocate`): allocate works on write-sealed files; punch does not."""
     inode = _inode(p, a.fd)
     yield _syscall(p)
-    if not p.sim.fd_writable(a.fd):
-        raise OpError(EBADF)
-    ps = p.m.page_size
-    off, length = parse_bytes(a.offset), parse_bytes(a.length)
-    punch = "punch_hole" in a.flags
-    if punch and "keep_size" not in a.flags:
-        raise OpError(EOPNOTSUPP)  # vfs_fallocate: PUNCH_HOLE must come with KEEP_SIZE
-    err = memfd_mod.check_fallocate(inode, off + length, punch)
+    err, res = yield from vfs_fallocate(p.m, p.task, inode, file_writable(p.sim.fdt, a.fd),
+                                        a.offset, a.length, a.flags)
     if err:
         raise OpError(err)
-    if punch:
-        first, last = -(-off // ps), (off + length) // ps
-        unmap_mapping_range(p, inode, first, last, even_cows=False)
-        shmem_free_range(p.m, inode, first, last)
+    if res is None:  # a punched hole
         return
-    res = yield from shmem_fallocate(p.m, p.task, inode, off // ps, -(-(off + length) // ps),
-                                     keep_size="keep_size" in a.flags)
-    zap_zero_ptes(inode, off // ps, -(-(off + length) // ps))
     _check_killed(p, res.page)
     if res.err:
         raise OpError(res.err, res.page)
@@ -305,10 +251,10 @@ def op_mmap(p: Proc, a: Any) -> Generator[Any, Any, None]:
     yield _syscall(p)
     inode = _inode(p, a.fd)
     ps = p.m.page_size
-    off = parse_bytes(a.offset)
+    off = a.offset
     if off % ps:
         raise OpError(EINVAL)
-    length = parse_bytes(a.length) if a.length is not None else inode.size - off
+    length = a.length if a.length is not None else inode.size - off
     npages = -(-length // ps)
     if npages <= 0:
         raise OpError(EINVAL)
@@ -317,7 +263,7 @@ def op_mmap(p: Proc, a: Any) -> Generator[Any, Any, None]:
     vma, err = do_mmap(
         p.m, p.task, a.map, inode, npages, off // ps, read="read" in a.prot,
         write="write" in a.prot, shared="shared" in a.flags, locked="locked" in a.flags,
-        fd_writable=p.sim.fd_writable(a.fd), noreserve="noreserve" in a.flags,
+        fd_writable=file_writable(p.sim.fdt, a.fd), noreserve="noreserve" in a.flags,
     )
     if err:
         raise OpError(err)
@@ -346,10 +292,10 @@ def op_mprotect(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("touch")
 def op_touch(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """The program touches pages itself: user faults, SIGBUS, VM_FAULT_OOM refaults."""
+    """The program touches pages itself (`do_user_addr_fault`): SIGSEGV, SIGBUS, refaults."""
     vma = _vma(p, a.map)
     write = a.access == "write"
-    if (write and not vma.write) or (not write and not vma.read):
+    if access_error(vma, write):
         raise Sigsegv(None)
     lo, hi = _pages_range(p, a.range, vma.npages)
     if a.pattern == "sequential":
@@ -357,23 +303,20 @@ def op_touch(p: Proc, a: Any) -> Generator[Any, Any, None]:
     elif a.pattern == "random":
         seq = PageSeq(arr=lo + p.rng.permutation(hi - lo).astype(np.int64))
     else:
-        step = max(1, parse_bytes(a.stride) // p.m.page_size)
+        step = max(1, a.stride // p.m.page_size)
         seq = PageSeq(arr=np.arange(lo, hi, step, dtype=np.int64))
-    m, task = p.m, p.task
-    while True:
-        res = yield from m.engine.faultin_range(m, task, vma, seq, write, CTX_FAULT, m.costs.fault)
+
+    def walked(res: WalkResult) -> None:
         p.page = res.page
-        if res.status == VM_FAULT_OK:
-            return
-        if res.status == "killed" or task.sigkill:
-            raise Killed(res.page)
-        if res.status == VM_FAULT_SIGBUS:
-            m.log.emit("sigbus", task=task.name, page=res.page if res.page is not None else -1)
-            raise Sigbus(res.page)
-        assert res.status == VM_FAULT_OOM
-        yield from pagefault_out_of_memory(m, task)
-        _check_killed(p, res.page)
-        seq = PageSeq(seq.start + res.done, seq.stop) if seq.arr is None else PageSeq(arr=seq.arr[res.done:])
+
+    res = yield from do_user_addr_fault(p.m, p.task, vma, seq, write, walked)
+    if res.status == VM_FAULT_OK:
+        return
+    if res.status == "killed" or p.task.sigkill:
+        raise Killed(res.page)
+    assert res.status == VM_FAULT_SIGBUS
+    p.m.log.emit("sigbus", task=p.task.name, page=res.page if res.page is not None else -1)
+    raise Sigbus(res.page)
 
 
 @op("mlock")
@@ -412,46 +355,22 @@ def op_munlock(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("madvise")
 def op_madvise(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """madvise(2): POPULATE_READ/WRITE (`madvise_populate`), WILLNEED, DONTNEED."""
+    """madvise(2) (`madvise_vma_behavior`): POPULATE_READ/WRITE, WILLNEED, DONTNEED, PAGEOUT."""
     yield _syscall(p)
     vma = _vma(p, a.map)
     lo, hi = _pages_range(p, a.range, vma.npages)
-    if a.advice in ("populate_read", "populate_write"):
-        if not p.m.profile.madv_populate:
-            raise OpError(EINVAL)
-        write = a.advice == "populate_write"
-        if write and not vma.write:
-            raise OpError(EINVAL)
-        status = yield from _populate(p, vma, lo, hi, write, p.m.costs.populate)
-        if status == VM_FAULT_OOM:
-            raise OpError(ENOMEM, p.page)
-        if status == VM_FAULT_SIGBUS:
-            raise OpError(EFAULT, p.page)
-    elif a.advice == "dontneed":
-        if vma.locked:
-            raise OpError(EINVAL)
-        unmap_pages(p.m, p.task, vma, lo, hi)
-        free_cow_pages(p.m, p.task, vma, lo, hi)
-    elif a.advice == "pageout":
-        if not p.m.profile.madv_pageout:
-            raise OpError(EINVAL)
-        err, done = madvise_pageout(p.m, p.task, vma, lo, hi)
-        p.m.log.emit("madvise_pageout", task=p.task.name, memcg=p.task.memcg.path, page=lo,
-                     pages=done, value=p.m.swap.inuse, detail=err or "")
-        yield p.m.env.timeout(done * p.m.costs.pageout)
-        if err:
-            raise OpError(err)
-    # willneed: shmem has no readahead of holes. Of pages in swap, `shmem_willneed` ->
-    # `shmem_swapin_range` would start reading them into the swap cache, and
-    # `madvise_willneed` of anonymous memory likewise; not modelled (it returns 0 and
-    # changes nothing here).
+    err, res = yield from madvise_vma_behavior(p.m, p.task, vma, lo, hi, a.advice)
+    if res is not None:  # a populate walk ran: SIGKILL ends the op, its page is the op's
+        _walked(p, res)
+    if err:
+        raise OpError(err, p.page if res is not None else None)
 
 
 @op("alloc_anon")
 def op_alloc_anon(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """Private anonymous memory, accounted at mmap and, if touched, written page by page."""
     yield _syscall(p)
-    npages = -(-parse_bytes(a.size) // p.m.page_size)
+    npages = -(-a.size // p.m.page_size)
     name = a.map or f"{p.task.name}.anon{p.op_index}"
     vma, err = do_mmap(p.m, p.task, name, None, npages, 0, read=True, write=True, shared=False,
                        locked=False)
@@ -459,40 +378,33 @@ def op_alloc_anon(p: Proc, a: Any) -> Generator[Any, Any, None]:
         raise OpError(err)
     assert vma is not None
     if a.touched:
-        res = yield from p.m.engine.faultin_range(p.m, p.task, vma, PageSeq(0, npages), True, CTX_FAULT,
-                                       p.m.costs.fault)
-        p.page = res.page
+        first: list[WalkResult] = []
+
+        def walked(res: WalkResult) -> None:  # the op's page is where the first walk stopped
+            if not first:
+                first.append(res)
+                p.page = res.page
+
+        res = yield from do_user_addr_fault(p.m, p.task, vma, PageSeq(0, npages), True, walked)
         if res.status == "killed" or p.task.sigkill:
             raise Killed(res.page)
-        while res.status == VM_FAULT_OOM:
-            yield from pagefault_out_of_memory(p.m, p.task)
-            _check_killed(p, res.page)
-            start = res.page or 0
-            res = yield from p.m.engine.faultin_range(p.m, p.task, vma, PageSeq(start, npages), True,
-                                           CTX_FAULT, p.m.costs.fault)
-            if res.status == "killed" or p.task.sigkill:
-                raise Killed(res.page)
         if res.status == VM_FAULT_SIGBUS:
             raise Sigbus(res.page)
 
 
 @op("oom_score_adj")
 def op_oom_score_adj(p: Proc, value: int) -> Generator[Any, Any, None]:
-    """Write /proc/self/oom_score_adj (`__set_oom_adj`): lowering below the minimum a
-    privileged writer set (initially 0) needs CAP_SYS_RESOURCE (EACCES)."""
+    """Write /proc/self/oom_score_adj (`__set_oom_adj`)."""
     yield _syscall(p)
-    t = p.task
-    if value < t.oom_score_adj_min and not t.capable(CAP_SYS_RESOURCE):
-        raise OpError(EACCES)
-    t.oom_score_adj = value
-    if t.capable(CAP_SYS_RESOURCE):
-        t.oom_score_adj_min = value
+    err = __set_oom_adj(p.task, value)
+    if err:
+        raise OpError(err)
 
 
 @op("sleep")
-def op_sleep(p: Proc, duration: Any) -> Generator[Any, Any, None]:
-    """Sleep for a duration."""
-    yield p.m.env.timeout(parse_seconds(duration))
+def op_sleep(p: Proc, seconds: float) -> Generator[Any, Any, None]:
+    """Sleep for a duration (in seconds)."""
+    yield p.m.env.timeout(seconds)
 
 
 @op("exit")

@@ -12,7 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from .registry import Registry
-from .scenario import Scenario, op_name
+from .scenario_model import Scenario
+from .scenario_ops import op_name
 
 Policy = Callable[[Scenario], Scenario]
 POLICIES: Registry[Policy] = Registry()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .simulation import RunResult
+from .atomic_io import atomic_write_parquet, atomic_write_text
+from .outcome import RunResult, TaskOutcome
+
+__all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_text"]
 
 EVENT_COLUMNS = ["time", "kind", "task", "memcg", "page", "pages", "value", "detail"]
 
@@ -50,32 +51,6 @@ def oom_kills_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
 def to_json(scenario: str, runs: list[RunResult]) -> dict[str, Any]:
     """The JSON document: {"scenario": ..., "runs": [{"seed", "tasks", "oom_kills", ...}]}."""
     return {"scenario": scenario, "runs": [r.as_dict() for r in runs]}
-
-
-def atomic_write_parquet(df: pd.DataFrame, path: Path) -> None:
-    """Write a Parquet file so that it is either whole or absent (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(text: str, path: Path) -> None:
-    """Write a text file atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]:

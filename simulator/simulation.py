@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -10,6 +9,7 @@ import simpy
 
 from .engine.engines import BULK, REFERENCE
 from .engine.rng import frozen_heap, task_rng
+from .mm.file import FdTable
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
 from .mm.mm_types import MM, PT_SHIFTS
@@ -19,56 +19,29 @@ from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmark
 from .mm.profiles import PROFILES, WhatIf
 from .mm.shmem import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
-from .scenario import Scenario, ScenarioError, op_args
-from .tasks import Proc, TaskOutcome, run_task
-from .units import parse_bytes, parse_pages, parse_seconds
+from .outcome import RunResult, TaskOutcome
+from .plan import Plan, TaskPlan, resolve
+from .scenario_errors import ScenarioError
+from .scenario_model import Scenario
+from .tasks import Proc, run_task
 
 MMAP_TOP = 0x7FFFF7FFF000 >> 12  # pages; the top of the mmap area before randomisation
 MMAP_RND_PAGES = 1 << 28  # x86-64 mmap_rnd_bits = 28
 LIB_PAGES = 512  # shared libraries and the like just below mmap_base
 
 
-@dataclass
-class RunResult:
-    """One run of a scenario with one seed: outcomes, kills, events and final counters."""
-
-    scenario: str
-    seed: int
-    kernel: str
-    tasks: dict[str, TaskOutcome]
-    oom_kills: list[dict[str, Any]]
-    events: list[tuple[Any, ...]]
-    counters: dict[str, Any]
-    end_time: float
-    panic: str | None = None
-    what_if: dict[str, Any] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The run's entry in the JSON output."""
-        return {
-            "seed": self.seed,
-            "kernel": self.kernel,
-            "what_if": self.what_if,
-            "tasks": {k: v.as_dict() for k, v in self.tasks.items()},
-            "oom_kills": [
-                {k: v for k, v in kill.items() if k in (
-                    "victim", "constraint", "memcg", "points", "time", "task_memcg",
-                    "totalpages", "rss_pages", "pgtables_pages", "swapents", "oom_score_adj",
-                    "line", "task_line")}
-                for kill in self.oom_kills
-            ],
-            "panic": self.panic,
-            "end_time": self.end_time,
-            "counters": self.counters,
-        }
-
-
 class Run:
-    """One simulated run: the machine, its processes, and the scenario's fds."""
+    """One simulated run: the machine, its processes, the scenario's fds and tmpfs files."""
 
-    def __init__(self, sc: Scenario, seed: int | None = None, reference: bool = False,
+    def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
                  check_invariants: bool = True) -> None:
+        if isinstance(sc, Plan):
+            self.plan = sc
+        else:
+            with frozen_heap():  # like the build below: keep the collector off the scenario
+                self.plan = resolve(sc)
+        sc = self.plan.scenario
         self.sc = sc
         self.seed = sc.seed if seed is None else seed
         self.kernel = kernel or sc.kernel
@@ -76,49 +49,19 @@ class Run:
         wi.update(what_if or {})
         self.what_if = wi
         self.env = simpy.Environment()
-        self.m = build_machine(sc, self.env, self.kernel, WhatIf(**wi))
+        self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
         self.m.engine = REFERENCE if reference else BULK
         self.check = check_invariants
         self.procs: dict[str, Proc] = {}
-        self.fd_modes: dict[str, bool] = {}
-        self.tmpfs: dict[str, ShmemInode] = {}
-        self.fd_users = fd_users(sc)
+        self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
         with frozen_heap():
-            for i, spec in enumerate(sc.tasks):
-                t = build_task(self.m, spec, pid=100 + i, rng=task_rng(self.seed, spec.name))
-                p = Proc(sim=self, m=self.m, task=t, spec=spec)
+            for i, tp in enumerate(self.plan.tasks):
+                spec = tp.spec
+                t = build_task(self.m, tp, pid=100 + i, rng=task_rng(self.seed, spec.name))
+                p = Proc(sim=self, m=self.m, task=t, spec=spec, plan=tp)
                 p.ops_done = self.env.event()
                 self.procs[spec.name] = p
-
-    # -- fds and files -------------------------------------------------------------------------
-    def install_fd(self, fd: str, inode: ShmemInode, writable: bool) -> None:
-        """A new fd: held from now by every live task whose ops name it."""
-        old = self.m.files.get(fd)
-        if old is not None:
-            for p in self.procs.values():
-                self.m.fd_put(p.task, fd)
-        self.m.files[fd] = inode
-        self.fd_modes[fd] = writable
-        for name in self.fd_users.get(fd, ()):
-            t = self.procs[name].task
-            if not t.exited:
-                t.fds.add(fd)
-                inode.holders.add(t.pid)
-
-    def fd_writable(self, fd: str) -> bool:
-        """Whether the fd was opened for writing."""
-        return self.fd_modes.get(fd, False)
-
-    def tmpfs_lookup(self, path: str) -> ShmemInode:
-        """The tmpfs file at `path`, created (empty, linked) if absent."""
-        inode = self.tmpfs.get(path)
-        if inode is not None:
-            return inode
-        mnt = max((mp for mp in self.m.mounts if path.startswith(mp.rstrip("/") + "/")), key=len)
-        inode = ShmemInode(ino=self.m.next_ino, name=path, sb=self.m.mounts[mnt], linked=True)
-        self.m.next_ino += 1
-        self.tmpfs[path] = inode
-        return inode
+        self.fdt = FdTable.of((p.task for p in self.procs.values()), self.plan.fd_users)
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -130,7 +73,7 @@ class Run:
         env = self.env
         for p in self.procs.values():
             p.task.process = env.process(run_task(p))
-        duration = parse_seconds(self.sc.duration)
+        duration = self.plan.duration
         panic = None
         try:
             env.run(until=duration)
@@ -157,36 +100,18 @@ class Run:
         )
 
 
-def simulate(sc: Scenario, seed: int | None = None, **kw: Any) -> RunResult:
-    """Build and run a scenario once."""
+def simulate(sc: Scenario | Plan, seed: int | None = None, **kw: Any) -> RunResult:
+    """Build and run a scenario (or its resolved plan) once."""
     return Run(sc, seed=seed, **kw).run()
 
 
-def fd_users(sc: Scenario) -> dict[str, set[str]]:
-    """For each fd name, the tasks whose ops name it (they hold it from its creation)."""
-    users: dict[str, set[str]] = {}
-    for t in sc.tasks:
-        for o in t.ops:
-            fd = getattr(op_args(o), "fd", None)
-            if isinstance(fd, str):
-                users.setdefault(fd, set()).add(t.name)
-    return users
-
-
 # -- building -----------------------------------------------------------------------------------
-def build_machine(sc: Scenario, env: simpy.Environment, kernel: str, what_if: WhatIf) -> Machine:
+def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: WhatIf) -> Machine:
     """Nodes with watermarks, the memcg tree, mounts, overcommit state, costs."""
-    ps = parse_bytes(sc.machine.page_size)
+    sc, ps = plan.scenario, plan.page_size
     page_kb = ps // 1024
-    nodes = []
-    for i, ns in enumerate(sc.machine.nodes):
-        present = parse_pages(ns.memory, ps)
-        reserved = present // 64 if ns.reserved is None else parse_pages(ns.reserved, ps)
-        if reserved >= present:
-            raise ScenarioError("reserved is not smaller than memory", ("machine", "nodes", i, "reserved"))
-        n = len(sc.machine.nodes)
-        dist = ns.distance or [10 if j == i else 20 for j in range(n)]
-        nodes.append(Node(nid=i, present=present, managed=present - reserved, distance=dist))
+    nodes = [Node(nid=i, present=n.present, managed=n.present - n.reserved, distance=n.distance)
+             for i, n in enumerate(plan.nodes)]
     managed = [n.managed for n in nodes]
     s = sc.sysctl
     min_free = s.min_free_kbytes if s.min_free_kbytes is not None else calculate_min_free_kbytes(
@@ -203,38 +128,30 @@ def build_machine(sc: Scenario, env: simpy.Environment, kernel: str, what_if: Wh
         user_reserve_pages=(s.user_reserve_kbytes if s.user_reserve_kbytes is not None
                             else min(free_kb // 32, 131072)) // page_kb,
     )
-    given = {k: parse_seconds(v) for k, v in sc.machine.costs.model_dump().items() if v is not None}
-    if sc.machine.profile is not None:  # a measured machine profile fills in the rest
-        from .machine_profile import profile_costs
-
-        given = {**profile_costs(sc.machine.profile), **given}
-    costs = Costs(**given)
     root = MemCgroup(path="/")
     m = Machine(
         env=env, page_size=ps, nodes=nodes, root=root, profile=PROFILES[kernel], what_if=what_if,
         overcommit=oc, sysctl={"panic_on_oom": s.panic_on_oom,
                                "oom_kill_allocating_task": s.oom_kill_allocating_task,
                                "swappiness": s.swappiness},
-        costs=costs, total_swap=parse_pages(sc.machine.swap, ps),
-        page_cache_pages=parse_pages(sc.machine.page_cache, ps),
+        costs=Costs(**plan.costs), total_swap=plan.swap_pages,
+        page_cache_pages=plan.page_cache_pages,
     )
-    ram_pages = sum(n.present for n in nodes)
-    for path in sorted(sc.cgroups, key=lambda p: p.count("/")):
-        spec = sc.cgroups[path]
+    for path in sorted(plan.cgroups, key=lambda p: p.count("/")):
+        cp = plan.cgroups[path]
         parent = ensure_memcg(m, path.rsplit("/", 1)[0] or "/")
         c = MemCgroup(path=path, parent=parent)
-        c.max = limit_pages(spec.memory_max, ps, ram_pages)
-        c.high = limit_pages(spec.memory_high, ps, ram_pages)
-        c.swap_max = limit_pages(spec.memory_swap_max, ps, ram_pages)
-        c.low = parse_pages(spec.memory_low, ps, ram_pages)
-        c.min = parse_pages(spec.memory_min, ps, ram_pages)
-        c.oom_group = spec.memory_oom_group
-        c.oom_kill_disable = spec.memory_oom_kill_disable
+        c.max = PAGE_COUNTER_MAX if cp.max is None else cp.max
+        c.high = PAGE_COUNTER_MAX if cp.high is None else cp.high
+        c.swap_max = PAGE_COUNTER_MAX if cp.swap_max is None else cp.swap_max
+        c.low = cp.low
+        c.min = cp.min
+        c.oom_group = cp.oom_group
+        c.oom_kill_disable = cp.oom_kill_disable
         parent.children.append(c)
         m.memcgs[path] = c
-    for mnt in sc.mounts:
-        size = ram_pages // 2 if mnt.size is None else parse_pages(mnt.size, ps, ram_pages)
-        m.mounts[mnt.path] = ShmemSb(path=mnt.path, max_blocks=size, noswap=mnt.noswap)
+    for mnt in plan.mounts:
+        m.mounts[mnt.path] = ShmemSb(path=mnt.path, max_blocks=mnt.pages, noswap=mnt.noswap)
     return m
 
 
@@ -249,27 +166,21 @@ def ensure_memcg(m: Machine, path: str) -> MemCgroup:
     return c
 
 
-def limit_pages(v: Any, ps: int, ram_pages: int) -> int:
-    """A memcg limit in pages (`max` is no limit)."""
-    return PAGE_COUNTER_MAX if v == "max" else parse_bytes(v, ram_pages * ps) // ps
-
-
-def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> TaskStruct:
+def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> TaskStruct:
     """A process as forked: its footprint charged to its memcg, its page tables, ASLR base."""
     ps = m.page_size
+    spec = tp.spec
     memcg = m.memcgs[spec.cgroup]
-    fp = spec.footprint
     mm = MM()
     t = TaskStruct(
         pid=pid, name=spec.name, memcg=memcg, mm=mm, oom_score_adj=spec.oom_score_adj,
         caps=frozenset(spec.capabilities),
-        rlimit_memlock=(1 << 62) if spec.rlimits.memlock == "max"
-        else parse_bytes(spec.rlimits.memlock) // ps,
+        rlimit_memlock=(1 << 62) if tp.rlimit_memlock_pages is None else tp.rlimit_memlock_pages,
         node=spec.node,
     )
     t.exit_event = m.env.event()
-    anon, kernel = parse_pages(fp.anon, ps), parse_pages(fp.kernel, ps)
-    pts = max(len(PT_SHIFTS), parse_pages(fp.page_tables, ps))
+    anon, kernel = tp.anon_pages, tp.kernel_pages
+    pts = max(len(PT_SHIFTS), tp.page_table_pages)
     total = anon + kernel + pts
     nodes = m.zonelist(t.node)
     if sum(max(0, n.free - n.min_wmark()) for n in nodes) < total:
@@ -296,8 +207,8 @@ def build_task(m: Machine, spec: Any, pid: int, rng: np.random.Generator) -> Tas
     for s in PT_SHIFTS:  # the libraries' page tables just below mmap_base
         mm.pt[s].fill((base - 1) >> s, ((base - 1) >> s) + 1, 0)
     mm.mmap_base = base - LIB_PAGES
-    mm.total_vm = parse_pages(fp.vm, ps)
-    committed = parse_pages(fp.committed, ps)
+    mm.total_vm = tp.vm_pages
+    committed = tp.committed_pages
     m.overcommit.vm_acct_memory(committed)
     mm.committed = committed
     memcg.tasks[t] = None

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from .outcome import RunResult
+from .plan import resolve
 from .policies import POLICIES
-from .scenario import Scenario, ScenarioError
-from .simulation import RunResult, simulate
+from .scenario_errors import ScenarioError
+from .scenario_model import Scenario
+from .simulation import simulate
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ def sweep(sc: Scenario, policies: Iterable[str], kernels: Iterable[str],
     for name in policies:
         if name not in POLICIES:
             raise ScenarioError(f"no policy {name!r}; known: {', '.join(POLICIES)}")
-        variant = POLICIES[name](sc)
+        variant = resolve(POLICIES[name](sc))
         for k in kernels:
             for s in seeds:
                 out.append(SweepRun(name, k, simulate(variant, seed=s, kernel=k)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -12,33 +12,14 @@ import simpy
 
 from .engine.rng import task_rng
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
-from .scenario import StartAfter, TaskSpec, op_args, op_name
-from .units import parse_seconds
+from .outcome import TaskOutcome
 
 if TYPE_CHECKING:
     from .mm.machine import Machine
     from .mm.task import TaskStruct
+    from .plan import TaskPlan
+    from .scenario_model import TaskSpec
     from .simulation import Run
-
-
-@dataclass
-class TaskOutcome:
-    """What happened to a task: the `tasks` entry of the JSON output."""
-
-    outcome: str
-    errno: str | None = None
-    op: int | None = None
-    op_name: str | None = None
-    page: int | None = None
-    time: float = 0.0
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {
-            "outcome": self.outcome, "errno": self.errno, "op": self.op, "op_name": self.op_name,
-            "page": self.page, "time": round(self.time, 9), "reason": self.reason,
-        }
 
 
 @dataclass(eq=False)
@@ -49,6 +30,7 @@ class Proc:
     m: Machine
     task: TaskStruct
     spec: TaskSpec
+    plan: TaskPlan
     op_index: int | None = None
     op_name: str | None = None
     page: int | None = None
@@ -56,8 +38,6 @@ class Proc:
     outcome: TaskOutcome | None = None
     ops_done: Any = None
     wait_reason: str | None = None
-    wait_since: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
     def rng(self) -> np.random.Generator:
@@ -76,15 +56,14 @@ class Proc:
 
 def wait_start(p: Proc) -> Generator[Any, Any, None]:
     """Sleep until the task's start time, or until the task it starts after has run its ops."""
-    start = p.spec.start
-    p.wait_since = p.m.env.now
-    if isinstance(start, StartAfter):
-        other = p.sim.procs[start.after]
-        p.wait_reason = f"waiting for {start.after} to run all its ops"
+    after = p.plan.after
+    if after is not None:
+        other = p.sim.procs[after]
+        p.wait_reason = f"waiting for {after} to run all its ops"
         yield other.ops_done
     else:
         p.wait_reason = "waiting for its start time"
-        yield p.m.env.timeout(parse_seconds(start))
+        yield p.m.env.timeout(p.plan.start)
     p.wait_reason = None
 
 
@@ -94,10 +73,10 @@ def run_task(p: Proc) -> Generator[Any, Any, None]:
     try:
         yield from wait_start(p)
         m.log.emit("task_start", task=t.name, memcg=t.memcg.path)
-        for i, o in enumerate(p.spec.ops):
-            p.op_index, p.op_name, p.page = i, op_name(o), None
-            m.log.emit("op_start", task=t.name, value=i, detail=p.op_name)
-            yield from OPS[p.op_name](p, op_args(o))
+        for i, o in enumerate(p.plan.ops):
+            p.op_index, p.op_name, p.page = i, o.name, None
+            m.log.emit("op_start", task=t.name, value=i, detail=o.name)
+            yield from OPS[o.name](p, o.args)
             if t.sigkill:
                 raise Killed(p.page)
             if p.exit_now:

@@ -72,11 +72,12 @@ def read_duration(value: object) -> object:
 
 def parse_bytes(value: object, whole: int | None = None) -> int:
     """Bytes for `64MiB`, `1.5GiB`, `4096`, or `25%` of `whole` (when a whole is known)."""
-    if value.__class__ is SizeText:
-        if value.pct is None:  # type: ignore[attr-defined]
-            return value.nbytes  # type: ignore[attr-defined,no-any-return]
+    if type(value) is SizeText:
+        if value.pct is None:
+            assert value.nbytes is not None  # read_size sets one of the two
+            return value.nbytes
         if whole is not None:
-            return int(value.pct * whole / 100)  # type: ignore[attr-defined]
+            return int(value.pct * whole / 100)
     if isinstance(value, bool):
         raise UnitError(f"expected a size such as 64MiB, got {value!r}")
     if isinstance(value, int):
@@ -109,8 +110,8 @@ def parse_pages(value: object, page_size: int, whole_pages: int | None = None) -
 
 def parse_seconds(value: object) -> float:
     """Seconds for `60s`, `250ms`, `3us`, or a bare number of seconds."""
-    if value.__class__ is DurationText:
-        return value.seconds  # type: ignore[attr-defined,no-any-return]
+    if type(value) is DurationText:
+        return value.seconds
     if isinstance(value, bool):
         raise UnitError(f"expected a duration such as 60s, got {value!r}")
     if isinstance(value, (int, float)):

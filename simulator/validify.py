@@ -9,14 +9,19 @@ mount, a range past the end of its map, a limit larger than the machine.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from .units import parse_bytes
+from pydantic import BaseModel
+
+from .scenario_errors import ScenarioError
+from .scenario_model import RESERVED_EXPECT_KEYS, StartAfter
+from .scenario_ops import op_args, op_name
+from .units import SizeText, parse_bytes
 
 if TYPE_CHECKING:
-    from .scenario import Scenario
-
-from .scenario import RESERVED_EXPECT_KEYS, ScenarioError, StartAfter, op_args, op_name
+    from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
 MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped")
@@ -28,18 +33,57 @@ def _bytes(v: Any, whole: int | None = None) -> int:
     return parse_bytes(v, whole)
 
 
+def mount_of(path: str, mounts: Iterable[str]) -> str | None:
+    """The mount a file path is on: the longest mount path it is below (None: on none)."""
+    below = [mp for mp in mounts if path.startswith(mp.rstrip("/") + "/")]
+    return max(below, key=len) if below else None
+
+
 def machine_bytes(sc: Scenario) -> int:
     """RAM of the machine in bytes."""
     return sum(_bytes(n.memory) for n in sc.machine.nodes)
 
 
+@cache
+def _keys(model: type[BaseModel]) -> dict[str, str]:
+    """Field name -> the key a file writes (its alias, if any)."""
+    return {name: f.alias or name for name, f in model.model_fields.items()}
+
+
+def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The key paths of every size written as a percentage, in file order."""
+    if isinstance(node, SizeText):
+        if node.pct is not None:
+            yield path
+    elif isinstance(node, BaseModel):
+        keys = _keys(type(node))
+        for name, v in node.__dict__.items():
+            yield from percentages(v, (*path, keys[name]))
+    elif isinstance(node, (list, tuple)):
+        for i, v in enumerate(node):
+            yield from percentages(v, (*path, i))
+    elif isinstance(node, dict):
+        for k, v in node.items():
+            yield from percentages(v, (*path, k))
+
+
+def percentage_allowed(path: tuple[Any, ...]) -> bool:
+    """A percentage needs a whole: RAM for cgroup limits and mount sizes, the map for ranges."""
+    return path[0] in ("cgroups", "mounts") or "range" in path
+
+
 def validify(sc: Scenario) -> None:
     """Raise ScenarioError at the first reference or range that cannot work."""
+    for where in percentages(sc):
+        if not percentage_allowed(where):
+            raise ScenarioError("a percentage is not allowed here: nothing to take it of", where)
     ram = machine_bytes(sc)
     page = _bytes(sc.machine.page_size)
     for i, n in enumerate(sc.machine.nodes):
         if _bytes(n.memory) < 64 * page:
             raise ScenarioError("a node needs at least 64 pages of memory", ("machine", "nodes", i, "memory"))
+        if n.reserved is not None and -(-_bytes(n.reserved) // page) >= -(-_bytes(n.memory) // page):
+            raise ScenarioError("reserved is not smaller than memory", ("machine", "nodes", i, "reserved"))
         if n.distance is not None and len(n.distance) != len(sc.machine.nodes):
             raise ScenarioError(f"expected {len(sc.machine.nodes)} distances, one per node",
                                 ("machine", "nodes", i, "distance"))
@@ -84,11 +128,9 @@ def validify(sc: Scenario) -> None:
                 created_fds.add(args.fd)
             if name == "shmget":
                 fd_sizes[args.fd] = _bytes(args.size)
-                if name == "open" and not any(
-                    args.path == p or args.path.startswith(p.rstrip("/") + "/") for p in mount_paths
-                ):
-                    raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
-                                        f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
+            if name == "open" and mount_of(args.path, mount_paths) is None:
+                raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
+                                    f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
             if name == "ftruncate":
                 fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), _bytes(args.size))
             if name in ("write", "fallocate"):

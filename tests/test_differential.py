@@ -23,8 +23,9 @@ from typing import Any
 from hypothesis import given, settings
 from strategies import scenarios
 
+from simulator.outcome import RunResult
 from simulator.scenario import Scenario, parse_scenario
-from simulator.simulation import Run, RunResult
+from simulator.simulation import Run
 
 PROFILE = "fuzz" if os.environ.get("HYPOTHESIS_PROFILE") == "fuzz" else "differential"
 ENGINE_RECORDS = {"fault_bulk"}  # one per bulk step: a page in the reference, a prefix in bulk

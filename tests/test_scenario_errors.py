@@ -84,3 +84,31 @@ def test_expect_names_a_task():
     """An expectation for a task that does not exist."""
     e = error_for(GOOD + "expect: {raeder: ok}\n")
     assert "expect.raeder" in str(e) and "no task named 'raeder'" in str(e)
+
+
+@pytest.mark.parametrize("path", ["/tmp/f", "/dev/shm", "/dev/shmem/f"])
+def test_open_on_no_mount_is_an_input_error(path):
+    """A file opened on no tmpfs mount fails at load with its line (it crashed the run)."""
+    text = (f"name: t\nmounts: [{{path: /dev/shm}}]\ntasks:\n  - name: a\n    ops:\n"
+            f"      - open: {{fd: f, path: {path}}}\n")
+    e = error_for(text)
+    assert str(e).startswith("bad.yaml:6: tasks[0].ops[0].open.path: "), str(e)
+    assert "is on no tmpfs mount; mounts: /dev/shm" in str(e)
+
+
+@pytest.mark.parametrize(("op", "key"), [
+    ("ftruncate: {fd: f, size: 25%}", "ftruncate.size"),
+    ("read: {fd: f, offset: 25%}", "read.offset"),
+    ("write: {fd: f, length: 50%}", "write.length"),
+])
+def test_a_percentage_with_no_whole_is_an_input_error(op, key):
+    """A percentage of nothing fails at load with its line (it crashed the load or the run)."""
+    text = f"name: t\ntasks:\n  - name: a\n    ops:\n      - memfd_create: {{fd: f}}\n      - {op}\n"
+    e = error_for(text)
+    assert str(e).startswith(f"bad.yaml:6: tasks[0].ops[1].{key}: a percentage"), str(e)
+
+
+def test_reserved_not_below_memory_is_an_input_error():
+    """A node's reserved memory must leave some to manage; refused at load with its line."""
+    e = error_for("name: t\nmachine:\n  nodes: [{memory: 1GiB, reserved: 1GiB}]\ntasks: [{name: a}]\n")
+    assert str(e).startswith("bad.yaml:3: machine.nodes[0].reserved: reserved is not smaller")

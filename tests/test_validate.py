@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from simulator.cli import app
 from simulator.machine_profile import MachineProfile, load_profile, profile_costs, write_profile
+from simulator.outcome import TaskOutcome
 from simulator.scenario import ScenarioError, load_scenario, parse_scenario, scenario_files
 from simulator.simulation import simulate
-from simulator.tasks import TaskOutcome
 from simulator.validate import session
 from simulator.validate.admit import (
     SMALL_TASK_BYTES,

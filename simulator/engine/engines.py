@@ -28,12 +28,12 @@ from .reference import (
 from .swapin import bulk_swapin_file
 
 if TYPE_CHECKING:
+    from ..mm.gup import PageSeq, WalkResult
     from ..mm.machine import Machine
     from ..mm.mm_types import VMA
     from ..mm.shmem import ShmemInode
     from ..mm.shmem_io import FillResult
     from ..mm.task import TaskStruct
-    from .walk import PageSeq, WalkResult
 
 
 class Engine:

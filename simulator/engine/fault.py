@@ -27,10 +27,10 @@ from .solve import largest_fit, new_regions, proportional, range_fits, split_at
 from .swapin import bulk_swapin_range
 
 if TYPE_CHECKING:
+    from ..mm.gup import PageSeq
     from ..mm.machine import Machine
     from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
-    from .walk import PageSeq
 
 
 ARRAY_CHUNK = 1 << 18  # pages an array step looks at, at most

@@ -24,11 +24,9 @@ is a one-page step in both engines, its swap read's time passing as soon as the 
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from ..mm.gup import PageSeq, WalkResult
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.memory import VM_FAULT_OK, handle_mm_fault, needs_swapin, range_walkable
 from ..mm.shmem import EINVAL, ShmemInode, shmem_get_folio
@@ -39,37 +37,6 @@ if TYPE_CHECKING:
     from ..mm.machine import Machine
     from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
-
-
-@dataclass(frozen=True)
-class PageSeq:
-    """The order pages of a VMA are visited in: a range `[start, stop)` or an explicit array."""
-
-    start: int = 0
-    stop: int = 0
-    arr: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.arr) if self.arr is not None else self.stop - self.start
-
-    def at(self, pos: int) -> int:
-        """The VMA page index visited at position pos."""
-        return int(self.arr[pos]) if self.arr is not None else self.start + pos
-
-    def chunk(self, pos: int, n: int) -> np.ndarray:
-        """Page indices for positions [pos, pos + n)."""
-        if self.arr is not None:
-            return self.arr[pos:pos + n]
-        return np.arange(self.start + pos, self.start + pos + n, dtype=np.int64)
-
-
-@dataclass
-class WalkResult:
-    """How a walk ended: status (`VM_FAULT_*`, or "killed"), pages done, and where it stopped."""
-
-    status: str
-    done: int
-    page: int | None = None
 
 
 def faultin_range(

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .memory import VM_FAULT_OOM, VM_FAULT_SIGBUS
-from .mm_types import VMA
+from .mm_types import VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA
 from .shmem import ENOMEM, EPERM
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from rich.table import Table
 
-from ..tasks import TaskOutcome
+from ..outcome import TaskOutcome
 
 MATCH_FIELDS = ("outcome", "errno", "op_name")
 COLORS = {"ok": "green", "oom_killed": "red", "sigbus": "magenta", "sigsegv": "magenta",

@@ -15,8 +15,8 @@ from ..scenario import StartAfter
 from ..units import parse_seconds
 
 if TYPE_CHECKING:
+    from ..outcome import RunResult
     from ..scenario import Scenario
-    from ..simulation import RunResult
 
 BARRIER_WAIT = 2.0
 

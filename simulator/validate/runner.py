@@ -32,8 +32,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..outcome import TaskOutcome
 from ..scenario import Scenario
-from ..tasks import TaskOutcome
 from ..units import parse_bytes, parse_seconds
 from ..validify import machine_bytes
 from .cgroup import MemoryCgroup

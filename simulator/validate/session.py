@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..outcome import RunResult
 from ..scenario import Scenario, ScenarioError, load_scenario
-from ..simulation import RunResult, simulate
+from ..simulation import simulate
 from .admit import refusal, skip_reason
 from .compare import Row, compare
 from .host import Host

@@ -1,0 +1,32 @@
+"""SysV shared memory: `newseg` in ipc/shm.c (v6.18)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .overcommit import OVERCOMMIT_NEVER
+from .shmem import ShmemInode, shmem_acct_size
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+
+def newseg(m: Machine, task: TaskStruct, key: str, size: int,
+           noreserve: bool) -> tuple[ShmemInode | None, str | None]:
+    """Models `newseg()` in ipc/shm.c (v6.18): shmget(2) creating a segment of `size` bytes.
+
+    VM_NORESERVE only with SHM_NORESERVE outside overcommit mode 2; otherwise the whole size
+    is accounted now (`shmem_acct_size`: ENOMEM in mode 2 when it does not fit). The segment
+    is a file on the internal mount and outlives its creator (there is no IPC_RMID here).
+    Returns the segment's inode, or the errno.
+    """
+    npages = -(-size // m.page_size)
+    inode = ShmemInode(ino=m.next_ino, name=f"SYSV:{key}", sb=m.internal_mount, size=size,
+                       linked=True)
+    inode.noreserve = noreserve and m.overcommit.mode != OVERCOMMIT_NEVER
+    m.next_ino += 1
+    err = shmem_acct_size(m, task, inode, npages)
+    if err:
+        return None, err
+    return inode, None

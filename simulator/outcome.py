@@ -1,0 +1,65 @@
+"""What a run produced, as plain data: each task's outcome and the run's result.
+
+The run builder fills these in; results.py turns them into frames, Parquet and JSON. They live
+below both so that neither imports the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TaskOutcome:
+    """What happened to a task: the `tasks` entry of the JSON output."""
+
+    outcome: str
+    errno: str | None = None
+    op: int | None = None
+    op_name: str | None = None
+    page: int | None = None
+    time: float = 0.0
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "outcome": self.outcome, "errno": self.errno, "op": self.op, "op_name": self.op_name,
+            "page": self.page, "time": round(self.time, 9), "reason": self.reason,
+        }
+
+
+@dataclass
+class RunResult:
+    """One run of a scenario with one seed: outcomes, kills, events and final counters."""
+
+    scenario: str
+    seed: int
+    kernel: str
+    tasks: dict[str, TaskOutcome]
+    oom_kills: list[dict[str, Any]]
+    events: list[tuple[Any, ...]]
+    counters: dict[str, Any]
+    end_time: float
+    panic: str | None = None
+    what_if: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The run's entry in the JSON output."""
+        return {
+            "seed": self.seed,
+            "kernel": self.kernel,
+            "what_if": self.what_if,
+            "tasks": {k: v.as_dict() for k, v in self.tasks.items()},
+            "oom_kills": [
+                {k: v for k, v in kill.items() if k in (
+                    "victim", "constraint", "memcg", "points", "time", "task_memcg",
+                    "totalpages", "rss_pages", "pgtables_pages", "swapents", "oom_score_adj",
+                    "line", "task_line")}
+                for kill in self.oom_kills
+            ],
+            "panic": self.panic,
+            "end_time": self.end_time,
+            "counters": self.counters,
+        }

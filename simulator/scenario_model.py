@@ -1,0 +1,191 @@
+"""The scenario file's top-level models: machine, sysctl, mounts, cgroups, tasks, expect.
+
+These models and those of simulator/scenario_ops.py are the single source of the format
+(docs/scenario-format.md and the JSON Schema come from them). They check the shape of each
+key; the cross-field checks are in validify.py and the loading in scenario.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from .scenario_ops import Op
+from .scenario_types import Duration, Flag, Size, SizeOrMax, Strict
+from .units import parse_bytes
+
+RESERVED_EXPECT_KEYS = ("memcg", "files")
+
+
+class NodeSpec(Strict):
+    """A NUMA node: its memory, and optionally what the kernel keeps for itself."""
+
+    memory: Size
+    reserved: Size | None = Field(default=None, description="pages not managed (default: memmap, 1/64)")
+    distance: list[int] | None = None
+
+
+class CostsSpec(Strict):
+    """Simulated time per page (or per call); defaults are the 6.18 measurements."""
+
+    fault: Duration | None = None
+    populate: Duration | None = None
+    map_populate: Duration | None = None
+    mlock: Duration | None = None
+    fallocate: Duration | None = None
+    read: Duration | None = None
+    write: Duration | None = None
+    swapin: Duration | None = None
+    pageout: Duration | None = None
+    syscall: Duration | None = None
+    exit: Duration | None = None
+    quantum: Duration | None = None
+
+
+class MachineSpec(Strict):
+    """The simulated machine."""
+
+    page_size: Size = "4KiB"
+    nodes: list[NodeSpec] = Field(default_factory=lambda: [NodeSpec(memory="4GiB")], min_length=1)
+    swap: Size = Field(default=0, description="the swap device, treated as SWP_SYNCHRONOUS_IO (zram): "
+                       "swap-in without readahead or swap cache")
+    page_cache: Size = 0
+    costs: CostsSpec = Field(default_factory=CostsSpec)
+    profile: str | None = Field(
+        default=None, description="a machine profile YAML (`oomsim validate --calibrate` writes one), "
+        "relative to the scenario file: its costs apply where `costs` sets none")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        base = (info.context or {}).get("base_dir")
+        p = Path(v) if Path(v).is_absolute() or base is None else Path(base) / v
+        return str(p)  # the loader reads it (scenario.py), once
+
+    @field_validator("page_size")
+    @classmethod
+    def _page_size(cls, v: Any) -> Any:
+        n = parse_bytes(v)
+        if n not in (4096, 16384, 65536):
+            raise ValueError(f"expected 4KiB, 16KiB or 64KiB, got {v!r}")
+        return v
+
+
+class SysctlSpec(Strict):
+    """The vm sysctls the modelled paths read (defaults are the kernel's)."""
+
+    overcommit_memory: Literal[0, 1, 2] = 0
+    overcommit_ratio: int = Field(default=50, ge=0)
+    overcommit_kbytes: int = Field(default=0, ge=0)
+    admin_reserve_kbytes: int | None = Field(default=None, ge=0)
+    user_reserve_kbytes: int | None = Field(default=None, ge=0)
+    min_free_kbytes: int | None = Field(default=None, ge=0)
+    watermark_scale_factor: int = Field(default=10, ge=1, le=3000)
+    panic_on_oom: Literal[0, 1, 2] = 0
+    oom_kill_allocating_task: Literal[0, 1] = 0
+    swappiness: int = Field(default=60, ge=0, le=200)
+
+
+class MountSpec(Strict):
+    """A tmpfs mount; size 0 means unlimited, no size means half of RAM (the kernel default)."""
+
+    path: str
+    size: Size | None = None
+    noswap: bool = Field(default=False, description="the `noswap` mount option: its pages never go to swap")
+
+
+class CgroupSpec(Strict):
+    """A memory cgroup's control files (cgroup v2 names; v1's oom_kill_disable)."""
+
+    memory_max: SizeOrMax = Field(default="max", alias="memory.max")
+    memory_high: SizeOrMax = Field(default="max", alias="memory.high")
+    memory_low: Size = Field(default=0, alias="memory.low")
+    memory_min: Size = Field(default=0, alias="memory.min")
+    memory_swap_max: SizeOrMax = Field(default="max", alias="memory.swap.max")
+    memory_oom_group: Flag = Field(default=False, alias="memory.oom.group")
+    memory_oom_kill_disable: Flag = Field(default=False, alias="memory.oom_kill_disable")
+
+
+# -- ops --------------------------------------------------------------------------------------
+
+
+class StartAfter(Strict):
+    """Start when another task has run all its ops."""
+
+    after: str
+
+
+class Rlimits(Strict):
+    """Resource limits (RLIMIT_MEMLOCK defaults to 8 MiB)."""
+
+    memlock: SizeOrMax = "8MiB"
+
+
+class Footprint(Strict):
+    """What a process has before its first op: charged to its memcg at start.
+
+    The defaults are what `oomsim validate` measured for its C worker on 6.18 (anonymous
+    memory, kernel stack, page tables) before the first op."""
+
+    anon: Size = "112KiB"
+    kernel: Size = "16KiB"
+    page_tables: Size = "48KiB"
+    vm: Size = "2MiB"
+    committed: Size = "256KiB"
+
+
+class TaskSpec(Strict):
+    """A process and the ops it runs."""
+
+    name: str
+    cgroup: str = "/"
+    start: Duration | StartAfter = 0
+    oom_score_adj: int = Field(default=0, ge=-1000, le=1000)
+    rlimits: Rlimits = Field(default_factory=Rlimits)
+    capabilities: list[Literal["ipc_lock", "sys_resource", "sys_admin"]] = []
+    footprint: Footprint = Field(default_factory=Footprint)
+    node: int = Field(default=0, ge=0)
+    ops: list[Op] = []
+
+
+Outcome = Literal["ok", "error", "sigbus", "oom_killed", "hung", "panic"]
+
+
+class ExpectTask(Strict):
+    """An expected outcome with detail."""
+
+    outcome: Outcome
+    errno: str | None = None
+    op: str | None = None
+    page: int | None = None
+    reason: str | None = None
+
+
+MemcgExpect = dict[str, Union[Size, dict[str, int]]]
+
+
+class WhatIfSpec(Strict):
+    """Behaviour no kernel has (see simulator/mm/profiles.py)."""
+
+    zero_page_sealed_holes: bool = False
+
+
+class Scenario(Strict):
+    """A scenario file."""
+
+    name: str
+    description: str = ""
+    seed: int = 1
+    kernel: Literal["6.18", "3.15"] = "6.18"
+    duration: Duration = "60s"
+    machine: MachineSpec = Field(default_factory=MachineSpec)
+    sysctl: SysctlSpec = Field(default_factory=SysctlSpec)
+    mounts: list[MountSpec] = []
+    cgroups: dict[str, CgroupSpec] = {}
+    tasks: list[TaskSpec] = Field(min_length=1)
+    what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
+    expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect]]] = {}
