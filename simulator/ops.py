@@ -22,7 +22,7 @@ from .mm.filemap import shmem_file_write_iter
 from .mm.fs_open import vfs_fallocate
 from .mm.gup import PageSeq, WalkResult, faultin_range
 from .mm.ipc_shm import newseg
-from .mm.madvise_behavior import EFAULT, madvise_vma_behavior
+from .mm.madvise import EFAULT, madvise_vma_behavior
 from .mm.memcontrol import CTX_GUP
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
 from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
