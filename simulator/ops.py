@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .mm import memfd as memfd_mod
+from .mm.errno import EACCES, EBADF, EFAULT, EINVAL, ENOMEM, EOPNOTSUPP
 from .mm.gup import PageSeq, faultin_range
 from .mm.madvise import madvise_pageout
 from .mm.memcontrol import CTX_FAULT, CTX_GUP
@@ -22,9 +23,6 @@ from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.oom_kill import pagefault_out_of_memory
 from .mm.overcommit import OVERCOMMIT_NEVER
 from .mm.shmem import (
-    EBADF,
-    EINVAL,
-    ENOMEM,
     ShmemInode,
     shmem_acct_size,
     shmem_file_read_iter,
@@ -38,8 +36,6 @@ from .units import parse_bytes, parse_seconds
 if TYPE_CHECKING:
     from .mm.memory import VMA
     from .tasks import Proc
-
-EACCES, EFAULT, EOPNOTSUPP = "EACCES", "EFAULT", "EOPNOTSUPP"
 
 
 class OpError(Exception):

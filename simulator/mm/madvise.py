@@ -33,11 +33,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EINVAL
 from .extents import ExtentMap
 from .memcontrol import mem_cgroup_swapout
 from .memory import unmap_pages
 from .page_alloc import free_pages
-from .shmem import EINVAL, ShmemInode, shmem_writeout
+from .shmem import ShmemInode, shmem_writeout
 from .swapfile import folio_alloc_swap
 
 if TYPE_CHECKING:

@@ -23,6 +23,8 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errno import ENOMEM
+
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
@@ -31,8 +33,6 @@ MAX_RECLAIM_RETRIES = 16
 PAGE_ALLOC_COSTLY_ORDER = 3
 MEMCG_CHARGE_BATCH = 64
 PAGE_COUNTER_MAX = 1 << 62
-
-ENOMEM = "ENOMEM"
 
 # Charge contexts: who is charging. A user fault may defer OOM handling ([2014]) or wait
 # (v1 oom_kill_disable); GUP and syscalls get -ENOMEM instead.

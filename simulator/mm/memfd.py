@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EBUSY, EINVAL, EPERM
 from .shmem import (
-    EINVAL,
-    EPERM,
     F_SEAL_EXEC,
     F_SEAL_FUTURE_WRITE,
     F_SEAL_GROW,
@@ -27,7 +26,6 @@ from .shmem import (
 if TYPE_CHECKING:
     from .machine import Machine
 
-EBUSY = "EBUSY"
 MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL = "allow_sealing", "noexec_seal"
 
 

@@ -21,10 +21,11 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errno import ENOMEM
 from .extents import ExtentMap
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .page_alloc import alloc_charged_page, alloc_pages, free_pages
-from .shmem import ENOMEM, ShmemInode, shmem_get_folio
+from .shmem import ShmemInode, shmem_get_folio
 from .swapfile import swap_free_nr
 
 if TYPE_CHECKING:

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EAGAIN, ENOMEM, EPERM
 from .memory import VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA
-from .shmem import ENOMEM, EPERM
 
 if TYPE_CHECKING:
     from .task import TaskStruct
-
-EAGAIN = "EAGAIN"
 
 
 def can_do_mlock(task: TaskStruct) -> bool:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EACCES, EAGAIN, ENOMEM
 from .memfd import memfd_check_seals_mmap
 from .memory import VMA, free_cow_pages, unmap_pages
 from .overcommit import OVERCOMMIT_NEVER
-from .shmem import ENOMEM, ShmemInode
+from .shmem import ShmemInode
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
-
-EACCES, EAGAIN = "EACCES", "EAGAIN"
 
 
 def mlock_future_ok(task: TaskStruct, npages: int) -> bool:

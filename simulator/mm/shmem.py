@@ -24,6 +24,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errno import EEXIST, EINVAL, ENOMEM, ENOSPC
 from .extents import ExtentMap
 from .memcontrol import (
     CTX_SYSCALL,
@@ -49,9 +50,6 @@ F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW = "seal", "shrink", "grow"
 F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, F_SEAL_EXEC = "write", "future_write", "exec"
 ALL_SEALS = (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, F_SEAL_EXEC)
 WRITE_SEALS = (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE)
-
-ENOSPC, ENOMEM, EPERM, EBADF, EINVAL, EFBIG = "ENOSPC", "ENOMEM", "EPERM", "EBADF", "EINVAL", "EFBIG"
-EEXIST = "EEXIST"
 
 
 @dataclass(eq=False)

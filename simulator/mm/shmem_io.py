@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .bulk import largest_fit, range_fits, snapshot_caps, split_at
+from .errno import EINTR, ENOSPC
 from .extents import ExtentMap
 from .gup import account_data, charge_and_take_parts, run_fast_path, slice_pages
 from .memcontrol import CTX_SYSCALL, charge_margin, page_counter_try_charge, swapin_memcg
 from .page_alloc import alloc_margin, take_pages
 from .shmem import (
-    ENOSPC,
     ShmemInode,
     shmem_add_pages,
     shmem_alloc_and_add_folio,
@@ -37,9 +37,6 @@ from .swapfile import swap_free_nr
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
-
-EINTR = "EINTR"
-
 
 @dataclass
 class FillResult:
