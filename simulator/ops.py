@@ -14,6 +14,7 @@ import numpy as np
 
 from .mm import memfd as memfd_mod
 from .mm.errno import EACCES, EBADF, EFAULT, EINVAL, ENOMEM, EOPNOTSUPP
+from .mm.file import close_fd
 from .mm.gup import PageSeq, faultin_range
 from .mm.madvise import madvise_pageout
 from .mm.memcontrol import CTX_FAULT, CTX_GUP
@@ -157,7 +158,7 @@ def op_close(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """close(2)."""
     yield _syscall(p)
     _inode(p, a.fd)
-    p.m.fd_put(p.task, a.fd)
+    close_fd(p.m, p.task, a.fd)
 
 
 @op("ftruncate")

@@ -9,6 +9,8 @@ import numpy as np
 import simpy
 
 from .engine import frozen_heap, task_rng
+from .mm.debug import check_invariants
+from .mm.file import close_fd
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
 from .mm.memory import MM, PT_SHIFTS
@@ -95,7 +97,7 @@ class Run:
         old = self.m.files.get(fd)
         if old is not None:
             for p in self.procs.values():
-                self.m.fd_put(p.task, fd)
+                close_fd(self.m, p.task, fd)
         self.m.files[fd] = inode
         self.fd_modes[fd] = writable
         for name in self.fd_users.get(fd, ()):
@@ -147,7 +149,7 @@ class Run:
                     p.outcome = TaskOutcome("hung", None, p.op_index, p.op_name,
                                             t.cursor if p.op_name == "touch" else p.page, end, reason)
         if self.check and panic is None:
-            self.m.check_invariants()
+            check_invariants(self.m)
         return RunResult(
             scenario=self.sc.name, seed=self.seed, kernel=self.kernel,
             tasks={n: p.outcome for n, p in self.procs.items() if p.outcome is not None},

@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import textwrap
 from typing import Any
+from unittest import mock
 
 from hypothesis import given, settings
 from strategies import scenarios
 
+from simulator.mm import exit as mm_exit
 from simulator.scenario import Scenario, parse_scenario
 from simulator.simulation import Run, RunResult
 
@@ -67,14 +69,14 @@ def simulate_observed(sc: Scenario, reference: bool) -> tuple[RunResult, dict[st
     run = Run(sc, reference=reference)
     m = run.m
     seen: dict[str, Any] = {}
-    exit_mm = m.exit_mm
+    exit_mm = mm_exit.exit_mm
 
-    def observed_exit_mm(task: Any) -> None:
+    def observed_exit_mm(m: Any, task: Any) -> None:
         seen[task.name] = mm_state(task)
-        exit_mm(task)
+        exit_mm(m, task)
 
-    m.exit_mm = observed_exit_mm  # type: ignore[method-assign]
-    result = run.run()
+    with mock.patch.object(mm_exit, "exit_mm", observed_exit_mm):
+        result = run.run()
     for t in m.tasks:
         seen.setdefault(t.name, mm_state(t))
     seen["files"] = file_state(m)

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .memcontrol import charge_margin
+from .overcommit import guess_free_2014, vm_commit_margin
 from .page_alloc import alloc_margin
-from .shmem import guess_free_2014
 
 INF = 1 << 62
 
@@ -64,7 +64,7 @@ def snapshot_caps(m, task, inode) -> Caps:  # type: ignore[no-untyped-def]
     commit, blocks, guess = INF, INF, None
     if inode is not None:
         if inode.noreserve:
-            cm = m.commit_margin(task)
+            cm = vm_commit_margin(m, task)
             commit = INF if cm is None else cm
             guess = guess_free_2014(m, task)
         fb = inode.sb.free_blocks()

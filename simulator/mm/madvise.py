@@ -39,6 +39,7 @@ from .memcontrol import mem_cgroup_swapout
 from .memory import unmap_pages
 from .page_alloc import free_pages
 from .shmem import ShmemInode, shmem_writeout
+from .signal import wake_up_all
 from .swapfile import folio_alloc_swap
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def madvise_pageout(
     else:
         done = pageout_runs(m, task, vma, a, b)
     if done:
-        m.wake_oom_waiters()
+        wake_up_all(m.oom_waiters)
     return None, done
 
 

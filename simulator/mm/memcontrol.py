@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errno import ENOMEM
+from .signal import wait_event_killable, wake_up_all
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -262,10 +263,7 @@ def memcg_memory_event(m: Machine, memcg: MemCgroup, event: str, task: str = "")
 def memcg_oom_recover(m: Machine, memcg: MemCgroup) -> None:
     """Models `memcg1_oom_recover()`: wake the tasks sleeping in `mem_cgroup_oom_synchronize`."""
     if memcg.waiters:
-        waiters, memcg.waiters = memcg.waiters, []
-        for ev in waiters:
-            if not ev.triggered:
-                ev.succeed()
+        wake_up_all(memcg.waiters)
 
 
 def mem_cgroup_oom_synchronize(m: Machine, task: TaskStruct) -> Generator[Any, Any, bool]:
@@ -284,11 +282,13 @@ def mem_cgroup_oom_synchronize(m: Machine, task: TaskStruct) -> Generator[Any, A
     task.memcg_in_oom = None
     if memcg.oom_kill_disable:
         m.log.emit("memcg_oom_wait", task=task.name, memcg=memcg.path)
-        yield from m.kernel_wait(task, memcg.waiters, f"v1 oom_kill_disable wait in {memcg.path}")
+        yield from wait_event_killable(m, task, memcg.waiters,
+                                       f"v1 oom_kill_disable wait in {memcg.path}")
         return True
     victim = mem_cgroup_out_of_memory(m, task, memcg)
     if victim is None:
-        yield from m.kernel_wait(task, memcg.waiters, f"refault loop: no OOM victim in {memcg.path}")
+        yield from wait_event_killable(m, task, memcg.waiters,
+                                       f"refault loop: no OOM victim in {memcg.path}")
     elif victim is not task:
         yield from wait_for_oom_progress(m, task, victim)
     return True

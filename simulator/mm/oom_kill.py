@@ -16,7 +16,10 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event
+from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event, page_counter_uncharge
+from .memory import free_cow_pages
+from .page_alloc import free_pages
+from .signal import do_send_sig_info, wait_event_killable, wake_up_all
 from .task import OOM_SCORE_ADJ_MIN
 
 if TYPE_CHECKING:
@@ -210,7 +213,7 @@ def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) 
     """Models `__oom_kill_process()` (once `oom_kill_task`): SIGKILL, mark, report, reap."""
     points = oom_badness(victim, oc.totalpages)
     line = kill_report(victim, message)
-    m.send_sigkill(victim)
+    do_send_sig_info(m, victim)
     mark_oom_victim(m, victim)
     memcg_memory_event(m, victim.memcg, "oom_kill", victim.name)
     m.oom_kills.append({
@@ -253,10 +256,30 @@ def oom_reap_task(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
     mm = task.mm
     if task.exited or mm is None or mm.mmf_oom_skip:
         return
-    freed = m.reap_private(task)
+    freed = __oom_reap_task_mm(m, task)
     mm.mmf_oom_skip = True
     m.log.emit("oom_reaper", task=task.name, memcg=task.memcg.path, pages=freed)
-    m.wake_oom_waiters()
+    wake_up_all(m.oom_waiters)
+
+
+def __oom_reap_task_mm(m: Machine, task: TaskStruct) -> int:
+    """Models `__oom_reap_task_mm()`: free the anonymous and private pages; returns how many.
+
+    Shared shmem mappings are left alone: their pages belong to the file. `exit_mmap` does the
+    same work for every exiting task.
+    """
+    mm = task.mm
+    freed = 0
+    for vma in mm.vmas.values():
+        if not vma.shared:
+            freed += free_cow_pages(m, task, vma, 0, vma.npages)
+    for nid, n in list(mm.anon_nodes.items()):
+        if n:
+            m.anon_stat(task, nid, -n)
+            page_counter_uncharge(m, task.memcg, n)
+            free_pages(m, nid, n)
+            freed += n
+    return freed
 
 
 def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -> Generator[Any, Any, None]:
@@ -268,7 +291,7 @@ def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -
     """
     if victim.exited or (victim.mm is not None and victim.mm.mmf_oom_skip):
         return
-    yield from m.kernel_wait(current, m.oom_waiters, "waiting for OOM victim to exit")
+    yield from wait_event_killable(m, current, m.oom_waiters, "waiting for OOM victim to exit")
 
 
 def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
@@ -291,4 +314,5 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
             yield from wait_for_oom_progress(m, task, victim)
         return
     m.log.emit("pagefault_out_of_memory", task=task.name, memcg=task.memcg.path)
-    yield from m.kernel_wait(task, m.oom_waiters, "refault loop: VM_FAULT_OOM with no OOM victim")
+    yield from wait_event_killable(m, task, m.oom_waiters,
+                                   "refault loop: VM_FAULT_OOM with no OOM victim")

@@ -36,8 +36,9 @@ from .memcontrol import (
     swapin_memcg,
     try_charge_memcg,
 )
-from .overcommit import guess_free_pages_2014
+from .overcommit import security_vm_enough_memory_mm
 from .page_alloc import alloc_charged_page, alloc_pages, free_pages
+from .signal import wake_up_all
 from .swapfile import folio_alloc_swap, swap_free_nr
 from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes
 
@@ -123,7 +124,7 @@ def shmem_acct_size(m: Machine, task: TaskStruct, inode: ShmemInode, pages: int)
     SHM_NORESERVE, or with it in mode 2) charges its whole size to Committed_AS at creation."""
     if inode.noreserve:
         return None
-    if not m.vm_enough_memory(task, pages):
+    if not security_vm_enough_memory_mm(m, task, pages):
         return ENOMEM
     return None
 
@@ -135,7 +136,7 @@ def shmem_acct_blocks(m: Machine, task: TaskStruct, inode: ShmemInode, pages: in
     failure is -ENOSPC (so that sparse mappings get SIGBUS, not OOM).
     """
     if inode.noreserve:
-        if not m.vm_enough_memory(task, pages):
+        if not security_vm_enough_memory_mm(m, task, pages):
             m.log.emit("vm_enough_memory_fail", task=task.name, pages=pages,
                        value=m.overcommit.committed_as)
             return ENOSPC
@@ -310,7 +311,7 @@ def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
     shmem_xa_erase(m, inode, a, b, max_before)
     shmem_unacct_blocks(m, inode, total)
     if total:
-        m.wake_oom_waiters()
+        wake_up_all(m.oom_waiters)
     return total
 
 
@@ -516,16 +517,3 @@ def bulk_swapin(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int)
     m.swap.pswpin += n
     return n
 
-
-def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
-    """[2014] The v3.15 mode-0 free estimate for `task`, or None when that rule is off."""
-    if not m.profile.overcommit_guess_heuristic or m.overcommit.mode != 0:
-        return None
-    free = sum(n.free for n in m.nodes)
-    shmem = sum(n.stat["shmem"] for n in m.nodes)
-    return guess_free_pages_2014(
-        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
-        slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
-        admin_reserve=m.overcommit.admin_reserve_pages,
-        cap_sys_admin=task.capable("sys_admin"),
-    )

@@ -1,0 +1,30 @@
+"""A task's open files: closing an fd, and closing them all at exit.
+
+Models fs/file.c (v6.18) `close_fd()` and `exit_files()` (-> `close_files()`), with the `fput()`
+that drops the file's reference: the last one evicts an unlinked shmem file (`iput`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .inode import iput
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .task import TaskStruct
+
+
+def close_fd(m: Machine, task: TaskStruct, fd: str) -> None:
+    """Models `close_fd()` -> `fput()`: the task's reference to the file goes."""
+    task.fds.discard(fd)
+    inode = m.files.get(fd)
+    if inode is not None:
+        inode.holders.discard(task.pid)
+        iput(m, inode)
+
+
+def exit_files(m: Machine, task: TaskStruct) -> None:
+    """Models `exit_files()`: every fd the task still holds is closed."""
+    for fd in list(task.fds):
+        close_fd(m, task, fd)
