@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from .errno import ENOMEM
 from .extents import ExtentMap
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
-from .page_alloc import alloc_charged_page, alloc_pages, free_pages
+from .page_alloc import free_pages
+from .page_alloc_slowpath import alloc_charged_page, alloc_pages
 from .shmem import ShmemInode, shmem_get_folio
 from .swapfile import swap_free_nr
 

@@ -37,7 +37,8 @@ from .memcontrol import (
     try_charge_memcg,
 )
 from .overcommit import security_vm_enough_memory_mm
-from .page_alloc import alloc_charged_page, alloc_pages, free_pages
+from .page_alloc import free_pages
+from .page_alloc_slowpath import alloc_charged_page, alloc_pages
 from .signal import wake_up_all
 from .swapfile import folio_alloc_swap, swap_free_nr
 from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes

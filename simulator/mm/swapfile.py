@@ -25,7 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .memcontrol import mem_cgroup_try_charge_swap, mem_cgroup_uncharge_swap, memcg_swap_event
+from .memcontrol import (
+    mem_cgroup_try_charge_swap,
+    mem_cgroup_uncharge_swap,
+    memcg_swap_event,
+    swap_margin,
+)
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -66,8 +71,6 @@ def folio_alloc_swap(m: Machine, memcg: MemCgroup, nr_pages: int, task: str = ""
     """
     if nr_pages <= 0:
         return 0
-    from .memcontrol import swap_margin
-
     slots = m.swap.nr_free()
     k = min(nr_pages, slots, swap_margin(memcg))
     if k and not mem_cgroup_try_charge_swap(m, memcg, k, task):
