@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .levels import COMMITTED_AS, MEMCG_USAGE, NODE_FREE, SWAP_USED, LevelLog
 from .memcontrol import MemCgroup, mod_memcg_state
 from .overcommit import Overcommit, vm_commit_limit
 from .page_alloc import Node, zonelist
@@ -97,12 +98,24 @@ class Machine:
     reference: bool = False
     swap: SwapInfo = None  # type: ignore[assignment]
     debug_vm: bool = False
+    levels: LevelLog = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.log is None:
             self.log = EventLog(self.env)
         if self.swap is None:
             self.swap = SwapInfo(pages=self.total_swap)
+        if self.levels is None:
+            self.levels = LevelLog(self.env)
+        # The counters record their changes here (simulator/mm/levels.py); the initial levels
+        # are recorded now, so that every series starts at time 0.
+        self.root.levels = self.overcommit.levels = self.levels
+        for n in self.nodes:
+            n.levels = self.levels
+            self.levels.record(NODE_FREE, n.nid, n.free)
+        self.levels.record(MEMCG_USAGE, self.root.path, self.root.usage)
+        self.levels.record(COMMITTED_AS, "", self.overcommit.committed_as)
+        self.levels.record(SWAP_USED, "", self.swap.inuse)
         self._owner_index: dict[tuple[int, int], int] = {}
         self._memcg_tag_index: dict[int, int] = {}
         self.memcgs.setdefault(self.root.path, self.root)

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errno import ENOMEM
+from .levels import MEMCG_USAGE
 from .signal import wait_event_killable, wake_up_all
 
 if TYPE_CHECKING:
+    from .levels import LevelLog
     from .machine import Machine
     from .task import TaskStruct
 
@@ -78,6 +80,7 @@ class MemCgroup:
     slab_nodes: dict[int, int] = field(default_factory=dict)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
+    levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
 
     def ancestors(self) -> tuple[MemCgroup, ...]:
         """This memcg and its parents up to the root, nearest first.
@@ -128,27 +131,38 @@ def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None
     for c in chain:
         if not c.is_root() and c.usage + nr_pages > c.max:
             return c
+    levels = chain[-1].levels
     for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        if levels is not None:
+            levels.record(MEMCG_USAGE, c.path, c.usage)
     return None
 
 
 def page_counter_charge(memcg: MemCgroup, nr_pages: int) -> None:
     """Models `page_counter_charge()`: a forced charge that may exceed max (`__GFP_NOFAIL`)."""
-    for c in memcg.ancestors():
+    chain = memcg.ancestors()
+    levels = chain[-1].levels
+    for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        if levels is not None:
+            levels.record(MEMCG_USAGE, c.path, c.usage)
 
 
 def page_counter_uncharge(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
     """Models `page_counter_uncharge()`, and wakes tasks waiting in a v1 memcg OOM."""
     if nr_pages == 0:
         return
-    for c in memcg.ancestors():
+    chain = memcg.ancestors()
+    levels = chain[-1].levels
+    for c in chain:
         c.usage -= nr_pages
         if c.usage < 0:
             raise AssertionError(f"memcg {c.path} usage went negative ({c.usage})")
+        if levels is not None:
+            levels.record(MEMCG_USAGE, c.path, c.usage)
         memcg_oom_recover(m, c)
 
 

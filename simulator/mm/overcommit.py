@@ -10,10 +10,13 @@ Simplifications:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .levels import COMMITTED_AS
+
 if TYPE_CHECKING:
+    from .levels import LevelLog
     from .machine import Machine
     from .task import TaskStruct
 
@@ -30,12 +33,15 @@ class Overcommit:
     admin_reserve_pages: int = 0
     user_reserve_pages: int = 0
     committed_as: int = 0
+    levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def vm_acct_memory(self, pages: int) -> None:
         """Models `vm_acct_memory()`/`vm_unacct_memory()` (negative pages unaccount)."""
         self.committed_as += pages
         if self.committed_as < 0:
             raise AssertionError(f"Committed_AS went negative ({self.committed_as})")
+        if self.levels is not None and pages:
+            self.levels.record(COMMITTED_AS, "", self.committed_as)
 
 
 def vm_commit_limit(oc: Overcommit, totalram: int, total_swap: int, page_kb: int) -> int:

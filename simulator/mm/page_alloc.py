@@ -19,7 +19,10 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .levels import NODE_FREE
+
 if TYPE_CHECKING:
+    from .levels import LevelLog
     from .machine import Machine
 
 WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
@@ -62,6 +65,7 @@ class Node:
         default_factory=lambda: {"anon": 0, "shmem": 0, "pagetables": 0, "kernel": 0, "slab": 0}
     )
     kswapd_wakeups: int = 0
+    levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def min_wmark(self) -> int:
         """The min watermark (pages)."""
@@ -124,6 +128,8 @@ def take_pages(
     local = nodes[0]
     if zone_margin(local, local.low_wmark()) >= nr_pages:  # the usual case: all from one node
         local.free -= nr_pages
+        if local.levels is not None:
+            local.levels.record(NODE_FREE, local.nid, local.free)
         return [(local.nid, nr_pages)]
     segs: list[tuple[int, int]] = []
     left = nr_pages
@@ -139,6 +145,8 @@ def take_pages(
                 if pass_no:
                     n.kswapd_wakeups += 1
                 n.free -= got
+                if n.levels is not None:
+                    n.levels.record(NODE_FREE, n.nid, n.free)
                 if segs and segs[-1][0] == n.nid:
                     segs[-1] = (n.nid, segs[-1][1] + got)
                 else:
@@ -156,3 +164,4 @@ def free_pages(m: Machine, nid: int, nr_pages: int) -> None:
         node.free += nr_pages
         if node.free > node.managed:
             raise AssertionError(f"node {nid}: freed more pages than it manages")
+        m.levels.record(NODE_FREE, nid, node.free)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .levels import SWAP_USED
 from .memcontrol import (
     mem_cgroup_try_charge_swap,
     mem_cgroup_uncharge_swap,
@@ -76,6 +77,8 @@ def folio_alloc_swap(m: Machine, memcg: MemCgroup, nr_pages: int, task: str = ""
     if k and not mem_cgroup_try_charge_swap(m, memcg, k, task):
         raise AssertionError("swap charge within the margin refused")
     m.swap.inuse += k
+    if k:
+        m.levels.record(SWAP_USED, "", m.swap.inuse)
     failed = nr_pages - k
     if failed:
         if slots - k > 0:
@@ -94,4 +97,5 @@ def swap_free_nr(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
     m.swap.inuse -= nr_pages
     if m.swap.inuse < 0:
         raise AssertionError("swap: more slots freed than used")
+    m.levels.record(SWAP_USED, "", m.swap.inuse)
     mem_cgroup_uncharge_swap(memcg, nr_pages)
