@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .debug import vm_debug_check
 from .file import exit_files
 from .mmap import exit_mmap
 from .signal import wake_up_all
@@ -34,3 +35,4 @@ def do_exit(m: Machine, task: TaskStruct) -> None:
     task.exited = True
     task.memcg.tasks.pop(task, None)  # cgroup_exit()
     wake_up_all(m.oom_waiters)
+    vm_debug_check(m)

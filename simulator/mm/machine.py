@@ -71,7 +71,16 @@ class EventLog:
 
 @dataclass(eq=False)
 class Machine:
-    """Global kernel state for one simulated run."""
+    """Global kernel state for one simulated run.
+
+    Attributes (beyond the obvious):
+        debug_vm: CONFIG_DEBUG_VM: `debug.vm_debug_check` checks the invariants where it is
+            called (after an exit, a reaping; the stepping engine's steps and the task runner's
+            ops), not only at the end of the run.
+        panic: the panic message once the kernel has panicked (the run stops there).
+        levels: the level records of memcg usage, node free pages, Committed_AS and swap use
+            (simulator/mm/levels.py).
+    """
 
     env: simpy.Environment
     page_size: int
@@ -98,6 +107,7 @@ class Machine:
     reference: bool = False
     swap: SwapInfo = None  # type: ignore[assignment]
     debug_vm: bool = False
+    panic: str | None = None
     levels: LevelLog = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .debug import vm_debug_check
 from .memcontrol import (
     mem_cgroup_get_oom_group,
     mem_cgroup_oom_synchronize,
@@ -141,8 +142,9 @@ def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct
     oc.constraint = constrained_alloc(m, oc)
     panic_on_oom = m.sysctl.get("panic_on_oom", 0)
     if panic_on_oom == 2 or (panic_on_oom == 1 and oc.constraint == CONSTRAINT_NONE):
-        raise KernelPanic(f"Out of memory: {'compulsory' if panic_on_oom == 2 else 'system-wide'}"
-                          f" panic_on_oom is enabled")
+        m.panic = (f"Out of memory: {'compulsory' if panic_on_oom == 2 else 'system-wide'}"
+                   f" panic_on_oom is enabled")
+        raise KernelPanic(m.panic)
     if (oc.memcg is None and m.sysctl.get("oom_kill_allocating_task", 0)
             and current.mm is not None and not oom_unkillable_task(current)
             and current.oom_score_adj != OOM_SCORE_ADJ_MIN):
@@ -156,7 +158,8 @@ def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct
         return oc.abort
     if oc.chosen is None:
         if oc.memcg is None:
-            raise KernelPanic("System is deadlocked on memory")
+            m.panic = "System is deadlocked on memory"
+            raise KernelPanic(m.panic)
         m.log.emit("oom_no_victim", task=current.name, memcg=oc.memcg.path)
         return None
     msg = "Memory cgroup out of memory" if oc.memcg is not None else "Out of memory"
@@ -264,6 +267,7 @@ def oom_reap_task(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
     mm.mmf_oom_skip = True
     m.log.emit("oom_reaper", task=task.name, memcg=task.memcg.path, pages=freed)
     wake_up_all(m.oom_waiters)
+    vm_debug_check(m)
 
 
 def __oom_reap_task_mm(m: Machine, task: TaskStruct) -> int:
