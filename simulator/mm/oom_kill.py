@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 LONG_MIN = -(1 << 63)
 CONSTRAINT_NONE, CONSTRAINT_MEMCG = "CONSTRAINT_NONE", "CONSTRAINT_MEMCG"
 OOM_REAPER_DELAY = 2.0  # seconds: `queue_oom_reaper` waits 2 * HZ
-PAGE_KB = 4
 
 
 class KernelPanic(Exception):  # noqa: N818 - the kernel's word for it
@@ -193,10 +192,11 @@ def oom_kill_process(m: Machine, current: TaskStruct, oc: OomControl, message: s
                     oom_kill_task(m, t, message, oc)
 
 
-def kill_report(task: TaskStruct, message: str) -> str:
-    """The kernel's own log line for a kill, as `__oom_kill_process` prints it."""
+def kill_report(task: TaskStruct, message: str, page_kb: int) -> str:
+    """The kernel's own log line for a kill, as `__oom_kill_process` prints it (sizes in kB,
+    `K(x)` = x pages of `page_kb` KiB)."""
     mm = task.mm
-    k = PAGE_KB
+    k = page_kb
     return (
         f"{message}: Killed process {task.pid} ({task.comm}) total-vm:{mm.total_vm * k}kB, "
         f"anon-rss:{mm.rss['anon'] * k}kB, file-rss:{mm.rss['file'] * k}kB, "
@@ -205,7 +205,7 @@ def kill_report(task: TaskStruct, message: str) -> str:
     )
 
 
-def dump_task(task: TaskStruct, page_size: int = PAGE_KB * 1024) -> str:
+def dump_task(task: TaskStruct, page_size: int) -> str:
     """The victim's row of the `oom_dump_tasks` table (`dump_task`), where the kernel prints
     MM_SWAPENTS: pid, uid, tgid, total_vm, rss, rss_anon, rss_file, rss_shmem (pages),
     pgtables_bytes, swapents, oom_score_adj, comm."""
@@ -219,7 +219,7 @@ def dump_task(task: TaskStruct, page_size: int = PAGE_KB * 1024) -> str:
 def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) -> None:
     """Models `__oom_kill_process()` (once `oom_kill_task`): SIGKILL, mark, report, reap."""
     points = oom_badness(victim, oc.totalpages)
-    line = kill_report(victim, message)
+    line = kill_report(victim, message, m.page_kb)
     do_send_sig_info(m, victim)
     mark_oom_victim(m, victim)
     memcg_memory_event(m, victim.memcg, "oom_kill", victim.name)
