@@ -83,11 +83,11 @@ def check_invariants(m: Machine) -> None:
     for c in m.memcgs.values():
         for nid, n in c.slab_nodes.items():
             per_node_used[nid] += n
-    for n in m.nodes:
-        if not 0 <= n.managed - n.free - per_node_used[n.nid] <= slack:
+    for node in m.nodes:
+        if not 0 <= node.managed - node.free - per_node_used[node.nid] <= slack:
             raise AssertionError(
-                f"node {n.nid}: free {n.free} + used {per_node_used[n.nid]} "
-                f"!= managed {n.managed}" + (f" (less up to {slack} unbooked)" if slack else "")
+                f"node {node.nid}: free {node.free} + used {per_node_used[node.nid]} "
+                f"!= managed {node.managed}" + (f" (less up to {slack} unbooked)" if slack else "")
             )
     for c in m.memcgs.values():
         if c.usage < 0:

@@ -60,7 +60,7 @@ class EventLog:
 
     def emit(
         self, kind: str, *, task: str = "", memcg: str = "", page: int = -1, pages: int = 0,
-        value: int | float = 0, detail: str = "",
+        value: int | float | None = 0, detail: str = "",
     ) -> None:
         """Append one record at the current simulated time."""
         self.records.append((self.env.now, kind, task, memcg, page, pages, value, detail))

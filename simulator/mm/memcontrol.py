@@ -32,9 +32,7 @@ if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
 
-MAX_RECLAIM_RETRIES = 16
 PAGE_ALLOC_COSTLY_ORDER = 3
-MEMCG_CHARGE_BATCH = 64
 PAGE_COUNTER_MAX = 1 << 62
 
 # Charge contexts: who is charging. A user fault may defer OOM handling ([2014]) or wait
@@ -89,7 +87,8 @@ class MemCgroup:
         """
         chain = self.__dict__.get("_chain")
         if chain is None:
-            out, c = [], self
+            out: list[MemCgroup] = []
+            c: MemCgroup | None = self
             while c is not None:
                 out.append(c)
                 c = c.parent
@@ -107,9 +106,6 @@ class MemCgroup:
             out.extend(c.descendants_pre())
         return out
 
-    def is_descendant(self, other: MemCgroup) -> bool:
-        """Whether this memcg is `other` or lies below it (`mem_cgroup_is_descendant`)."""
-        return other in self.ancestors()
 
 
 def mem_cgroup_margin(memcg: MemCgroup) -> int:
@@ -261,11 +257,6 @@ def obj_stock_refill(memcg: MemCgroup, nbytes: int, page_size: int) -> int:
     return pages
 
 
-def memcg_stat_recursive(memcg: MemCgroup, item: str) -> int:
-    """memory.stat's view: the item summed over the subtree."""
-    return sum(c.stat[item] for c in memcg.descendants_pre())
-
-
 def memcg_memory_event(m: Machine, memcg: MemCgroup, event: str, task: str = "") -> None:
     """Models `memcg_memory_event()`: memory.events counts in this memcg and its ancestors."""
     for c in memcg.ancestors():
@@ -343,10 +334,10 @@ def try_charge_memcg(
             return None
         memcg_memory_event(m, over, "max", task.name)
         # try_to_free_mem_cgroup_pages(): nothing is reclaimable in this model, so the margin
-        # check, the stock drain and the MAX_RECLAIM_RETRIES rounds all end without progress.
+        # check, the stock drain and the MAX_RECLAIM_RETRIES (16) rounds all end without progress.
         if passed_oom and task.dying:
             return ENOMEM
-        victim = yield from mem_cgroup_oom(m, task, over, nr_pages, ctx)
+        victim = mem_cgroup_oom(m, task, over, nr_pages, ctx)
         if victim is None:
             return ENOMEM
         passed_oom = True
@@ -356,7 +347,7 @@ def try_charge_memcg(
 
 def mem_cgroup_oom(
     m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, ctx: str
-) -> Generator[Any, Any, TaskStruct | None]:
+) -> TaskStruct | None:
     """Models `mem_cgroup_oom()`: no kill for costly orders, v1 oom_kill_disable, or [2014]
     outside a user fault; else `mem_cgroup_out_of_memory`.
 
@@ -379,7 +370,4 @@ def mem_cgroup_oom(
         if ctx == CTX_FAULT:
             task.memcg_in_oom = memcg
         return None
-    victim = mem_cgroup_out_of_memory(m, task, memcg)
-    if False:  # pragma: no cover - keeps this a generator for callers using `yield from`
-        yield None
-    return victim
+    return mem_cgroup_out_of_memory(m, task, memcg)

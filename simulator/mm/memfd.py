@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errno import EBUSY, EINVAL, EPERM
+from .errno import EBUSY, EPERM
 from .shmem import (
     F_SEAL_EXEC,
     F_SEAL_FUTURE_WRITE,
@@ -101,4 +101,4 @@ def memfd_check_seals_mmap(inode: ShmemInode, shared: bool, prot_write: bool) ->
     return None
 
 
-__all__ = ["EBUSY", "EINVAL", "memfd_add_seals", "memfd_create"]
+__all__ = ["memfd_add_seals", "memfd_create"]

@@ -19,6 +19,7 @@ from .oom_kill import __oom_reap_task_mm
 from .overcommit import OVERCOMMIT_NEVER, security_vm_enough_memory_mm
 from .page_alloc import free_pages
 from .shmem import ShmemInode
+from .task import CAP_IPC_LOCK
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 def mlock_future_ok(task: TaskStruct, npages: int) -> bool:
     """Models `mlock_future_ok()`: locked_vm + npages within RLIMIT_MEMLOCK, or CAP_IPC_LOCK."""
-    if task.capable("ipc_lock"):
+    if task.capable(CAP_IPC_LOCK):
         return True
     return task.mm.locked_vm + npages <= task.rlimit_memlock
 

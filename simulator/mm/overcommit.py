@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .levels import COMMITTED_AS
+from .task import CAP_SYS_ADMIN
 
 if TYPE_CHECKING:
     from .levels import LevelLog
@@ -133,7 +134,7 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
         free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
         slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
         admin_reserve=m.overcommit.admin_reserve_pages,
-        cap_sys_admin=task.capable("sys_admin"),
+        cap_sys_admin=task.capable(CAP_SYS_ADMIN),
     )
 
 
@@ -143,7 +144,7 @@ def security_vm_enough_memory_mm(m: Machine, task: TaskStruct, pages: int) -> bo
     return vm_enough_memory(
         m.overcommit, pages, commit_limit=m.commit_limit(), totalram=m.totalram,
         total_swap=m.total_swap, total_vm=task.mm.total_vm,
-        cap_sys_admin=task.capable("sys_admin"), guess_free_2014=guess_free_2014(m, task),
+        cap_sys_admin=task.capable(CAP_SYS_ADMIN), guess_free_2014=guess_free_2014(m, task),
     )
 
 
@@ -152,5 +153,5 @@ def vm_commit_margin(m: Machine, task: TaskStruct) -> int | None:
     calls that would succeed now (None: unlimited)."""
     return commit_margin(
         m.overcommit, commit_limit=m.commit_limit(), total_vm=task.mm.total_vm,
-        cap_sys_admin=task.capable("sys_admin"),
+        cap_sys_admin=task.capable(CAP_SYS_ADMIN),
     )

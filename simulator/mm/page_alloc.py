@@ -64,7 +64,6 @@ class Node:
     stat: dict[str, int] = field(
         default_factory=lambda: {"anon": 0, "shmem": 0, "pagetables": 0, "kernel": 0, "slab": 0}
     )
-    kswapd_wakeups: int = 0
     levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def min_wmark(self) -> int:
@@ -136,14 +135,12 @@ def take_pages(
     marks = [lambda n: n.low_wmark(), lambda n: n.min_wmark()]
     if oom_victim:
         marks.append(lambda n: alloc_oom_mark(n.min_wmark()))
-    for pass_no, mark in enumerate(marks):
+    for mark in marks:
         for n in nodes:
             if left == 0:
                 break
             got = min(left, zone_margin(n, mark(n)))
             if got:
-                if pass_no:
-                    n.kswapd_wakeups += 1
                 n.free -= got
                 if n.levels is not None:
                     n.levels.record(NODE_FREE, n.nid, n.free)

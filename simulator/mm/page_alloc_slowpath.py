@@ -36,8 +36,6 @@ def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]
             return take_pages(nodes, 1)[0][0]
         # __alloc_pages_slowpath(): kswapd is woken, direct reclaim finds nothing to reclaim
         # (no swap, no clean page cache), should_reclaim_retry gives up after its rounds.
-        for n in nodes:
-            n.kswapd_wakeups += 1
         if task.oom_victim:
             if alloc_margin(nodes, oom_victim=True) >= 1:
                 return take_pages(nodes, 1, oom_victim=True)[0][0]

@@ -47,14 +47,14 @@ class SwapInfo:
         inuse: slots holding a page (`si->inuse_pages`).
         pswpin: pages read back (the vmstat event).
         pswpout: pages written out.
-        synchronous_io: SWP_SYNCHRONOUS_IO (always, see the module docstring).
+
+    The device is always SWP_SYNCHRONOUS_IO (see the module docstring).
     """
 
     pages: int
     inuse: int = 0
     pswpin: int = 0
     pswpout: int = 0
-    synchronous_io: bool = True
 
     def nr_free(self) -> int:
         """Models `get_nr_swap_pages()`: free slots."""
