@@ -7,7 +7,7 @@ outcome (outcome, errno, op, page), on the OOM kills (victims, order, points), o
 counter, and, beyond those, on the event log (the bulk engine's own per-step `fault_bulk`
 records aside) and on each address space as its task exits (rss, page tables, which pages
 are mapped, copied or zero-mapped) and each file's pages and their owners. Both runs also
-pass `Machine.check_invariants`, and no task ever exits mapping a file page that is gone.
+pass `debug.check_invariants`, and no task ever exits mapping a file page that is gone.
 
 `make test` runs the `differential` profile (500 scenarios, derandomised); `make fuzz` runs
 the `fuzz` profile (many more, a fresh random stream each time, failures kept in
