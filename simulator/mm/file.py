@@ -25,6 +25,12 @@ def close_fd(m: Machine, task: TaskStruct, fd: str) -> None:
 
 
 def exit_files(m: Machine, task: TaskStruct) -> None:
-    """Models `exit_files()`: every fd the task still holds is closed."""
-    for fd in list(task.fds):
+    """Models `exit_files()`: every fd the task still holds is closed, in fd order.
+
+    `close_files()` walks the fd table from 0; fds are numbered as they are installed, which is
+    the order of `m.files`. (`task.fds` is a set of names: its order changes with the string
+    hash seed, and with it the order of the evictions the closes cause.)
+    """
+    number = {fd: i for i, fd in enumerate(m.files)}
+    for fd in sorted(task.fds, key=lambda fd: number.get(fd, len(number))):
         close_fd(m, task, fd)
