@@ -107,7 +107,6 @@ class MemCgroup:
         return out
 
 
-
 def mem_cgroup_margin(memcg: MemCgroup) -> int:
     """Models `mem_cgroup_margin()`: pages chargeable before this memcg's own max is hit."""
     return max(0, memcg.max - memcg.usage)
