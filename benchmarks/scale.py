@@ -7,7 +7,9 @@ from __future__ import annotations
 import resource
 import tracemalloc
 from typing import Any
+from unittest import mock
 
+from simulator.mm import exit as mm_exit
 from simulator.mm.mm_types import PT_SHIFTS
 from simulator.simulation import Run
 
@@ -21,23 +23,22 @@ TiB_PAGES = 1 << 28
 def scan(file_size: str, machine: str, limit: str) -> Any:
     """Run the core scenario's scan; return the result and the reader's VMA and mm at exit."""
     run = Run(scaled_core(file_size, limit, machine))
-    m = run.m
     seen: dict[str, Any] = {}
-    exit_mm = m.exit_mm
+    exit_mm = mm_exit.exit_mm
 
-    def observed_exit_mm(task: Any) -> None:
+    def observed_exit_mm(m: Any, task: Any) -> None:
         if task.name == "reader":
             vma = next(iter(task.mm.vmas.values()))
             seen["va0"], seen["npages"] = vma.start, vma.npages
-        exit_mm(task)
+        exit_mm(m, task)
 
     reader = run.procs["reader"].task
     seen["footprint"] = reader.memcg.usage  # charged at fork; /app holds only the reader
     seen["present"] = {s: [(a, b) for a, b, _ in reader.mm.pt[s].runs(0, 1 << 62)]
                        for s in PT_SHIFTS}
     seen["limit"] = reader.memcg.max
-    m.exit_mm = observed_exit_mm  # type: ignore[method-assign]
-    return run.run(), seen
+    with mock.patch.object(mm_exit, "exit_mm", observed_exit_mm):
+        return run.run(), seen
 
 
 def page_tables_for(va0: int, x: int, present: dict[int, list[tuple[int, int]]]) -> int:

@@ -16,20 +16,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .mm import memfd as memfd_mod
+from .mm.errno import EBADF, EFAULT, EINVAL
 from .mm.fault import access_error, do_user_addr_fault
-from .mm.file import fd_install, file_writable
+from .mm.file import close_fd, fd_install, file_writable
 from .mm.filemap import shmem_file_write_iter
 from .mm.fs_open import vfs_fallocate
 from .mm.gup import PageSeq, WalkResult, faultin_range
 from .mm.ipc_shm import newseg
-from .mm.madvise import EFAULT, madvise_vma_behavior
+from .mm.madvise import madvise_vma_behavior
 from .mm.memcontrol import CTX_GUP
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
 from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.namei import do_filp_open
 from .mm.proc_base import __set_oom_adj
-from .mm.shmem import EBADF, EINVAL, ShmemInode, shmem_file_read_iter
+from .mm.shmem import ShmemInode, shmem_file_read_iter
 from .mm.truncate import shmem_setattr
 from .plan import Fraction, nbytes
 from .registry import Registry
@@ -156,7 +157,7 @@ def op_close(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """close(2)."""
     yield _syscall(p)
     _inode(p, a.fd)
-    p.m.fd_put(p.task, a.fd)
+    close_fd(p.m, p.task, a.fd)
 
 
 @op("ftruncate")

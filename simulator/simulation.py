@@ -9,6 +9,7 @@ import simpy
 
 from .engine.engines import BULK, REFERENCE
 from .engine.rng import frozen_heap, task_rng
+from .mm.debug import check_invariants
 from .mm.file import FdTable
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
@@ -90,8 +91,8 @@ class Run:
                     reason = t.wait_reason or p.wait_reason or "the duration ran out"
                     p.outcome = TaskOutcome("hung", None, p.op_index, p.op_name,
                                             t.cursor if p.op_name == "touch" else p.page, end, reason)
-        if self.check and panic is None:
-            self.m.check_invariants()
+        if self.check:
+            check_invariants(self.m)
         return RunResult(
             scenario=self.sc.name, seed=self.seed, kernel=self.kernel,
             tasks={n: p.outcome for n, p in self.procs.items() if p.outcome is not None},

@@ -11,6 +11,7 @@ import numpy as np
 import simpy
 
 from .engine.rng import task_rng
+from .mm import exit as mm_exit
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
 from .outcome import TaskOutcome
 
@@ -114,6 +115,6 @@ def do_exit(p: Proc) -> Generator[Any, Any, None]:
             break
         except simpy.Interrupt:
             continue
-    m.exit_mm(t)
+    mm_exit.do_exit(m, t)
     m.log.emit("task_exit", task=t.name, memcg=t.memcg.path)
     t.exit_event.succeed()

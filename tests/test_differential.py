@@ -7,7 +7,7 @@ outcome (outcome, errno, op, page), on the OOM kills (victims, order, points), o
 counter, and, beyond those, on the event log (the bulk engine's own per-step `fault_bulk`
 records aside) and on each address space as its task exits (rss, page tables, which pages
 are mapped, copied or zero-mapped) and each file's pages and their owners. Both runs also
-pass `Machine.check_invariants`, and no task ever exits mapping a file page that is gone.
+pass `debug.check_invariants`, and no task ever exits mapping a file page that is gone.
 
 `make test` runs the `differential` profile (500 scenarios, derandomised); `make fuzz` runs
 the `fuzz` profile (many more, a fresh random stream each time, failures kept in
@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import textwrap
 from typing import Any
+from unittest import mock
 
 from hypothesis import given, settings
 from strategies import scenarios
 
+from simulator.mm import exit as mm_exit
 from simulator.outcome import RunResult
 from simulator.scenario import Scenario, parse_scenario
 from simulator.simulation import Run
@@ -68,14 +70,14 @@ def simulate_observed(sc: Scenario, reference: bool) -> tuple[RunResult, dict[st
     run = Run(sc, reference=reference)
     m = run.m
     seen: dict[str, Any] = {}
-    exit_mm = m.exit_mm
+    exit_mm = mm_exit.exit_mm
 
-    def observed_exit_mm(task: Any) -> None:
+    def observed_exit_mm(m: Any, task: Any) -> None:
         seen[task.name] = mm_state(task)
-        exit_mm(task)
+        exit_mm(m, task)
 
-    m.exit_mm = observed_exit_mm  # type: ignore[method-assign]
-    result = run.run()
+    with mock.patch.object(mm_exit, "exit_mm", observed_exit_mm):
+        result = run.run()
     for t in m.tasks:
         seen.setdefault(t.name, mm_state(t))
     seen["files"] = file_state(m)

@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +12,10 @@ from simulator.mm.oom_kill import (
     oom_evaluate_task,
 )
 from simulator.mm.task import TaskStruct
+from simulator.scenario import parse_scenario
+from simulator.simulation import Run
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def task(pid, name, rss=0, shmem=0, pt=0, adj=0, memcg=None):
@@ -65,7 +70,7 @@ class TestKillReport:
     def test_the_kernels_own_line(self):
         """`__oom_kill_process`'s format, field by field, in kB."""
         t = task(4242, "a-very-long-process-name", rss=2, shmem=3, pt=4, adj=-5)
-        line = kill_report(t, "Memory cgroup out of memory")
+        line = kill_report(t, "Memory cgroup out of memory", 4)
         assert re.fullmatch(
             r"Memory cgroup out of memory: Killed process 4242 \(a-very-long-pro\) "
             r"total-vm:4000kB, anon-rss:8kB, file-rss:0kB, shmem-rss:12kB, UID:0 "
@@ -77,3 +82,26 @@ def test_badness_monotone_in_rss(adj):
     """More rss never lowers the score."""
     scores = [oom_badness(task(2, "t", rss=r, adj=adj), 50_000) for r in range(0, 500, 50)]
     assert scores == sorted(scores)
+
+
+def kill_line_kb(line):
+    """The kB figures of a kill line, by name."""
+    return {k: int(v) for k, v in re.findall(r"([a-z-]+):(\d+)kB", line)}
+
+
+@pytest.mark.parametrize("page_size, page_kb", [("4KiB", 4), ("16KiB", 16)])
+def test_kill_line_sizes_use_the_machines_page_size(page_size, page_kb):
+    """The kill line's kB are pages x the machine's page size: with 16 KiB pages, a reader
+    killed at a 64 MiB limit shows about 64 MiB of shmem-rss, not a quarter of it."""
+    text = (ROOT / "scenarios" / "sealed-holes-memcg.yaml").read_text()
+    sc = parse_scenario(text.replace("page_size: 4KiB", f"page_size: {page_size}"))
+    run = Run(sc)
+    r = run.run()
+    kill = r.oom_kills[0]
+    mm = next(t for t in run.m.tasks if t.name == kill["victim"]).mm
+    kb = kill_line_kb(kill["line"])
+    assert kb["anon-rss"] + kb["file-rss"] + kb["shmem-rss"] == kill["rss_pages"] * page_kb
+    assert kb["pgtables"] == kill["pgtables_pages"] * page_kb
+    assert kb["total-vm"] == mm.total_vm * page_kb
+    assert 60 * 1024 < kb["shmem-rss"] <= 64 * 1024
+    assert int(kill["task_line"].split()[-4]) == kill["pgtables_pages"] * page_kb * 1024

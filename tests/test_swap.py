@@ -2,7 +2,7 @@
 
 A producer fills a memfd through a shared mapping and pages it out (MADV_PAGEOUT); readers and
 faulting tasks then swap the pages back in, charged to the memcg recorded at swap-out. Every
-run ends with `Machine.check_invariants`, which includes the swap slots, the memcg swap
+run ends with `debug.check_invariants`, which includes the swap slots, the memcg swap
 counters and MM_SWAPENTS.
 """
 

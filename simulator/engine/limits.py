@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, ClassVar
 from typing_extensions import override
 
 from ..mm.memcontrol import charge_margin, mem_cgroup_margin
+from ..mm.overcommit import guess_free_2014, vm_commit_margin
 from ..mm.page_alloc import alloc_margin
-from ..mm.shmem import guess_free_2014
 from .solve import INF
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class CommitLimit(Limit):
                memcg: MemCgroup) -> int | None:
         if inode is None or not inode.noreserve:
             return None
-        return m.commit_margin(task)
+        return vm_commit_margin(m, task)
 
 
 class TmpfsBlocks(Limit):

@@ -26,6 +26,18 @@ def slice_pages(m: Machine, cost: float) -> int:
     return max(quantum, int(gap / cost))
 
 
+def elapse(m: Machine, dt: float) -> Any:
+    """The event for the time of the pages a walk has done: `dt` seconds from now.
+
+    The steps made their counters' changes at once, at the start of that time; the level
+    records spread them over it (`LevelLog.ramp`), so that a plot shows memcg usage or a node's
+    free pages moving through the walk as the kernel's would, page by page. The walker marks
+    the start of the next steps (`LevelLog.mark`) once the time has passed.
+    """
+    m.levels.ramp(m.env.now + dt)
+    return m.env.timeout(dt)
+
+
 def run_fast_path(m: Machine, gen: Generator[Any, Any, Any]) -> Any:
     """Run a one-page path the caller has found needs no slow path; return its result.
 

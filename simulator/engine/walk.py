@@ -26,12 +26,14 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from ..mm.debug import vm_debug_check
+from ..mm.errno import EINTR, EINVAL
 from ..mm.gup import PageSeq, WalkResult
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.memory import VM_FAULT_OK, handle_mm_fault, needs_swapin, range_walkable
-from ..mm.shmem import EINVAL, ShmemInode, shmem_get_folio
-from ..mm.shmem_io import EINTR, FillResult
-from .slicing import slice_pages
+from ..mm.shmem import ShmemInode, shmem_get_folio
+from ..mm.shmem_io import FillResult
+from .slicing import elapse, slice_pages
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -54,14 +56,16 @@ def faultin_range(
     swapin_cost = m.costs.swapin
     while pos < total:
         budget = slice_pages(m, cost)
+        m.levels.mark()
         faulted = swapped = 0
         end = min(total, pos + budget)
         while pos < end:
             if task.sigkill:
-                yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+                yield elapse(m, faulted * cost + swapped * swapin_cost)
                 return WalkResult("killed", pos, seq.at(pos))
             n, nf, ns = eng.fault_step(m, task, vma, seq, pos, end - pos, write, ctx, swapin_fast)
             if n:
+                vm_debug_check(m)
                 pos += n
                 faulted += nf
                 swapped += ns
@@ -72,22 +76,24 @@ def faultin_range(
             if faulted or swapped:
                 # Let the time of the pages already done pass before the slow path runs.
                 task.cursor = idx
-                yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+                yield elapse(m, faulted * cost + swapped * swapin_cost)
+                m.levels.mark()
                 faulted = swapped = 0
             was_present = vma.pte_present(idx, write)
             swapin = not was_present and needs_swapin(m, vma, idx, write)
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
-                yield m.env.timeout(faulted * cost)
+                yield elapse(m, faulted * cost)
                 return WalkResult(status, pos, idx)
             faulted += 0 if was_present else 1
             pos += 1
             if swapin:  # the synchronous swap read, after the page is in and mapped
-                yield m.env.timeout(swapin_cost)
+                yield elapse(m, swapin_cost)
+                m.levels.mark()
         task.cursor = seq.at(min(pos, total - 1))
         m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
                    pages=faulted, value=task.memcg.usage)
-        yield m.env.timeout(faulted * cost + swapped * swapin_cost)
+        yield elapse(m, faulted * cost + swapped * swapin_cost)
     if task.sigkill:
         return WalkResult("killed", pos, None)
     return WalkResult(VM_FAULT_OK, pos)
@@ -105,33 +111,37 @@ def shmem_fill_range(
     swapin = m.costs.swapin
     while pos < b:
         budget = slice_pages(m, cost)
+        m.levels.mark()
         end = min(b, pos + budget)
         start = pos
         swapped = 0  # pages of this slice swapped in: their reads take time too
         while pos < end:
             if task.sigkill:
-                yield m.env.timeout((pos - start) * cost + swapped * swapin)
+                yield elapse(m, (pos - start) * cost + swapped * swapin)
                 return FillResult(EINTR, pos - a, pos, filled)
             n, ns = eng.fill_step(m, task, inode, pos, end - pos, filled)
             if n:
+                vm_debug_check(m)
                 pos += n
                 swapped += ns
                 continue
             if pos > start:
-                yield m.env.timeout((pos - start) * cost + swapped * swapin)
+                yield elapse(m, (pos - start) * cost + swapped * swapin)
+                m.levels.mark()
                 start, swapped = pos, 0
             was_swapped = inode.swap.has(pos)
             err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL, past_eof=True)
             if err:
-                yield m.env.timeout((pos - start) * cost)
+                yield elapse(m, (pos - start) * cost)
                 return FillResult(err, pos - a, pos, filled)
             pos += 1
             if was_swapped:  # not added by this call (no undo); its swap read takes time
-                yield m.env.timeout(cost + m.costs.swapin)
+                yield elapse(m, cost + m.costs.swapin)
+                m.levels.mark()
                 start = pos
             else:
                 filled.append((pos - 1, pos))
-        yield m.env.timeout((pos - start) * cost + swapped * swapin)
+        yield elapse(m, (pos - start) * cost + swapped * swapin)
     if task.sigkill:
         return FillResult(EINTR, pos - a, None, filled)
     return FillResult(None, b - a, None, filled)
@@ -155,10 +165,11 @@ def read_range(
 
     while pos < end:
         stop = min(end, pos + slice_pages(m, sw))
+        m.levels.mark()
         n_rd = n_sw = 0
         while pos < stop:
             if task.sigkill:
-                yield m.env.timeout(took(n_rd, n_sw))
+                yield elapse(m, took(n_rd, n_sw))
                 return pos - a, holes, swapped, None, 0.0
             nxt = inode.swap.first_present(pos, stop)
             upto = stop if nxt is None else nxt
@@ -169,11 +180,13 @@ def read_range(
                 continue
             n = eng.read_swapin_step(m, task, inode, pos, stop)
             if n:
+                vm_debug_check(m)
                 swapped += n
                 n_sw += n
                 pos += n
                 continue
-            yield m.env.timeout(took(n_rd, n_sw))  # the pages so far, then the slow path
+            yield elapse(m, took(n_rd, n_sw))  # the pages so far, then the slow path
+            m.levels.mark()
             n_rd = n_sw = 0
             was_swapped = inode.swap.has(pos)
             err = yield from shmem_get_folio(m, task, inode, pos, CTX_SYSCALL)
@@ -187,5 +200,5 @@ def read_range(
             n_sw += int(was_swapped)
             n_rd += int(not was_swapped)
             pos += 1
-        yield m.env.timeout(took(n_rd, n_sw))
+        yield elapse(m, took(n_rd, n_sw))
     return end - a, holes, swapped, None, 0.0

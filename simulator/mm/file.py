@@ -1,8 +1,10 @@
-"""The scenario's named file descriptors: the fd table of fs/file.c (v6.18).
+"""The scenario's named file descriptors and a task's open files: fs/file.c (v6.18).
 
 A scenario names an fd (`fd: buf`) instead of passing numbers around: every task whose ops
 name it holds it from its creation on, as if it had been inherited or passed over a socket.
-`FdTable` is that state; `fd_install` and `file_writable` are what the ops call.
+`FdTable` is that state; `fd_install` and `file_writable` are what the ops call. `close_fd()`
+and `exit_files()` (-> `close_files()`) drop a task's references with the `fput()` whose last
+one evicts an unlinked shmem file (`iput`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .inode import iput
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -47,7 +51,7 @@ def fd_install(m: Machine, fdt: FdTable, fd: str, inode: ShmemInode, writable: b
     """
     if m.files.get(fd) is not None:
         for t in fdt.tasks:
-            m.fd_put(t, fd)
+            close_fd(m, t, fd)
     m.files[fd] = inode
     fdt.fmode_write[fd] = writable
     for t in fdt.users.get(fd, ()):
@@ -59,3 +63,24 @@ def fd_install(m: Machine, fdt: FdTable, fd: str, inode: ShmemInode, writable: b
 def file_writable(fdt: FdTable, fd: str) -> bool:
     """Whether the fd's file was opened for writing (`file->f_mode & FMODE_WRITE`)."""
     return fdt.fmode_write.get(fd, False)
+
+
+def close_fd(m: Machine, task: TaskStruct, fd: str) -> None:
+    """Models `close_fd()` -> `fput()`: the task's reference to the file goes."""
+    task.fds.discard(fd)
+    inode = m.files.get(fd)
+    if inode is not None:
+        inode.holders.discard(task.pid)
+        iput(m, inode)
+
+
+def exit_files(m: Machine, task: TaskStruct) -> None:
+    """Models `exit_files()`: every fd the task still holds is closed, in fd order.
+
+    `close_files()` walks the fd table from 0; fds are numbered as they are installed, which is
+    the order of `m.files`. (`task.fds` is a set of names: its order changes with the string
+    hash seed, and with it the order of the evictions the closes cause.)
+    """
+    number = {fd: i for i, fd in enumerate(m.files)}
+    for fd in sorted(task.fds, key=lambda fd: number.get(fd, len(number))):
+        close_fd(m, task, fd)

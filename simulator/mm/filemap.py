@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from .errno import EPERM
 from .memfd import check_write
-from .shmem import EPERM, ShmemInode
+from .shmem import ShmemInode
 from .shmem_io import FillResult
 from .truncate import zap_zero_ptes
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Generator
 from typing import TYPE_CHECKING, Any
 
+from .errno import EBADF, EOPNOTSUPP
 from .memfd import check_fallocate
-from .shmem import EBADF, ShmemInode, shmem_free_range
+from .shmem import ShmemInode, shmem_free_range
 from .shmem_io import FillResult, shmem_fallocate
 from .truncate import unmap_mapping_range, zap_zero_ptes
 
@@ -14,7 +15,6 @@ if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
 
-EOPNOTSUPP = "EOPNOTSUPP"
 
 
 def vfs_fallocate(

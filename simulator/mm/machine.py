@@ -3,28 +3,28 @@
 One `Machine` is passed to every process, the way SimPy passes `env`: nodes (`pglist_data`),
 the memcg tree, shmem inodes and mounts, tasks, the overcommit state, sysctls, the behaviour
 profile, and the event log. Counters are updated only through the helpers here, so that the
-invariants (`check_invariants`) hold after every step.
+invariants (`debug.check_invariants`) hold after every step. The kernel paths that change this
+state are plain functions in their kernel modules, taking the machine as first argument.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .memcontrol import MemCgroup, mod_memcg_state, page_counter_uncharge
-from .overcommit import Overcommit, commit_margin, vm_commit_limit, vm_enough_memory
-from .page_alloc import Node, free_pages, zonelist
+from .levels import COMMITTED_AS, MEMCG_USAGE, NODE_FREE, SWAP_USED, LevelLog
+from .memcontrol import MemCgroup, mod_memcg_state
+from .overcommit import Overcommit, vm_commit_limit
+from .page_alloc import Node, zonelist
 from .profiles import KernelProfile, WhatIf
-from .shmem import ShmemInode, ShmemSb, guess_free_2014, shmem_free_range
+from .shmem import ShmemInode, ShmemSb
 from .swapfile import SwapInfo
-from .xarray import XA_NODE_BYTES
 
 if TYPE_CHECKING:
     import simpy
 
     from ..engine.engines import Engine
-    from .mm_types import VMA
     from .task import TaskStruct
 
 
@@ -61,7 +61,7 @@ class EventLog:
 
     def emit(
         self, kind: str, *, task: str = "", memcg: str = "", page: int = -1, pages: int = 0,
-        value: int | float = 0, detail: str = "",
+        value: int | float | None = 0, detail: str = "",
     ) -> None:
         """Append one record at the current simulated time."""
         self.records.append((self.env.now, kind, task, memcg, page, pages, value, detail))
@@ -72,7 +72,16 @@ class EventLog:
 
 @dataclass(eq=False)
 class Machine:
-    """Global kernel state for one simulated run."""
+    """Global kernel state for one simulated run.
+
+    Attributes (beyond the obvious):
+        debug_vm: CONFIG_DEBUG_VM: `debug.vm_debug_check` checks the invariants where it is
+            called (after an exit, a reaping; the stepping engine's steps and the task runner's
+            ops), not only at the end of the run.
+        panic: the panic message once the kernel has panicked (the run stops there).
+        levels: the level records of memcg usage, node free pages, Committed_AS and swap use
+            (simulator/mm/levels.py).
+    """
 
     env: simpy.Environment
     page_size: int
@@ -98,12 +107,26 @@ class Machine:
     next_ino: int = 1
     engine: Engine = None  # type: ignore[assignment]  # set by the run: bulk or reference
     swap: SwapInfo = None  # type: ignore[assignment]
+    debug_vm: bool = False
+    panic: str | None = None
+    levels: LevelLog = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         if self.log is None:
             self.log = EventLog(self.env)
         if self.swap is None:
             self.swap = SwapInfo(pages=self.total_swap)
+        if self.levels is None:
+            self.levels = LevelLog(self.env)
+        # The counters record their changes here (simulator/mm/levels.py); the initial levels
+        # are recorded now, so that every series starts at time 0.
+        self.root.levels = self.overcommit.levels = self.levels
+        for n in self.nodes:
+            n.levels = self.levels
+            self.levels.record(NODE_FREE, n.nid, n.free)
+        self.levels.record(MEMCG_USAGE, self.root.path, self.root.usage)
+        self.levels.record(COMMITTED_AS, "", self.overcommit.committed_as)
+        self.levels.record(SWAP_USED, "", self.swap.inuse)
         self._owner_index: dict[tuple[int, int], int] = {}
         self._memcg_tag_index: dict[int, int] = {}
         self.memcgs.setdefault(self.root.path, self.root)
@@ -188,247 +211,3 @@ class Machine:
         task.mm.anon_nodes[nid] += n
         mod_memcg_state(task.memcg, "anon", n)
         self.nodes[nid].stat["anon"] += n
-
-    # -- overcommit ----------------------------------------------------------------------------
-    def vm_enough_memory(self, task: TaskStruct, pages: int) -> bool:
-        """`security_vm_enough_memory_mm(task->mm, pages)` with the machine's sizes."""
-        return vm_enough_memory(
-            self.overcommit, pages, commit_limit=self.commit_limit(), totalram=self.totalram,
-            total_swap=self.total_swap, total_vm=task.mm.total_vm,
-            cap_sys_admin=task.capable("sys_admin"),
-            guess_free_2014=guess_free_2014(self, task),
-        )
-
-    def commit_margin(self, task: TaskStruct) -> int | None:
-        """One-page `vm_enough_memory` calls that would succeed now (None: unlimited)."""
-        return commit_margin(
-            self.overcommit, commit_limit=self.commit_limit(), total_vm=task.mm.total_vm,
-            cap_sys_admin=task.capable("sys_admin"),
-        )
-
-    # -- signals, exit, reaping ----------------------------------------------------------------
-    def send_sigkill(self, task: TaskStruct) -> None:
-        """SIGKILL: mark it pending, and wake the task if it is sleeping so that it exits."""
-        if task.sigkill or task.exited:
-            return
-        task.sigkill = True
-        self.log.emit("signal_deliver", task=task.name, detail="SIGKILL")
-        if task.kernel_wait is not None:
-            # A killable sleep inside the kernel: wake it; the caller unwinds and fails.
-            if not task.kernel_wait.triggered:
-                task.kernel_wait.succeed()
-            return
-        proc = task.process
-        if proc is not None and proc.is_alive and proc is not self.env.active_process:
-            proc.interrupt("SIGKILL")
-
-    def kernel_wait(self, task: TaskStruct, queue: list[Any], why: str) -> Generator[Any, Any, None]:
-        """A killable sleep in the kernel until an event on `queue` (or SIGKILL) wakes it."""
-        if task.sigkill:
-            return
-        ev = self.env.event()
-        queue.append(ev)
-        task.kernel_wait, task.wait_reason = ev, why
-        try:
-            yield ev
-        finally:
-            task.kernel_wait, task.wait_reason = None, None
-
-    def wake_oom_waiters(self) -> None:
-        """Memory was freed or a victim reaped: let allocators waiting on OOM progress retry."""
-        waiters, self.oom_waiters = self.oom_waiters, []
-        for ev in waiters:
-            if not ev.triggered:
-                ev.succeed()
-
-    def reap_private(self, task: TaskStruct) -> int:
-        """The OOM reaper's work (`__oom_reap_task_mm`): free anonymous and private pages.
-
-        Shared shmem mappings are left alone: their pages belong to the file.
-        """
-        from .memory import free_cow_pages
-
-        mm = task.mm
-        freed = 0
-        for vma in mm.vmas.values():
-            if not vma.shared:
-                freed += free_cow_pages(self, task, vma, 0, vma.npages)
-        for nid, n in list(mm.anon_nodes.items()):
-            if n:
-                self.anon_stat(task, nid, -n)
-                page_counter_uncharge(self, task.memcg, n)
-                free_pages(self, nid, n)
-                freed += n
-        return freed
-
-    def exit_mm(self, task: TaskStruct) -> None:
-        """Models `exit_mmap()` and the fd closes of `do_exit()`.
-
-        Private pages and page tables are freed and uncharged; shared mappings are dropped;
-        file references go, and a memfd with no fd and no mapping left is evicted.
-        """
-        from .memory import free_cow_pages, unmap_pages
-
-        mm = task.mm
-        for name in list(mm.vmas):
-            vma = mm.vmas.pop(name)
-            unmap_pages(self, task, vma, 0, vma.npages)
-            free_cow_pages(self, task, vma, 0, vma.npages)
-            self.vma_unlink_file(vma)
-        self.reap_private(task)
-        for nid, n in list(mm.pt_nodes.items()):
-            self.pgtable_stat(task.memcg, nid, -n)
-            page_counter_uncharge(self, task.memcg, self.kmem_charge(n))
-            free_pages(self, nid, n)
-        mm.pt_nodes.clear()
-        for nid, n in list(mm.kernel_nodes.items()):
-            mod_memcg_state(task.memcg, "kernel", -self.kmem_charge(n))
-            page_counter_uncharge(self, task.memcg, self.kmem_charge(n))
-            free_pages(self, nid, n)
-        mm.kernel_nodes.clear()
-        if mm.committed:
-            self.overcommit.vm_acct_memory(-mm.committed)
-            mm.committed = 0
-        for fd in list(task.fds):
-            self.fd_put(task, fd)
-        task.exited = True
-        mm.mmf_oom_skip = True
-        task.memcg.tasks.pop(task, None)
-        self.wake_oom_waiters()
-
-    def vma_unlink_file(self, vma: VMA) -> None:
-        """Drop a mapping's reference on its file (and its VM_MAYWRITE count)."""
-        inode = vma.file
-        if inode is None:
-            return
-        if vma in inode.vmas:
-            inode.vmas.remove(vma)
-        if vma.shared and vma.maywrite:
-            inode.i_mmap_writable -= 1
-        self.maybe_evict(inode)
-
-    def fd_put(self, task: TaskStruct, fd: str) -> None:
-        """A task closes its reference to a file."""
-        task.fds.discard(fd)
-        inode = self.files.get(fd)
-        if inode is not None:
-            inode.holders.discard(task.pid)
-            self.maybe_evict(inode)
-
-    def maybe_evict(self, inode: ShmemInode) -> None:
-        """Models `shmem_evict_inode()`: an unlinked file with no fd and no mapping is freed."""
-        if inode.linked or inode.holders or inode.vmas or inode.evicted:
-            return
-        freed = shmem_free_range(self, inode, 0, 1 << 62)
-        inode.evicted = True
-        self.log.emit("shmem_evict_inode", pages=freed, detail=inode.name)
-
-    # -- invariants ----------------------------------------------------------------------------
-    def check_xa_charges(self) -> None:
-        """Every file's xarray nodes are those its entries need, and every memcg's slab pages
-        hold exactly its nodes' bytes and its byte stock."""
-        nodes: dict[int, int] = {}
-        seen: set[int] = set()
-        for inode in self.files.values():
-            if id(inode) in seen:
-                continue
-            seen.add(id(inode))
-            for tag, n in inode.xa.charged(inode.max_index()).items():
-                nodes[tag] = nodes.get(tag, 0) + n
-            if self.profile.kmem_charged:
-                runs = [(s, e) for s, e, _ in inode.pages.runs(0, 1 << 62)]
-                runs += [(s, e) for s, e, _ in inode.swap.runs(0, 1 << 62)]
-                if not inode.xa.matches(runs, inode.max_index()):
-                    raise AssertionError(f"{inode.name}: xarray nodes differ from its entries'")
-        for c in self.memcgs.values():
-            held = nodes.get(self._memcg_tag_index.get(id(c), -1), 0) * XA_NODE_BYTES
-            if c.obj_stock < 0 or c.stat["slab"] * self.page_size != held + c.obj_stock:
-                raise AssertionError(
-                    f"memcg {c.path}: {c.stat['slab']} slab pages != {held} bytes of xarray "
-                    f"nodes + {c.obj_stock} bytes of stock"
-                )
-
-    def check_invariants(self) -> None:
-        """Fail loudly: pages conserved per node, counters never negative or over limits."""
-        per_node_used = [0] * len(self.nodes)
-        for t in self.tasks:
-            for src in (t.mm.pt_nodes, t.mm.anon_nodes, t.mm.kernel_nodes):
-                for nid, n in src.items():
-                    per_node_used[nid] += n
-        file_used: dict[int, int] = {}
-        for inode in self.files.values():
-            for tag, n in inode.pages.by_owner().items():
-                _, nid = self.owners[tag]
-                per_node_used[nid] += n
-                file_used[id(self.owners[tag][0])] = file_used.get(id(self.owners[tag][0]), 0) + n
-        for c in self.memcgs.values():
-            for nid, n in c.slab_nodes.items():
-                per_node_used[nid] += n
-        for n in self.nodes:
-            if n.free + per_node_used[n.nid] != n.managed:
-                raise AssertionError(
-                    f"node {n.nid}: free {n.free} + used {per_node_used[n.nid]} "
-                    f"!= managed {n.managed}"
-                )
-        for c in self.memcgs.values():
-            if c.usage < 0:
-                raise AssertionError(f"memcg {c.path}: negative usage")
-            if not c.is_root() and c.usage > c.max:
-                raise AssertionError(f"memcg {c.path}: usage {c.usage} over max {c.max}")
-            local = sum(c.stat[k] for k in ("anon", "shmem", "kernel", "pagetables", "slab"))
-            below = sum(ch.usage for ch in c.children)
-            if c.usage != local + below:
-                raise AssertionError(
-                    f"memcg {c.path}: usage {c.usage} != own pages {local} + children {below}"
-                )
-        self.check_swap_invariants()
-        self.check_xa_charges()
-        if self.overcommit.committed_as < 0:
-            raise AssertionError("Committed_AS negative")
-        for sb in [self.internal_mount, *self.mounts.values()]:
-            if sb.used_blocks < 0 or (sb.max_blocks and sb.used_blocks > sb.max_blocks):
-                raise AssertionError(f"mount {sb.path}: used_blocks {sb.used_blocks} out of range")
-
-    def check_swap_invariants(self) -> None:
-        """Swap slots, swap charges and MM_SWAPENTS add up; a swapped page is not also a folio."""
-        used = 0
-        swap_local: dict[int, int] = {}
-        for inode in self.files.values():
-            for tag, n in inode.swap.by_owner().items():
-                swap_local[tag] = swap_local.get(tag, 0) + n
-                used += n
-            for s, e, _ in inode.swap.runs(0, 1 << 62):
-                if inode.pages.count(s, e):
-                    raise AssertionError(f"file {inode.name}: pages {s}..{e} both swapped and present")
-            for vma in inode.vmas:
-                for s, e, _ in inode.swap.runs(vma.pgoff, vma.pgoff + vma.npages):
-                    if vma.mapped.count(s - vma.pgoff, e - vma.pgoff):
-                        raise AssertionError(f"file {inode.name}: a swapped page is mapped")
-        for t in self.tasks:
-            ents = 0
-            for vma in t.mm.vmas.values():
-                for tag, n in vma.swap.by_owner().items():
-                    swap_local[tag] = swap_local.get(tag, 0) + n
-                    used += n
-                    ents += n
-                for s, e, _ in vma.swap.runs(0, vma.npages):
-                    if vma.cow.count(s, e) or vma.mapped.count(s, e) or vma.zero.count(s, e):
-                        raise AssertionError(f"{t.name}: a swap PTE is also present")
-            if not t.exited and ents != t.mm.swapents:
-                raise AssertionError(f"{t.name}: MM_SWAPENTS {t.mm.swapents} != swap PTEs {ents}")
-        if used != self.swap.inuse or self.swap.inuse > self.swap.pages:
-            raise AssertionError(f"swap: {self.swap.inuse} slots in use of {self.swap.pages}, "
-                                 f"entries {used}")
-        local = {id(c): 0 for c in self.memcgs.values()}
-        for tag, n in swap_local.items():
-            local[id(self.tagged_memcgs[tag])] += n
-        for c in self.memcgs.values():
-            if c.stat["swap"] != local[id(c)]:
-                raise AssertionError(f"memcg {c.path}: swap stat {c.stat['swap']} != entries "
-                                     f"{local[id(c)]}")
-            below = sum(ch.swap_usage for ch in c.children)
-            if c.swap_usage != local[id(c)] + below:
-                raise AssertionError(f"memcg {c.path}: swap usage {c.swap_usage} != own "
-                                     f"{local[id(c)]} + children {below}")
-            if not c.is_root() and c.swap_usage > c.swap_max:
-                raise AssertionError(f"memcg {c.path}: swap usage over swap.max")

@@ -38,13 +38,15 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from .booking import anon_pages_removed
+from .errno import EFAULT, EINVAL, ENOMEM
 from .extents import ExtentMap
 from .gup import PageSeq, WalkResult, faultin_range
 from .memcontrol import CTX_GUP, mem_cgroup_swapout
 from .memory import free_cow_pages, unmap_pages
 from .mm_types import VM_FAULT_OOM, VM_FAULT_SIGBUS
 from .page_alloc import free_pages
-from .shmem import EINVAL, ENOMEM, ShmemInode
+from .shmem import ShmemInode
+from .signal import wake_up_all
 from .swapfile import folio_alloc_swap
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ def madvise_pageout(
         return EINVAL, 0
     done = m.engine.pageout(m, task, vma, a, b)
     if done:
-        m.wake_oom_waiters()
+        wake_up_all(m.oom_waiters)
     return None, done
 
 
@@ -97,7 +99,6 @@ def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
     return k
 
 
-EFAULT = "EFAULT"
 POPULATE = ("populate_read", "populate_write")
 
 

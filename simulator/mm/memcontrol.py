@@ -23,16 +23,17 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errno import ENOMEM
+from .levels import MEMCG_USAGE
+from .signal import wait_event_killable, wake_up_all
+
 if TYPE_CHECKING:
+    from .levels import LevelLog
     from .machine import Machine
     from .task import TaskStruct
 
-MAX_RECLAIM_RETRIES = 16
 PAGE_ALLOC_COSTLY_ORDER = 3
-MEMCG_CHARGE_BATCH = 64
 PAGE_COUNTER_MAX = 1 << 62
-
-ENOMEM = "ENOMEM"
 
 # Charge contexts: who is charging. A user fault may defer OOM handling ([2014]) or wait
 # (v1 oom_kill_disable); GUP and syscalls get -ENOMEM instead.
@@ -77,6 +78,7 @@ class MemCgroup:
     slab_nodes: dict[int, int] = field(default_factory=dict)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
+    levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
 
     def ancestors(self) -> tuple[MemCgroup, ...]:
         """This memcg and its parents up to the root, nearest first.
@@ -85,7 +87,8 @@ class MemCgroup:
         """
         chain = self.__dict__.get("_chain")
         if chain is None:
-            out, c = [], self
+            out: list[MemCgroup] = []
+            c: MemCgroup | None = self
             while c is not None:
                 out.append(c)
                 c = c.parent
@@ -102,10 +105,6 @@ class MemCgroup:
         for c in self.children:
             out.extend(c.descendants_pre())
         return out
-
-    def is_descendant(self, other: MemCgroup) -> bool:
-        """Whether this memcg is `other` or lies below it (`mem_cgroup_is_descendant`)."""
-        return other in self.ancestors()
 
 
 def mem_cgroup_margin(memcg: MemCgroup) -> int:
@@ -127,27 +126,38 @@ def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None
     for c in chain:
         if not c.is_root() and c.usage + nr_pages > c.max:
             return c
+    levels = chain[-1].levels
     for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        if levels is not None:
+            levels.record(MEMCG_USAGE, c.path, c.usage)
     return None
 
 
 def page_counter_charge(memcg: MemCgroup, nr_pages: int) -> None:
     """Models `page_counter_charge()`: a forced charge that may exceed max (`__GFP_NOFAIL`)."""
-    for c in memcg.ancestors():
+    chain = memcg.ancestors()
+    levels = chain[-1].levels
+    for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        if levels is not None:
+            levels.record(MEMCG_USAGE, c.path, c.usage)
 
 
 def page_counter_uncharge(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
     """Models `page_counter_uncharge()`, and wakes tasks waiting in a v1 memcg OOM."""
     if nr_pages == 0:
         return
-    for c in memcg.ancestors():
+    chain = memcg.ancestors()
+    levels = chain[-1].levels
+    for c in chain:
         c.usage -= nr_pages
         if c.usage < 0:
             raise AssertionError(f"memcg {c.path} usage went negative ({c.usage})")
+        if levels is not None:
+            levels.record(MEMCG_USAGE, c.path, c.usage)
         memcg_oom_recover(m, c)
 
 
@@ -246,11 +256,6 @@ def obj_stock_refill(memcg: MemCgroup, nbytes: int, page_size: int) -> int:
     return pages
 
 
-def memcg_stat_recursive(memcg: MemCgroup, item: str) -> int:
-    """memory.stat's view: the item summed over the subtree."""
-    return sum(c.stat[item] for c in memcg.descendants_pre())
-
-
 def memcg_memory_event(m: Machine, memcg: MemCgroup, event: str, task: str = "") -> None:
     """Models `memcg_memory_event()`: memory.events counts in this memcg and its ancestors."""
     for c in memcg.ancestors():
@@ -262,10 +267,7 @@ def memcg_memory_event(m: Machine, memcg: MemCgroup, event: str, task: str = "")
 def memcg_oom_recover(m: Machine, memcg: MemCgroup) -> None:
     """Models `memcg1_oom_recover()`: wake the tasks sleeping in `mem_cgroup_oom_synchronize`."""
     if memcg.waiters:
-        waiters, memcg.waiters = memcg.waiters, []
-        for ev in waiters:
-            if not ev.triggered:
-                ev.succeed()
+        wake_up_all(memcg.waiters)
 
 
 def mem_cgroup_oom_synchronize(m: Machine, task: TaskStruct) -> Generator[Any, Any, bool]:
@@ -284,11 +286,13 @@ def mem_cgroup_oom_synchronize(m: Machine, task: TaskStruct) -> Generator[Any, A
     task.memcg_in_oom = None
     if memcg.oom_kill_disable:
         m.log.emit("memcg_oom_wait", task=task.name, memcg=memcg.path)
-        yield from m.kernel_wait(task, memcg.waiters, f"v1 oom_kill_disable wait in {memcg.path}")
+        yield from wait_event_killable(m, task, memcg.waiters,
+                                       f"v1 oom_kill_disable wait in {memcg.path}")
         return True
     victim = mem_cgroup_out_of_memory(m, task, memcg)
     if victim is None:
-        yield from m.kernel_wait(task, memcg.waiters, f"refault loop: no OOM victim in {memcg.path}")
+        yield from wait_event_killable(m, task, memcg.waiters,
+                                       f"refault loop: no OOM victim in {memcg.path}")
     elif victim is not task:
         yield from wait_for_oom_progress(m, task, victim)
     return True
@@ -329,10 +333,10 @@ def try_charge_memcg(
             return None
         memcg_memory_event(m, over, "max", task.name)
         # try_to_free_mem_cgroup_pages(): nothing is reclaimable in this model, so the margin
-        # check, the stock drain and the MAX_RECLAIM_RETRIES rounds all end without progress.
+        # check, the stock drain and the MAX_RECLAIM_RETRIES (16) rounds all end without progress.
         if passed_oom and task.dying:
             return ENOMEM
-        victim = yield from mem_cgroup_oom(m, task, over, nr_pages, ctx)
+        victim = mem_cgroup_oom(m, task, over, nr_pages, ctx)
         if victim is None:
             return ENOMEM
         passed_oom = True
@@ -342,7 +346,7 @@ def try_charge_memcg(
 
 def mem_cgroup_oom(
     m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, ctx: str
-) -> Generator[Any, Any, TaskStruct | None]:
+) -> TaskStruct | None:
     """Models `mem_cgroup_oom()`: no kill for costly orders, v1 oom_kill_disable, or [2014]
     outside a user fault; else `mem_cgroup_out_of_memory`.
 
@@ -365,7 +369,4 @@ def mem_cgroup_oom(
         if ctx == CTX_FAULT:
             task.memcg_in_oom = memcg
         return None
-    victim = mem_cgroup_out_of_memory(m, task, memcg)
-    if False:  # pragma: no cover - keeps this a generator for callers using `yield from`
-        yield None
-    return victim
+    return mem_cgroup_out_of_memory(m, task, memcg)

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EBUSY, EPERM
 from .shmem import (
-    EINVAL,
-    EPERM,
     F_SEAL_EXEC,
     F_SEAL_FUTURE_WRITE,
     F_SEAL_GROW,
@@ -27,7 +26,6 @@ from .shmem import (
 if TYPE_CHECKING:
     from .machine import Machine
 
-EBUSY = "EBUSY"
 MFD_ALLOW_SEALING, MFD_NOEXEC_SEAL = "allow_sealing", "noexec_seal"
 
 
@@ -103,4 +101,4 @@ def memfd_check_seals_mmap(inode: ShmemInode, shared: bool, prot_write: bool) ->
     return None
 
 
-__all__ = ["EBUSY", "EINVAL", "memfd_add_seals", "memfd_create"]
+__all__ = ["memfd_add_seals", "memfd_create"]

@@ -25,7 +25,8 @@ import numpy as np
 from .booking import anon_pages_added, anon_pages_removed, pgtables_added
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, pt_missing
-from .page_alloc import alloc_charged_page, alloc_pages, free_pages
+from .page_alloc import free_pages
+from .page_alloc_slowpath import alloc_charged_page, alloc_pages
 from .shmem import shmem_fault
 from .swapfile import swap_free_nr
 

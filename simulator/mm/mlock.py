@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EAGAIN, ENOMEM, EPERM
 from .mm_types import VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA
-from .shmem import ENOMEM, EPERM
+from .task import CAP_IPC_LOCK
 
 if TYPE_CHECKING:
     from .task import TaskStruct
 
-EAGAIN = "EAGAIN"
-
 
 def can_do_mlock(task: TaskStruct) -> bool:
     """Models `can_do_mlock()`: a non-zero RLIMIT_MEMLOCK or CAP_IPC_LOCK."""
-    return task.rlimit_memlock != 0 or task.capable("ipc_lock")
+    return task.rlimit_memlock != 0 or task.capable(CAP_IPC_LOCK)
 
 
 def mlock_check(task: TaskStruct, vma: VMA, npages: int) -> str | None:
@@ -27,7 +26,7 @@ def mlock_check(task: TaskStruct, vma: VMA, npages: int) -> str | None:
     if not can_do_mlock(task):
         return EPERM
     already = vma.npages if vma.locked else 0
-    if not task.capable("ipc_lock") and task.mm.locked_vm - already + npages > task.rlimit_memlock:
+    if not task.capable(CAP_IPC_LOCK) and task.mm.locked_vm - already + npages > task.rlimit_memlock:
         return ENOMEM
     return None
 

@@ -2,29 +2,34 @@
 
 Models mm/mmap.c and mm/vma.c (v6.18) `do_mmap`/`mmap_region` (commit accounting of private
 writable mappings, `mlock_future_ok`, VM_MAYWRITE and `mapping_map_writable`), `shmem_mmap` /
-`memfd_check_seals_mmap`, `do_munmap`, and `mprotect_fixup`'s VM_MAYWRITE check.
+`memfd_check_seals_mmap`, `do_munmap`, `mprotect_fixup`'s VM_MAYWRITE check, `exit_mmap`, and
+`unlink_file_vma` with the `fput` of `remove_vma`.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EACCES, EAGAIN, ENOMEM
+from .inode import iput
+from .memcontrol import mod_memcg_state, page_counter_uncharge
 from .memfd import memfd_check_seals_mmap
 from .memory import free_cow_pages, unmap_pages
 from .mm_types import VMA
-from .overcommit import OVERCOMMIT_NEVER
-from .shmem import ENOMEM, ShmemInode
+from .oom_kill import __oom_reap_task_mm
+from .overcommit import OVERCOMMIT_NEVER, security_vm_enough_memory_mm
+from .page_alloc import free_pages
+from .shmem import ShmemInode
+from .task import CAP_IPC_LOCK
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
 
-EACCES, EAGAIN = "EACCES", "EAGAIN"
-
 
 def mlock_future_ok(task: TaskStruct, npages: int) -> bool:
     """Models `mlock_future_ok()`: locked_vm + npages within RLIMIT_MEMLOCK, or CAP_IPC_LOCK."""
-    if task.capable("ipc_lock"):
+    if task.capable(CAP_IPC_LOCK):
         return True
     return task.mm.locked_vm + npages <= task.rlimit_memlock
 
@@ -51,7 +56,7 @@ def do_mmap(
         return None, EAGAIN
     accounted = 0
     if write and not shared and not (noreserve and m.overcommit.mode != OVERCOMMIT_NEVER):
-        if not m.vm_enough_memory(task, npages):
+        if not security_vm_enough_memory_mm(m, task, npages):
             return None, ENOMEM
         accounted = npages
     mm = task.mm
@@ -84,7 +89,7 @@ def do_munmap(m: Machine, task: TaskStruct, vma: VMA) -> None:
     if vma.locked:
         mm.locked_vm -= vma.npages
     del mm.vmas[vma.name]
-    m.vma_unlink_file(vma)
+    unlink_file_vma(m, vma)
 
 
 def mprotect(m: Machine, task: TaskStruct, vma: VMA, read: bool, write: bool) -> str | None:
@@ -96,9 +101,54 @@ def mprotect(m: Machine, task: TaskStruct, vma: VMA, read: bool, write: bool) ->
         if vma.shared and vma.file is not None and not vma.maywrite:
             return EACCES
         if not vma.shared and not vma.accounted:
-            if not m.vm_enough_memory(task, vma.npages):
+            if not security_vm_enough_memory_mm(m, task, vma.npages):
                 return ENOMEM
             vma.accounted = vma.npages
             task.mm.committed += vma.npages
     vma.read, vma.write = read, write
     return None
+
+
+def unlink_file_vma(m: Machine, vma: VMA) -> None:
+    """Models `unlink_file_vma()` and `remove_vma()`'s `fput()`: the mapping leaves the file's
+    i_mmap (dropping its VM_MAYWRITE count, `mapping_unmap_writable`) and its file reference
+    goes, which may evict an unlinked file (`iput`)."""
+    inode = vma.file
+    if inode is None:
+        return
+    if vma in inode.vmas:
+        inode.vmas.remove(vma)
+    if vma.shared and vma.maywrite:
+        inode.i_mmap_writable -= 1
+    iput(m, inode)
+
+
+def exit_mmap(m: Machine, task: TaskStruct) -> None:
+    """Models `exit_mmap()`: the whole address space goes when its last user exits.
+
+    Every VMA is unmapped and unlinked from its file; private pages (`__oom_reap_task_mm`'s
+    work), page tables and the task's kernel pages are freed and uncharged; the private
+    writable commit is unaccounted; MMF_OOM_SKIP is set, as the OOM killer has nothing left
+    to take.
+    """
+    mm = task.mm
+    for name in list(mm.vmas):
+        vma = mm.vmas.pop(name)
+        unmap_pages(m, task, vma, 0, vma.npages)
+        free_cow_pages(m, task, vma, 0, vma.npages)
+        unlink_file_vma(m, vma)
+    __oom_reap_task_mm(m, task)
+    for nid, n in list(mm.pt_nodes.items()):
+        m.pgtable_stat(task.memcg, nid, -n)
+        page_counter_uncharge(m, task.memcg, m.kmem_charge(n))
+        free_pages(m, nid, n)
+    mm.pt_nodes.clear()
+    for nid, n in list(mm.kernel_nodes.items()):
+        mod_memcg_state(task.memcg, "kernel", -m.kmem_charge(n))
+        page_counter_uncharge(m, task.memcg, m.kmem_charge(n))
+        free_pages(m, nid, n)
+    mm.kernel_nodes.clear()
+    if mm.committed:
+        m.overcommit.vm_acct_memory(-mm.committed)
+        mm.committed = 0
+    mm.mmf_oom_skip = True

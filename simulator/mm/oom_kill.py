@@ -16,7 +16,15 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event
+from .debug import vm_debug_check
+from .memcontrol import (
+    mem_cgroup_get_oom_group,
+    mem_cgroup_oom_synchronize,
+    memcg_memory_event,
+    page_counter_uncharge,
+)
+from .page_alloc import free_pages
+from .signal import do_send_sig_info, wait_event_killable, wake_up_all
 from .task import OOM_SCORE_ADJ_MIN
 
 if TYPE_CHECKING:
@@ -27,7 +35,6 @@ if TYPE_CHECKING:
 LONG_MIN = -(1 << 63)
 CONSTRAINT_NONE, CONSTRAINT_MEMCG = "CONSTRAINT_NONE", "CONSTRAINT_MEMCG"
 OOM_REAPER_DELAY = 2.0  # seconds: `queue_oom_reaper` waits 2 * HZ
-PAGE_KB = 4
 
 
 class KernelPanic(Exception):  # noqa: N818 - the kernel's word for it
@@ -134,8 +141,9 @@ def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct
     oc.constraint = constrained_alloc(m, oc)
     panic_on_oom = m.sysctl.get("panic_on_oom", 0)
     if panic_on_oom == 2 or (panic_on_oom == 1 and oc.constraint == CONSTRAINT_NONE):
-        raise KernelPanic(f"Out of memory: {'compulsory' if panic_on_oom == 2 else 'system-wide'}"
-                          f" panic_on_oom is enabled")
+        m.panic = (f"Out of memory: {'compulsory' if panic_on_oom == 2 else 'system-wide'}"
+                   f" panic_on_oom is enabled")
+        raise KernelPanic(m.panic)
     if (oc.memcg is None and m.sysctl.get("oom_kill_allocating_task", 0)
             and current.mm is not None and not oom_unkillable_task(current)
             and current.oom_score_adj != OOM_SCORE_ADJ_MIN):
@@ -149,7 +157,8 @@ def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct
         return oc.abort
     if oc.chosen is None:
         if oc.memcg is None:
-            raise KernelPanic("System is deadlocked on memory")
+            m.panic = "System is deadlocked on memory"
+            raise KernelPanic(m.panic)
         m.log.emit("oom_no_victim", task=current.name, memcg=oc.memcg.path)
         return None
     msg = "Memory cgroup out of memory" if oc.memcg is not None else "Out of memory"
@@ -183,10 +192,11 @@ def oom_kill_process(m: Machine, current: TaskStruct, oc: OomControl, message: s
                     oom_kill_task(m, t, message, oc)
 
 
-def kill_report(task: TaskStruct, message: str) -> str:
-    """The kernel's own log line for a kill, as `__oom_kill_process` prints it."""
+def kill_report(task: TaskStruct, message: str, page_kb: int) -> str:
+    """The kernel's own log line for a kill, as `__oom_kill_process` prints it (sizes in kB,
+    `K(x)` = x pages of `page_kb` KiB)."""
     mm = task.mm
-    k = PAGE_KB
+    k = page_kb
     return (
         f"{message}: Killed process {task.pid} ({task.comm}) total-vm:{mm.total_vm * k}kB, "
         f"anon-rss:{mm.rss['anon'] * k}kB, file-rss:{mm.rss['file'] * k}kB, "
@@ -195,7 +205,7 @@ def kill_report(task: TaskStruct, message: str) -> str:
     )
 
 
-def dump_task(task: TaskStruct, page_size: int = PAGE_KB * 1024) -> str:
+def dump_task(task: TaskStruct, page_size: int) -> str:
     """The victim's row of the `oom_dump_tasks` table (`dump_task`), where the kernel prints
     MM_SWAPENTS: pid, uid, tgid, total_vm, rss, rss_anon, rss_file, rss_shmem (pages),
     pgtables_bytes, swapents, oom_score_adj, comm."""
@@ -209,8 +219,8 @@ def dump_task(task: TaskStruct, page_size: int = PAGE_KB * 1024) -> str:
 def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) -> None:
     """Models `__oom_kill_process()` (once `oom_kill_task`): SIGKILL, mark, report, reap."""
     points = oom_badness(victim, oc.totalpages)
-    line = kill_report(victim, message)
-    m.send_sigkill(victim)
+    line = kill_report(victim, message, m.page_kb)
+    do_send_sig_info(m, victim)
     mark_oom_victim(m, victim)
     memcg_memory_event(m, victim.memcg, "oom_kill", victim.name)
     m.oom_kills.append({
@@ -253,10 +263,36 @@ def oom_reap_task(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
     mm = task.mm
     if task.exited or mm is None or mm.mmf_oom_skip:
         return
-    freed = m.reap_private(task)
+    freed = __oom_reap_task_mm(m, task)
     mm.mmf_oom_skip = True
     m.log.emit("oom_reaper", task=task.name, memcg=task.memcg.path, pages=freed)
-    m.wake_oom_waiters()
+    wake_up_all(m.oom_waiters)
+    vm_debug_check(m)
+
+
+def __oom_reap_task_mm(m: Machine, task: TaskStruct) -> int:
+    """Models `__oom_reap_task_mm()`: free the anonymous and private pages; returns how many.
+
+    Shared shmem mappings are left alone: their pages belong to the file. `exit_mmap` does the
+    same work for every exiting task.
+    """
+    # The zap is memory.py's, and memory.py allocates through page_alloc_slowpath, which calls
+    # the OOM killer: the kernel's own memory.c -> page_alloc.c -> oom_kill.c loop. It goes
+    # once the freeing of private pages (which allocates nothing) sits below the allocator.
+    from .memory import free_cow_pages
+
+    mm = task.mm
+    freed = 0
+    for vma in mm.vmas.values():
+        if not vma.shared:
+            freed += free_cow_pages(m, task, vma, 0, vma.npages)
+    for nid, n in list(mm.anon_nodes.items()):
+        if n:
+            m.anon_stat(task, nid, -n)
+            page_counter_uncharge(m, task.memcg, n)
+            free_pages(m, nid, n)
+            freed += n
+    return freed
 
 
 def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -> Generator[Any, Any, None]:
@@ -268,7 +304,7 @@ def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -
     """
     if victim.exited or (victim.mm is not None and victim.mm.mmf_oom_skip):
         return
-    yield from m.kernel_wait(current, m.oom_waiters, "waiting for OOM victim to exit")
+    yield from wait_event_killable(m, current, m.oom_waiters, "waiting for OOM victim to exit")
 
 
 def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
@@ -279,8 +315,6 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
     the instruction refaults (here: sleep until memory is freed somewhere, since an immediate
     refault would fail the same way); [2014] v3.15 invoked the global OOM killer instead.
     """
-    from .memcontrol import mem_cgroup_oom_synchronize
-
     if (yield from mem_cgroup_oom_synchronize(m, task)):
         return
     if task.dying:
@@ -291,4 +325,5 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
             yield from wait_for_oom_progress(m, task, victim)
         return
     m.log.emit("pagefault_out_of_memory", task=task.name, memcg=task.memcg.path)
-    yield from m.kernel_wait(task, m.oom_waiters, "refault loop: VM_FAULT_OOM with no OOM victim")
+    yield from wait_event_killable(m, task, m.oom_waiters,
+                                   "refault loop: VM_FAULT_OOM with no OOM victim")

@@ -10,7 +10,16 @@ Simplifications:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .levels import COMMITTED_AS
+from .task import CAP_SYS_ADMIN
+
+if TYPE_CHECKING:
+    from .levels import LevelLog
+    from .machine import Machine
+    from .task import TaskStruct
 
 OVERCOMMIT_GUESS, OVERCOMMIT_ALWAYS, OVERCOMMIT_NEVER = 0, 1, 2
 
@@ -25,12 +34,15 @@ class Overcommit:
     admin_reserve_pages: int = 0
     user_reserve_pages: int = 0
     committed_as: int = 0
+    levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def vm_acct_memory(self, pages: int) -> None:
         """Models `vm_acct_memory()`/`vm_unacct_memory()` (negative pages unaccount)."""
         self.committed_as += pages
         if self.committed_as < 0:
             raise AssertionError(f"Committed_AS went negative ({self.committed_as})")
+        if self.levels is not None and pages:
+            self.levels.record(COMMITTED_AS, "", self.committed_as)
 
 
 def vm_commit_limit(oc: Overcommit, totalram: int, total_swap: int, page_kb: int) -> int:
@@ -110,3 +122,36 @@ def commit_margin(
         return None
     allowed = commit_allowed(oc, commit_limit, total_vm, cap_sys_admin)
     return max(0, allowed - oc.committed_as - 1)
+
+
+def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
+    """[2014] The v3.15 mode-0 free estimate for `task`, or None when that rule is off."""
+    if not m.profile.overcommit_guess_heuristic or m.overcommit.mode != 0:
+        return None
+    free = sum(n.free for n in m.nodes)
+    shmem = sum(n.stat["shmem"] for n in m.nodes)
+    return guess_free_pages_2014(
+        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
+        slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
+        admin_reserve=m.overcommit.admin_reserve_pages,
+        cap_sys_admin=task.capable(CAP_SYS_ADMIN),
+    )
+
+
+def security_vm_enough_memory_mm(m: Machine, task: TaskStruct, pages: int) -> bool:
+    """Models `security_vm_enough_memory_mm(task->mm, pages)`: `vm_enough_memory` with the
+    machine's sizes and the task's reserves."""
+    return vm_enough_memory(
+        m.overcommit, pages, commit_limit=m.commit_limit(), totalram=m.totalram,
+        total_swap=m.total_swap, total_vm=task.mm.total_vm,
+        cap_sys_admin=task.capable(CAP_SYS_ADMIN), guess_free_2014=guess_free_2014(m, task),
+    )
+
+
+def vm_commit_margin(m: Machine, task: TaskStruct) -> int | None:
+    """`commit_margin` for `task` on this machine: one-page `security_vm_enough_memory_mm`
+    calls that would succeed now (None: unlimited)."""
+    return commit_margin(
+        m.overcommit, commit_limit=m.commit_limit(), total_vm=task.mm.total_vm,
+        cap_sys_admin=task.capable(CAP_SYS_ADMIN),
+    )

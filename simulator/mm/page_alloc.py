@@ -1,8 +1,10 @@
 """The page allocator's limits: per-node free pages, watermarks, fast and slow path.
 
 Models mm/page_alloc.c (v6.18): `calculate_min_free_kbytes`, `__setup_per_zone_wmarks`,
-`__zone_watermark_ok`, the zonelist walk of `get_page_from_freelist` and the watermark choices of
-`__alloc_pages_slowpath`. Each node has one zone (ZONE_NORMAL).
+`__zone_watermark_ok`, the zonelist walk of `get_page_from_freelist`, `free_pages`, and the
+watermark choices of `__alloc_pages_slowpath`. Each node has one zone (ZONE_NORMAL). The
+allocator's entry points, which may invoke the OOM killer, are in page_alloc_slowpath.py, so
+that this free-page bookkeeping sits below oom_kill.py (whose reaper frees pages).
 
 Simplifications:
     One zone per node (no DMA/DMA32/Movable, no lowmem_reserve); order-0 pages only; no per-CPU
@@ -14,15 +16,14 @@ Simplifications:
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .memcontrol import MemCgroup, try_charge_memcg
+from .levels import NODE_FREE
 
 if TYPE_CHECKING:
+    from .levels import LevelLog
     from .machine import Machine
-    from .task import TaskStruct
 
 WMARK_MIN, WMARK_LOW, WMARK_HIGH = 0, 1, 2
 
@@ -63,7 +64,7 @@ class Node:
     stat: dict[str, int] = field(
         default_factory=lambda: {"anon": 0, "shmem": 0, "pagetables": 0, "kernel": 0, "slab": 0}
     )
-    kswapd_wakeups: int = 0
+    levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def min_wmark(self) -> int:
         """The min watermark (pages)."""
@@ -126,21 +127,23 @@ def take_pages(
     local = nodes[0]
     if zone_margin(local, local.low_wmark()) >= nr_pages:  # the usual case: all from one node
         local.free -= nr_pages
+        if local.levels is not None:
+            local.levels.record(NODE_FREE, local.nid, local.free)
         return [(local.nid, nr_pages)]
     segs: list[tuple[int, int]] = []
     left = nr_pages
     marks = [lambda n: n.low_wmark(), lambda n: n.min_wmark()]
     if oom_victim:
         marks.append(lambda n: alloc_oom_mark(n.min_wmark()))
-    for pass_no, mark in enumerate(marks):
+    for mark in marks:
         for n in nodes:
             if left == 0:
                 break
             got = min(left, zone_margin(n, mark(n)))
             if got:
-                if pass_no:
-                    n.kswapd_wakeups += 1
                 n.free -= got
+                if n.levels is not None:
+                    n.levels.record(NODE_FREE, n.nid, n.free)
                 if segs and segs[-1][0] == n.nid:
                     segs[-1] = (n.nid, segs[-1][1] + got)
                 else:
@@ -151,52 +154,6 @@ def take_pages(
     return segs
 
 
-def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:
-    """Models `__alloc_pages()` for one order-0 page: fast path, slow path, OOM, retry.
-
-    A generator: it may wait for an OOM victim to exit. Returns the node id the page came
-    from, or None (only for a task that is itself an OOM victim and found the ALLOC_OOM
-    reserves empty: "too small to fail").
-    """
-    from .oom_kill import OomControl, out_of_memory, wait_for_oom_progress
-
-    nodes = m.zonelist(task.node)
-    while True:
-        if alloc_margin(nodes) >= 1:
-            return take_pages(nodes, 1)[0][0]
-        # __alloc_pages_slowpath(): kswapd is woken, direct reclaim finds nothing to reclaim
-        # (no swap, no clean page cache), should_reclaim_retry gives up after its rounds.
-        for n in nodes:
-            n.kswapd_wakeups += 1
-        if task.oom_victim:
-            if alloc_margin(nodes, oom_victim=True) >= 1:
-                return take_pages(nodes, 1, oom_victim=True)[0][0]
-            m.log.emit("page_alloc_fail", task=task.name, detail="OOM victim, reserves empty")
-            return None
-        m.log.emit("alloc_slowpath_oom", task=task.name)
-        victim = out_of_memory(m, task, OomControl())
-        if victim is None:
-            return None
-        if victim is not task:
-            yield from wait_for_oom_progress(m, task, victim)
-
-
-def alloc_charged_page(
-    m: Machine, task: TaskStruct, ctx: str, memcg: MemCgroup | None = None
-) -> Generator[Any, Any, int | None]:
-    """Allocate one page, then charge it (`__GFP_ACCOUNT`) to `memcg` (the task's unless
-    given; a swap-in's is the recorded one): the node id, or None when either failed
-    (-ENOMEM; the page is freed again)."""
-    nid = yield from alloc_pages(m, task)
-    if nid is None:
-        return None
-    err = yield from try_charge_memcg(m, task, task.memcg if memcg is None else memcg, 1, ctx)
-    if err:
-        free_pages(m, nid, 1)
-        return None
-    return nid
-
-
 def free_pages(m: Machine, nid: int, nr_pages: int) -> None:
     """Models `free_pages()`: return pages to their node and wake allocators waiting on OOM."""
     if nr_pages:
@@ -204,3 +161,4 @@ def free_pages(m: Machine, nid: int, nr_pages: int) -> None:
         node.free += nr_pages
         if node.free > node.managed:
             raise AssertionError(f"node {nid}: freed more pages than it manages")
+        m.levels.record(NODE_FREE, nid, node.free)

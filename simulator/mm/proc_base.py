@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errno import EACCES
 from .task import CAP_SYS_RESOURCE
 
 if TYPE_CHECKING:
     from .task import TaskStruct
 
-EACCES = "EACCES"
 
 
 def __set_oom_adj(task: TaskStruct, value: int) -> str | None:

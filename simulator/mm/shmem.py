@@ -30,6 +30,7 @@ from .booking import (
     slab_pages_added,
     slab_pages_freed,
 )
+from .errno import EEXIST, EINVAL, ENOMEM, ENOSPC
 from .extents import ExtentMap
 from .memcontrol import (
     mem_cgroup_swapout,
@@ -41,8 +42,10 @@ from .memcontrol import (
     try_charge_memcg,
 )
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS
-from .overcommit import guess_free_pages_2014
-from .page_alloc import alloc_charged_page, alloc_pages, free_pages
+from .overcommit import security_vm_enough_memory_mm
+from .page_alloc import free_pages
+from .page_alloc_slowpath import alloc_charged_page, alloc_pages
+from .signal import wake_up_all
 from .swapfile import folio_alloc_swap, swap_free_nr
 from .xarray import XA_NODE_BYTES, XaShape, xa_erase, xa_insert, xa_new_nodes
 
@@ -55,9 +58,6 @@ F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW = "seal", "shrink", "grow"
 F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, F_SEAL_EXEC = "write", "future_write", "exec"
 ALL_SEALS = (F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE, F_SEAL_EXEC)
 WRITE_SEALS = (F_SEAL_WRITE, F_SEAL_FUTURE_WRITE)
-
-ENOSPC, ENOMEM, EPERM, EBADF, EINVAL, EFBIG = "ENOSPC", "ENOMEM", "EPERM", "EBADF", "EINVAL", "EFBIG"
-EEXIST = "EEXIST"
 
 
 @dataclass(eq=False)
@@ -131,7 +131,7 @@ def shmem_acct_size(m: Machine, task: TaskStruct, inode: ShmemInode, pages: int)
     SHM_NORESERVE, or with it in mode 2) charges its whole size to Committed_AS at creation."""
     if inode.noreserve:
         return None
-    if not m.vm_enough_memory(task, pages):
+    if not security_vm_enough_memory_mm(m, task, pages):
         return ENOMEM
     return None
 
@@ -143,7 +143,7 @@ def shmem_acct_blocks(m: Machine, task: TaskStruct, inode: ShmemInode, pages: in
     failure is -ENOSPC (so that sparse mappings get SIGBUS, not OOM).
     """
     if inode.noreserve:
-        if not m.vm_enough_memory(task, pages):
+        if not security_vm_enough_memory_mm(m, task, pages):
             m.log.emit("vm_enough_memory_fail", task=task.name, pages=pages,
                        value=m.overcommit.committed_as)
             return ENOSPC
@@ -310,7 +310,7 @@ def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
     shmem_xa_erase(m, inode, a, b, max_before)
     shmem_unacct_blocks(m, inode, total)
     if total:
-        m.wake_oom_waiters()
+        wake_up_all(m.oom_waiters)
     return total
 
 
@@ -434,20 +434,6 @@ def shmem_file_read_iter(
     if inode.swap.first_present(a, end) is None:
         return end - a, inode.pages.holes(a, end), 0, None, (end - a) * m.costs.read
     return (yield from m.engine.read_range(m, task, inode, a, end))
-
-
-def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
-    """[2014] The v3.15 mode-0 free estimate for `task`, or None when that rule is off."""
-    if not m.profile.overcommit_guess_heuristic or m.overcommit.mode != 0:
-        return None
-    free = sum(n.free for n in m.nodes)
-    shmem = sum(n.stat["shmem"] for n in m.nodes)
-    return guess_free_pages_2014(
-        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
-        slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
-        admin_reserve=m.overcommit.admin_reserve_pages,
-        cap_sys_admin=task.capable("sys_admin"),
-    )
 
 
 def shmem_acct_taken(m: Machine, inode: ShmemInode, n: int) -> None:

@@ -13,15 +13,13 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errno import ENOSPC
 from .extents import ExtentMap
-from .shmem import ENOSPC, ShmemInode, shmem_free_range
+from .shmem import ShmemInode, shmem_free_range
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
-
-EINTR = "EINTR"
-
 
 @dataclass
 class FillResult:

@@ -25,7 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .memcontrol import mem_cgroup_try_charge_swap, mem_cgroup_uncharge_swap, memcg_swap_event
+from .levels import SWAP_USED
+from .memcontrol import (
+    mem_cgroup_try_charge_swap,
+    mem_cgroup_uncharge_swap,
+    memcg_swap_event,
+    swap_margin,
+)
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -41,14 +47,14 @@ class SwapInfo:
         inuse: slots holding a page (`si->inuse_pages`).
         pswpin: pages read back (the vmstat event).
         pswpout: pages written out.
-        synchronous_io: SWP_SYNCHRONOUS_IO (always, see the module docstring).
+
+    The device is always SWP_SYNCHRONOUS_IO (see the module docstring).
     """
 
     pages: int
     inuse: int = 0
     pswpin: int = 0
     pswpout: int = 0
-    synchronous_io: bool = True
 
     def nr_free(self) -> int:
         """Models `get_nr_swap_pages()`: free slots."""
@@ -66,13 +72,13 @@ def folio_alloc_swap(m: Machine, memcg: MemCgroup, nr_pages: int, task: str = ""
     """
     if nr_pages <= 0:
         return 0
-    from .memcontrol import swap_margin
-
     slots = m.swap.nr_free()
     k = min(nr_pages, slots, swap_margin(memcg))
     if k and not mem_cgroup_try_charge_swap(m, memcg, k, task):
         raise AssertionError("swap charge within the margin refused")
     m.swap.inuse += k
+    if k:
+        m.levels.record(SWAP_USED, "", m.swap.inuse)
     failed = nr_pages - k
     if failed:
         if slots - k > 0:
@@ -91,4 +97,5 @@ def swap_free_nr(m: Machine, memcg: MemCgroup, nr_pages: int) -> None:
     m.swap.inuse -= nr_pages
     if m.swap.inuse < 0:
         raise AssertionError("swap: more slots freed than used")
+    m.levels.record(SWAP_USED, "", m.swap.inuse)
     mem_cgroup_uncharge_swap(memcg, nr_pages)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from .memcontrol import MemCgroup
     from .mm_types import MM
 
-OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX = -1000, 1000
+OOM_SCORE_ADJ_MIN = -1000
 
 CAP_IPC_LOCK, CAP_SYS_RESOURCE, CAP_SYS_ADMIN = "ipc_lock", "sys_resource", "sys_admin"
 

@@ -1,0 +1,65 @@
+"""The page allocator's entry points: allocate a page, or enter reclaim and the OOM killer.
+
+Models mm/page_alloc.c (v6.18) `__alloc_pages()` -> `__alloc_pages_slowpath()` ->
+`__alloc_pages_may_oom()` for order-0 pages, and a `__GFP_ACCOUNT` allocation's memcg charge.
+Split from page_alloc.py (the free pages and watermarks) because this half calls the OOM killer,
+and the OOM killer frees pages: with both halves in one module the two would import each other.
+
+Simplifications: see page_alloc.py (no reclaim: kswapd wakes but frees nothing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from .memcontrol import try_charge_memcg
+from .oom_kill import OomControl, out_of_memory, wait_for_oom_progress
+from .page_alloc import alloc_margin, free_pages, take_pages
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .memcontrol import MemCgroup
+    from .task import TaskStruct
+
+
+def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:
+    """Models `__alloc_pages()` for one order-0 page: fast path, slow path, OOM, retry.
+
+    A generator: it may wait for an OOM victim to exit. Returns the node id the page came
+    from, or None (only for a task that is itself an OOM victim and found the ALLOC_OOM
+    reserves empty: "too small to fail").
+    """
+    nodes = m.zonelist(task.node)
+    while True:
+        if alloc_margin(nodes) >= 1:
+            return take_pages(nodes, 1)[0][0]
+        # __alloc_pages_slowpath(): kswapd is woken, direct reclaim finds nothing to reclaim
+        # (no swap, no clean page cache), should_reclaim_retry gives up after its rounds.
+        if task.oom_victim:
+            if alloc_margin(nodes, oom_victim=True) >= 1:
+                return take_pages(nodes, 1, oom_victim=True)[0][0]
+            m.log.emit("page_alloc_fail", task=task.name, detail="OOM victim, reserves empty")
+            return None
+        m.log.emit("alloc_slowpath_oom", task=task.name)
+        victim = out_of_memory(m, task, OomControl())
+        if victim is None:
+            return None
+        if victim is not task:
+            yield from wait_for_oom_progress(m, task, victim)
+
+
+def alloc_charged_page(
+    m: Machine, task: TaskStruct, ctx: str, memcg: MemCgroup | None = None
+) -> Generator[Any, Any, int | None]:
+    """Allocate one page, then charge it (`__GFP_ACCOUNT`) to `memcg` (the task's unless
+    given; a swap-in's is the recorded one): the node id, or None when either failed
+    (-ENOMEM; the page is freed again)."""
+    nid = yield from alloc_pages(m, task)
+    if nid is None:
+        return None
+    err = yield from try_charge_memcg(m, task, task.memcg if memcg is None else memcg, 1, ctx)
+    if err:
+        free_pages(m, nid, 1)
+        return None
+    return nid
