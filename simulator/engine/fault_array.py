@@ -8,10 +8,11 @@ import numpy as np
 
 from ..mm.booking import anon_pages_added_at, pgtables_added, shmem_folios_added_at
 from ..mm.memcontrol import mod_memcg_state, obj_stock_take
-from ..mm.memory import fault_plans, unmap_pages
+from ..mm.memory import fault_plans
 from ..mm.mm_types import PT_SHIFTS
 from ..mm.shmem import shmem_acct_taken, xa_charge_taken
 from ..mm.xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
+from ..mm.zap import unmap_pages
 from .book import charge_and_take_parts
 from .limits import Caps
 from .solve import cumulative_fit

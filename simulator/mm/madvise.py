@@ -42,12 +42,12 @@ from .errno import EFAULT, EINVAL, ENOMEM
 from .extents import ExtentMap
 from .gup import PageSeq, WalkResult, faultin_range
 from .memcontrol import CTX_GUP, mem_cgroup_swapout
-from .memory import free_cow_pages, unmap_pages
 from .mm_types import VM_FAULT_OOM, VM_FAULT_SIGBUS
 from .page_alloc import free_pages
 from .shmem import ShmemInode
 from .signal import wake_up_all
 from .swapfile import folio_alloc_swap
+from .zap import free_cow_pages, unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .booking import anon_pages_added, anon_pages_removed, pgtables_added
+from .booking import anon_pages_added, pgtables_added
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, pt_missing
 from .page_alloc import free_pages
 from .page_alloc_slowpath import alloc_charged_page, alloc_pages
 from .shmem import shmem_fault
 from .swapfile import swap_free_nr
+from .zap import unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -318,32 +319,6 @@ def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
     task.mm.rss["shmem"] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
-
-
-def unmap_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> None:
-    """Models `zap_page_range_single()` over `[a, b)` for file and zero PTEs (not COW pages)."""
-    n = sum(vma.mapped.remove(a, b).values())
-    task.mm.rss["shmem"] -= n
-    mod_memcg_state(task.memcg, "file_mapped", -n)
-    vma.zero.remove(a, b)
-
-
-def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
-    """Free the private anonymous pages of `[a, b)`: uncharge and give back to their nodes.
-
-    Their swap entries go too (`zap_pte_range` -> `free_swap_and_cache`): the slots, the swap
-    charge of the memcg recorded for them, and MM_SWAPENTS.
-    """
-    for tag, n in vma.swap.remove(a, b).items():
-        swap_free_nr(m, m.tagged_memcgs[tag], n)
-        task.mm.swapents -= n
-    removed = anon_pages_removed(m, task, vma, a, b)
-    total = 0
-    for nid, n in removed.items():
-        page_counter_uncharge(m, task.memcg, n)
-        free_pages(m, nid, n)
-        total += n
-    return total
 
 
 def needs_swapin(m: Machine, vma: VMA, idx: int, write: bool) -> bool:

@@ -14,13 +14,13 @@ from .errno import EACCES, EAGAIN, ENOMEM
 from .inode import iput
 from .memcontrol import mod_memcg_state, page_counter_uncharge
 from .memfd import memfd_check_seals_mmap
-from .memory import free_cow_pages, unmap_pages
 from .mm_types import VMA
 from .oom_kill import __oom_reap_task_mm
 from .overcommit import OVERCOMMIT_NEVER, security_vm_enough_memory_mm
 from .page_alloc import free_pages
 from .shmem import ShmemInode
 from .task import CAP_IPC_LOCK
+from .zap import free_cow_pages, unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine

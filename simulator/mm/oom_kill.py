@@ -17,15 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .debug import vm_debug_check
-from .memcontrol import (
-    mem_cgroup_get_oom_group,
-    mem_cgroup_oom_synchronize,
-    memcg_memory_event,
-    page_counter_uncharge,
-)
+from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event, page_counter_uncharge
 from .page_alloc import free_pages
 from .signal import do_send_sig_info, wait_event_killable, wake_up_all
 from .task import OOM_SCORE_ADJ_MIN
+from .zap import free_cow_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -276,11 +272,6 @@ def __oom_reap_task_mm(m: Machine, task: TaskStruct) -> int:
     Shared shmem mappings are left alone: their pages belong to the file. `exit_mmap` does the
     same work for every exiting task.
     """
-    # The zap is memory.py's, and memory.py allocates through page_alloc_slowpath, which calls
-    # the OOM killer: the kernel's own memory.c -> page_alloc.c -> oom_kill.c loop. It goes
-    # once the freeing of private pages (which allocates nothing) sits below the allocator.
-    from .memory import free_cow_pages
-
     mm = task.mm
     freed = 0
     for vma in mm.vmas.values():
@@ -315,6 +306,9 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
     the instruction refaults (here: sleep until memory is freed somewhere, since an immediate
     refault would fail the same way); [2014] v3.15 invoked the global OOM killer instead.
     """
+    # The kernel's memcontrol.c <-> oom_kill.c cycle, the one the model keeps (memcg_charge.py).
+    from .memcg_charge import mem_cgroup_oom_synchronize
+
     if (yield from mem_cgroup_oom_synchronize(m, task)):
         return
     if task.dying:

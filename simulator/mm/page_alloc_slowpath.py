@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .memcontrol import try_charge_memcg
+from .memcg_charge import try_charge_memcg
 from .oom_kill import OomControl, out_of_memory, wait_for_oom_progress
 from .page_alloc import alloc_margin, free_pages, take_pages
 

@@ -32,6 +32,7 @@ from .booking import (
 )
 from .errno import EEXIST, EINVAL, ENOMEM, ENOSPC
 from .extents import ExtentMap
+from .memcg_charge import try_charge_memcg
 from .memcontrol import (
     mem_cgroup_swapout,
     obj_stock_pages,
@@ -39,7 +40,6 @@ from .memcontrol import (
     obj_stock_take,
     page_counter_uncharge,
     swapin_memcg,
-    try_charge_memcg,
 )
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS
 from .overcommit import security_vm_enough_memory_mm

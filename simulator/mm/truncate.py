@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .memfd import check_truncate
-from .memory import free_cow_pages, unmap_pages
 from .shmem import ShmemInode, shmem_free_range
+from .zap import free_cow_pages, unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
