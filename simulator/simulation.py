@@ -9,10 +9,11 @@ import simpy
 
 from .engine.engines import BULK, REFERENCE
 from .engine.rng import frozen_heap, task_rng
+from .mm.booking import anon_footprint, kernel_pages_added, pgtables_added
 from .mm.debug import check_invariants
 from .mm.file import FdTable
 from .mm.machine import Costs, Machine
-from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, mod_memcg_state, page_counter_charge
+from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, page_counter_charge
 from .mm.mm_types import MM, PT_SHIFTS
 from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
@@ -190,20 +191,14 @@ def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> 
     parts = take_pages(nodes, total)
     for pn, cnt in parts:
         take_a = min(cnt, anon)
-        if take_a:
-            m.anon_stat(t, pn, take_a)
+        anon_footprint(m, t, pn, take_a)
         rest = cnt - take_a
         anon -= take_a
         take_k = min(rest, kernel)
-        if take_k:
-            mm.kernel_nodes[pn] += take_k
-            mod_memcg_state(memcg, "kernel", m.kmem_charge(take_k))
-            m.nodes[pn].stat["kernel"] += take_k
+        kernel_pages_added(m, t, pn, take_k)
         kernel -= take_k
         rest -= take_k
-        if rest:
-            mm.pt_nodes[pn] += rest
-            m.pgtable_stat(memcg, pn, rest)
+        pgtables_added(m, t, pn, rest)
     base = MMAP_TOP - (128 << 20) // ps - int(rng.integers(0, MMAP_RND_PAGES))
     for s in PT_SHIFTS:  # the libraries' page tables just below mmap_base
         mm.pt[s].fill((base - 1) >> s, ((base - 1) >> s) + 1, 0)

@@ -121,6 +121,22 @@ def _pgtable_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
     m.nodes[nid].stat["pagetables"] += n
 
 
+# -- a task's kernel pages (its stack, task_struct and the like) -------------------------------
+def kernel_pages_added(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n kernel pages of the task on node `nid` (the memcg's `kernel` where the kernel charges
+    them: not 3.15)."""
+    if n:
+        task.mm.kernel_nodes[nid] += n
+        if m.profile.kmem_charged:
+            mod_memcg_state(task.memcg, "kernel", n)
+        m.nodes[nid].stat["kernel"] += n
+
+
+def kernel_pages_freed(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n kernel pages of the task on node `nid` freed."""
+    kernel_pages_added(m, task, nid, -n)
+
+
 # -- slab pages -------------------------------------------------------------------------------
 def slab_pages_added(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
     """n slab pages charged to `memcg` for its objects, on node `nid` (memcg `slab`)."""

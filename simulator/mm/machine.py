@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .levels import COMMITTED_AS, MEMCG_USAGE, NODE_FREE, SWAP_USED, LevelLog
-from .memcontrol import MemCgroup, mod_memcg_state
+from .memcontrol import MemCgroup
 from .overcommit import Overcommit, vm_commit_limit
 from .page_alloc import Node, zonelist
 from .profiles import KernelProfile, WhatIf
@@ -182,32 +182,7 @@ class Machine:
         return tag
 
     # -- counters ------------------------------------------------------------------------------
-    def shmem_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
-        """Shmem pages added (n > 0) or freed: memcg `shmem` stat and the node's NR_SHMEM."""
-        mod_memcg_state(memcg, "shmem", n)
-        self.nodes[nid].stat["shmem"] += n
-
-    def slab_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
-        """Slab pages charged (n > 0) or uncharged for a memcg's objects on node nid."""
-        mod_memcg_state(memcg, "slab", n)
-        memcg.slab_nodes[nid] = memcg.slab_nodes.get(nid, 0) + n
-        self.nodes[nid].stat["slab"] += n
-
-    def pgtable_stat(self, memcg: MemCgroup, nid: int, n: int) -> None:
-        """Page-table pages added or freed (node NR_PAGETABLE; memcg `pagetables` where the
-        kernel charges them)."""
-        if self.profile.kmem_charged:
-            mod_memcg_state(memcg, "pagetables", n)
-        self.nodes[nid].stat["pagetables"] += n
-
     def kmem_charge(self, n: int) -> int:
         """Of n new pages of kernel memory (page tables, a kernel stack), how many the memcg is
         charged: all, or none on 3.15."""
         return n if self.profile.kmem_charged else 0
-
-    def anon_stat(self, task: TaskStruct, nid: int, n: int) -> None:
-        """Private anonymous pages of a task added or freed (rss, memcg `anon`, node)."""
-        task.mm.rss["anon"] += n
-        task.mm.anon_nodes[nid] += n
-        mod_memcg_state(task.memcg, "anon", n)
-        self.nodes[nid].stat["anon"] += n

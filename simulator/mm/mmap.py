@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .booking import kernel_pages_freed, pgtables_freed
 from .errno import EACCES, EAGAIN, ENOMEM
 from .inode import iput
-from .memcontrol import mod_memcg_state, page_counter_uncharge
+from .memcontrol import page_counter_uncharge
 from .memfd import memfd_check_seals_mmap
 from .mm_types import VMA
 from .oom_kill import __oom_reap_task_mm
@@ -139,12 +140,12 @@ def exit_mmap(m: Machine, task: TaskStruct) -> None:
         unlink_file_vma(m, vma)
     __oom_reap_task_mm(m, task)
     for nid, n in list(mm.pt_nodes.items()):
-        m.pgtable_stat(task.memcg, nid, -n)
+        pgtables_freed(m, task, nid, n)
         page_counter_uncharge(m, task.memcg, m.kmem_charge(n))
         free_pages(m, nid, n)
     mm.pt_nodes.clear()
     for nid, n in list(mm.kernel_nodes.items()):
-        mod_memcg_state(task.memcg, "kernel", -m.kmem_charge(n))
+        kernel_pages_freed(m, task, nid, n)
         page_counter_uncharge(m, task.memcg, m.kmem_charge(n))
         free_pages(m, nid, n)
     mm.kernel_nodes.clear()

@@ -16,6 +16,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .booking import anon_footprint
 from .debug import vm_debug_check
 from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event, page_counter_uncharge
 from .page_alloc import free_pages
@@ -279,7 +280,7 @@ def __oom_reap_task_mm(m: Machine, task: TaskStruct) -> int:
             freed += free_cow_pages(m, task, vma, 0, vma.npages)
     for nid, n in list(mm.anon_nodes.items()):
         if n:
-            m.anon_stat(task, nid, -n)
+            anon_footprint(m, task, nid, -n)
             page_counter_uncharge(m, task.memcg, n)
             free_pages(m, nid, n)
             freed += n
