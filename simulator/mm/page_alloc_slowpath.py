@@ -1,9 +1,10 @@
 """The page allocator's entry points: allocate a page, or enter reclaim and the OOM killer.
 
-Models mm/page_alloc.c (v6.18) `__alloc_pages()` -> `__alloc_pages_slowpath()` ->
-`__alloc_pages_may_oom()` for order-0 pages, and a `__GFP_ACCOUNT` allocation's memcg charge.
-Split from page_alloc.py (the free pages and watermarks) because this half calls the OOM killer,
-and the OOM killer frees pages: with both halves in one module the two would import each other.
+Models mm/page_alloc.c (v6.18) `__alloc_pages()` -> `get_page_from_freelist()`, then
+`__alloc_pages_slowpath()` -> `__alloc_pages_may_oom()` for order-0 pages, and a
+`__GFP_ACCOUNT` allocation's memcg charge. Split from page_alloc.py (the free pages and
+watermarks) because this half calls the OOM killer, and the OOM killer frees pages: with both
+halves in one module the two would import each other.
 
 Simplifications: see page_alloc.py (no reclaim: kswapd wakes but frees nothing).
 """
@@ -24,29 +25,49 @@ if TYPE_CHECKING:
 
 
 def alloc_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:
-    """Models `__alloc_pages()` for one order-0 page: fast path, slow path, OOM, retry.
+    """Models `__alloc_pages()` for one order-0 page: `get_page_from_freelist`, else the slow
+    path. A generator (the slow path may wait for an OOM victim to exit). Returns the node id
+    the page came from, or None (only for an OOM victim that found the ALLOC_OOM reserves
+    empty: "too small to fail")."""
+    nid = get_page_from_freelist(m, task)
+    if nid is not None:
+        return nid
+    return (yield from alloc_pages_slowpath(m, task))
 
-    A generator: it may wait for an OOM victim to exit. Returns the node id the page came
-    from, or None (only for a task that is itself an OOM victim and found the ALLOC_OOM
-    reserves empty: "too small to fail").
-    """
+
+def get_page_from_freelist(m: Machine, task: TaskStruct, oom_victim: bool = False) -> int | None:
+    """Models `get_page_from_freelist()`: the first node of the task's zonelist above the
+    watermark, low on the fast path, then min once kswapd is woken (`take_pages` goes through
+    both passes), min/2 for an OOM victim (ALLOC_OOM). None when no node has a page."""
     nodes = m.zonelist(task.node)
+    if alloc_margin(nodes, oom_victim=oom_victim) >= 1:
+        return take_pages(nodes, 1, oom_victim=oom_victim)[0][0]
+    return None
+
+
+def alloc_pages_slowpath(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:
+    """Models `__alloc_pages_slowpath()` once every node is at its min watermark.
+
+    kswapd is woken and direct reclaim runs, but nothing is reclaimable in this model (no swap
+    out under pressure, no clean page cache), so `should_reclaim_retry` gives up. An OOM
+    victim takes the ALLOC_OOM reserves (or fails); anyone else calls
+    `__alloc_pages_may_oom` -> `out_of_memory`, waits for the victim, and retries.
+    """
     while True:
-        if alloc_margin(nodes) >= 1:
-            return take_pages(nodes, 1)[0][0]
-        # __alloc_pages_slowpath(): kswapd is woken, direct reclaim finds nothing to reclaim
-        # (no swap, no clean page cache), should_reclaim_retry gives up after its rounds.
         if task.oom_victim:
-            if alloc_margin(nodes, oom_victim=True) >= 1:
-                return take_pages(nodes, 1, oom_victim=True)[0][0]
-            m.log.emit("page_alloc_fail", task=task.name, detail="OOM victim, reserves empty")
-            return None
+            nid = get_page_from_freelist(m, task, oom_victim=True)
+            if nid is None:
+                m.log.emit("page_alloc_fail", task=task.name, detail="OOM victim, reserves empty")
+            return nid
         m.log.emit("alloc_slowpath_oom", task=task.name)
         victim = out_of_memory(m, task, OomControl())
         if victim is None:
             return None
         if victim is not task:
             yield from wait_for_oom_progress(m, task, victim)
+        nid = get_page_from_freelist(m, task)
+        if nid is not None:
+            return nid
 
 
 def alloc_charged_page(
