@@ -93,6 +93,8 @@ def run(
     what_if: Annotated[list[str] | None, typer.Option(
         "--what-if", help="e.g. zero_page_sealed_holes=true")] = None,
     reference: Annotated[bool, typer.Option(help="run the per-page reference model (slow)")] = False,
+    debug_vm: Annotated[bool, typer.Option(
+        help="check the model's invariants after every step and op (CONFIG_DEBUG_VM; slow)")] = False,
 ) -> None:
     """Run a scenario and print what happened to each task."""
     try:
@@ -100,7 +102,8 @@ def run(
         check_kernels([kernel] if kernel is not None else [])
         wi = parse_what_if(what_if or [])
         plan = resolve(sc)
-        runs = [simulate(plan, seed=s, kernel=kernel, what_if=wi, reference=reference)
+        runs = [simulate(plan, seed=s, kernel=kernel, what_if=wi, reference=reference,
+                         debug_vm=debug_vm)
                 for s in (seed or [sc.seed])]
     except ScenarioError as e:
         fail_input(e)

@@ -37,7 +37,7 @@ class Run:
 
     def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
-                 check_invariants: bool = True) -> None:
+                 check_invariants: bool = True, debug_vm: bool = False) -> None:
         if isinstance(sc, Plan):
             self.plan = sc
         else:
@@ -53,6 +53,7 @@ class Run:
         self.env = simpy.Environment()
         self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
         self.m.engine = REFERENCE if reference else BULK
+        self.m.debug_vm = debug_vm
         self.check = check_invariants
         self.procs: dict[str, Proc] = {}
         self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path

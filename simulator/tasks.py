@@ -12,6 +12,7 @@ import simpy
 
 from .engine.rng import task_rng
 from .mm import exit as mm_exit
+from .mm.debug import vm_debug_check
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
 from .outcome import TaskOutcome
 
@@ -78,6 +79,7 @@ def run_task(p: Proc) -> Generator[Any, Any, None]:
             p.op_index, p.op_name, p.page = i, o.name, None
             m.log.emit("op_start", task=t.name, value=i, detail=o.name)
             yield from OPS[o.name](p, o.args)
+            vm_debug_check(m)
             if t.sigkill:
                 raise Killed(p.page)
             if p.exit_now:

@@ -1,13 +1,14 @@
 """The bulk engine is exact: every scenario ends as it does when each page is faulted alone.
 
-`simulate(sc)` takes pages in bulk (simulator/mm/bulk.py) and runs the one-page path only at
-the page where a limit is hit; `simulate(sc, reference=True)` sends every page through the
-one-page path with the same time slicing. On any scenario the two must agree on every task's
+`simulate(sc)` takes pages in bulk (the BULK engine, simulator/engine/) and runs the one-page
+path only at the page where a limit is hit; `simulate(sc, reference=True)` sends every page
+through the one-page path with the same time slicing. On any scenario the two must agree on every task's
 outcome (outcome, errno, op, page), on the OOM kills (victims, order, points), on every final
 counter, and, beyond those, on the event log (the bulk engine's own per-step `fault_bulk`
 records aside) and on each address space as its task exits (rss, page tables, which pages
 are mapped, copied or zero-mapped) and each file's pages and their owners. Both runs also
-pass `debug.check_invariants`, and no task ever exits mapping a file page that is gone.
+pass `debug.check_invariants` after every step and op (`debug_vm`, CONFIG_DEBUG_VM), and no
+task ever exits mapping a file page that is gone.
 
 `make test` runs the `differential` profile (500 scenarios, derandomised); `make fuzz` runs
 the `fuzz` profile (many more, a fresh random stream each time, failures kept in
@@ -67,7 +68,7 @@ def file_state(m: Any) -> dict[str, Any]:
 
 def simulate_observed(sc: Scenario, reference: bool) -> tuple[RunResult, dict[str, Any]]:
     """Run `sc`, keeping each task's address space as it exits and the files at the end."""
-    run = Run(sc, reference=reference)
+    run = Run(sc, reference=reference, debug_vm=True)
     m = run.m
     seen: dict[str, Any] = {}
     exit_mm = mm_exit.exit_mm

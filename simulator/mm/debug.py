@@ -92,7 +92,8 @@ def check_invariants(m: Machine) -> None:
     for c in m.memcgs.values():
         if c.usage < 0:
             raise AssertionError(f"memcg {c.path}: negative usage")
-        if not c.is_root() and c.usage > c.max:
+        # Only a forced charge (a task's footprint at fork) passes max; no try_charge adds to it.
+        if not c.is_root() and c.usage > max(c.max, c.forced_peak):
             raise AssertionError(f"memcg {c.path}: usage {c.usage} over max {c.max}")
         local = sum(c.stat[k] for k in ("anon", "shmem", "kernel", "pagetables", "slab"))
         below = sum(ch.usage for ch in c.children)

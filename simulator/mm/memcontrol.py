@@ -56,6 +56,7 @@ class MemCgroup:
     online: bool = True
     usage: int = 0
     watermark: int = 0
+    forced_peak: int = 0  # the highest usage a forced charge left (it alone may pass max)
     swap_usage: int = 0
     swap_watermark: int = 0
     stat: dict[str, int] = field(
@@ -141,6 +142,7 @@ def page_counter_charge(memcg: MemCgroup, nr_pages: int) -> None:
     for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        c.forced_peak = max(c.forced_peak, c.usage)
         if levels is not None:
             levels.record(MEMCG_USAGE, c.path, c.usage)
 
