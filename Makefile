@@ -25,6 +25,7 @@ check: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check simulator analysis tests benchmarks
+	$(BIN)/mypy simulator
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

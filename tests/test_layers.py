@@ -147,6 +147,13 @@ def test_every_kernel_module_imports_first():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
+def test_no_module_over_500_lines():
+    """Small modules with one job each: none of simulator/ is over 500 lines."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / PACKAGE).rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 500}
+    assert not long, long
+
+
 if __name__ == "__main__":  # `python tests/test_layers.py`: print the graph and its cycles
     graph = import_graph()
     for mod in sorted(graph):
