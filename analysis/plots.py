@@ -29,16 +29,34 @@ def plot_outcome_rates(tasks: pd.DataFrame, task: str, by: str = "policy",
     return ax
 
 
-def plot_memcg_usage(events: pd.DataFrame, memcg: str, page_size: int = 4096,
-                     ax: Axes | None = None) -> Axes:
-    """Usage of one memcg over simulated time, from the faulting tasks' level records."""
+def level_line(levels: pd.DataFrame, kind: str, key: str) -> tuple[list[float], list[float]]:
+    """The (time, value) points that draw one counter truthfully as a line: a step at each
+    instant change, a straight segment through each bulk step (`ramp`)."""
+    g = levels[(levels["kind"] == kind) & (levels["key"] == key)]
+    xs: list[float] = []
+    ys: list[float] = []
+    for t, v, ramp in zip(g["time"], g["value"], g["ramp"], strict=True):
+        if xs and not ramp:
+            xs.append(t)
+            ys.append(ys[-1])
+        xs.append(t)
+        ys.append(v)
+    return xs, ys
+
+
+def plot_memcg_usage(levels: pd.DataFrame, memcg: str, page_size: int = 4096,
+                     oom_kills: pd.DataFrame | None = None, ax: Axes | None = None) -> Axes:
+    """Usage of one memcg over simulated time (the levels frame of one run), with its limit's
+    OOM kills marked when `oom_kills` is given (only kills in this memcg or below it)."""
     ax = ax or plt.gca()
-    e = events[events["kind"].isin(["fault_bulk", "fault_slice"]) & (events["memcg"] == memcg)]
-    for task, g in e.groupby("task"):
-        ax.step(g["time"] * 1e3, g["value"] * page_size / 2**20, where="post", label=str(task))
-    kills = events[events["kind"] == "oom_kill"]
-    for t in kills["time"]:
-        ax.axvline(t * 1e3, color=COLORS["oom_killed"], linestyle=":", linewidth=1)
+    xs, ys = level_line(levels, "memcg_usage", memcg)
+    ax.plot([x * 1e3 for x in xs], [y * page_size / 2**20 for y in ys], label=memcg)
+    if oom_kills is not None and len(oom_kills):
+        mine = oom_kills[oom_kills["memcg"].map(lambda c: c == memcg or
+                                                 str(c).startswith(memcg.rstrip("/") + "/"))]
+        for t in mine["time"]:
+            ax.axvline(t * 1e3, color=COLORS["oom_killed"], linestyle=":", linewidth=1,
+                       label="OOM kill")
     ax.set_xlabel("simulated time (ms)")
     ax.set_ylabel(f"{memcg} usage (MiB)")
     ax.legend(fontsize="small")

@@ -44,6 +44,7 @@ class RunResult:
     end_time: float
     panic: str | None = None
     what_if: dict[str, Any] = field(default_factory=dict)
+    levels: list[tuple[float, str, str, int, bool]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The run's entry in the JSON output."""

@@ -14,6 +14,7 @@ from .outcome import RunResult, TaskOutcome
 __all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_text"]
 
 EVENT_COLUMNS = ["time", "kind", "task", "memcg", "page", "pages", "value", "detail"]
+LEVEL_COLUMNS = ["time", "kind", "key", "value", "ramp"]
 
 
 def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
@@ -42,6 +43,24 @@ def events_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
     return out
 
 
+def levels_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
+    """Memcg usage, node free pages, Committed_AS and swap slots in use, recorded whenever they
+    changed (one row per change; `ramp`: reached linearly from the row before for that key,
+    through a bulk step, rather than at once)."""
+    frames = []
+    for r in runs:
+        f = pd.DataFrame.from_records(r.levels, columns=LEVEL_COLUMNS)
+        f.insert(0, "seed", r.seed)
+        f.insert(0, "scenario", scenario)
+        frames.append(f)
+    if not frames:
+        return pd.DataFrame(columns=["scenario", "seed", *LEVEL_COLUMNS])
+    out = pd.concat(frames, ignore_index=True)
+    out["value"] = out["value"].astype("int64")
+    out["ramp"] = out["ramp"].astype(bool)
+    return out
+
+
 def oom_kills_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
     """One row per OOM kill."""
     rows = [{"scenario": scenario, "seed": r.seed, **k} for r in runs for k in r.oom_kills]
@@ -54,11 +73,13 @@ def to_json(scenario: str, runs: list[RunResult]) -> dict[str, Any]:
 
 
 def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]:
-    """tasks.parquet, events.parquet, oom_kills.parquet and run.json under `out`."""
+    """tasks.parquet, events.parquet, oom_kills.parquet, levels.parquet and run.json under
+    `out`."""
     files = {
         out / "tasks.parquet": tasks_frame(scenario, runs),
         out / "events.parquet": events_frame(scenario, runs),
         out / "oom_kills.parquet": oom_kills_frame(scenario, runs),
+        out / "levels.parquet": levels_frame(scenario, runs),
     }
     for path, df in files.items():
         atomic_write_parquet(df, path)
@@ -69,4 +90,4 @@ def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]
 def read_results(out: Path) -> dict[str, pd.DataFrame]:
     """Read back the frames `write_results` wrote."""
     return {name: pd.read_parquet(out / f"{name}.parquet")
-            for name in ("tasks", "events", "oom_kills")}
+            for name in ("tasks", "events", "oom_kills", "levels")}

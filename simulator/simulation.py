@@ -12,6 +12,7 @@ from .engine.rng import frozen_heap, task_rng
 from .mm.booking import anon_footprint, kernel_pages_added, pgtables_added
 from .mm.debug import check_invariants
 from .mm.file import FdTable
+from .mm.levels import level_series
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, page_counter_charge
 from .mm.mm_types import MM, PT_SHIFTS
@@ -100,6 +101,7 @@ class Run:
             tasks={n: p.outcome for n, p in self.procs.items() if p.outcome is not None},
             oom_kills=list(self.m.oom_kills), events=self.m.log.records,
             counters=counters(self.m), end_time=end, panic=panic, what_if=self.what_if,
+            levels=level_series(self.m.levels),
         )
 
 

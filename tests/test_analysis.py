@@ -1,9 +1,10 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from analysis import failure_rates, outcome_labels, plot_memcg_usage, plot_outcome_rates
 from simulator.policies import POLICIES
-from simulator.results import events_frame
+from simulator.results import levels_frame, oom_kills_frame
 from simulator.scenario import load_scenario
 from simulator.simulation import simulate
 from simulator.sweep import sweep, sweep_frame
@@ -47,12 +48,20 @@ def test_plot_outcome_rates_returns_the_axes(tasks):
 
 
 def test_plot_memcg_usage_from_a_real_run():
-    """Usage steps up to the limit and the kill is marked."""
+    """Usage rises through the reader's walk to the 64 MiB limit, is marked at the kill, and
+    drops when the victim exits: not a jump to the limit at the walk's first step."""
     sc = load_scenario("scenarios/sealed-holes-memcg.yaml")
-    ev = events_frame(sc.name, [simulate(sc)])
-    ax = plot_memcg_usage(ev, "/app")
-    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "reader"]
-    assert max(line.get_ydata()) == pytest.approx(64.0)
+    run = simulate(sc)
+    levels = levels_frame(sc.name, [run])
+    ax = plot_memcg_usage(levels, "/app", oom_kills=oom_kills_frame(sc.name, [run]))
+    (line,) = [ln for ln in ax.get_lines() if ln.get_label() == "/app"]
+    x, y = line.get_xdata(), line.get_ydata()
+    kill_ms = run.oom_kills[0]["time"] * 1e3
+    assert max(y) == pytest.approx(64.0)
+    assert 20 < np.interp(kill_ms / 2, x, y) < 44  # half way through the walk: half full
+    assert y[-1] == 0
+    (mark,) = [ln for ln in ax.get_lines() if ln.get_label() == "OOM kill"]
+    assert mark.get_xdata()[0] == pytest.approx(kill_ms)
 
 
 def test_sweep_covers_every_policy(tmp_path):

@@ -38,11 +38,12 @@ LEVEL_COLUMNS = ["time", "kind", "key", "value"]
 class LevelLog:
     """Level records (see the module docstring): a list of tuples, appended to as counters change."""
 
-    __slots__ = ("env", "records", "_last", "_before", "_floor")
+    __slots__ = ("env", "records", "ramp_ends", "_last", "_before", "_floor")
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
         self.records: list[tuple[float, str, str | int, int]] = []
+        self.ramp_ends: set[int] = set()  # indices of records a ramp reaches (linearly)
         # kind -> key -> index of the key's last record, and its value before that record's time
         self._last: dict[str, dict[str | int, int]] = {k: {} for k in KINDS}
         self._before: dict[str, dict[str | int, int]] = {k: {} for k in KINDS}
@@ -92,5 +93,16 @@ class LevelLog:
                     continue
                 records[i] = (now, kind, key, before)
                 self._last[kind][key] = len(records)
+                self.ramp_ends.add(len(records))
                 records.append((end, kind, key, value))
         self._floor = 0
+
+
+def level_series(levels: LevelLog) -> list[tuple[float, str, str, int, bool]]:
+    """The records in time order (stably), keys as text, each with whether a ramp reaches it:
+    `(time, kind, key, value, ramp)`. A ramp's record is reached linearly from the record
+    before it for the same key; any other record is a step at its time."""
+    out = [(t, kind, str(key), value, i in levels.ramp_ends)
+           for i, (t, kind, key, value) in enumerate(levels.records)]
+    out.sort(key=lambda r: r[0])
+    return out
