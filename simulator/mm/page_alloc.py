@@ -1,4 +1,4 @@
-"""The page allocator's limits: per-node free pages, watermarks, fast and slow path.
+"""The page allocator's bookkeeping: per-node free pages, watermarks, zonelists, freeing.
 
 Models mm/page_alloc.c (v6.18): `calculate_min_free_kbytes`, `__setup_per_zone_wmarks`,
 `__zone_watermark_ok`, the zonelist walk of `get_page_from_freelist`, `free_pages`, and the
