@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.booking import anon_pages_added, pgtables_added, shmem_folios_added
+from ..mm.booking import (
+    anon_pages_added,
+    pgtables_added,
+    shmem_folios_added,
+    shmem_swap_removed,
+    swap_ptes_removed,
+)
 from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
 from ..mm.memory import map_file_pages
 from ..mm.mm_types import PT_SHIFTS, VMA
@@ -126,12 +132,11 @@ def bulk_swapin_range(
         if not k:
             continue
         if inode is None:
-            vma.swap.remove(a + p0, a + p1)
-            mm.swapents -= k
+            swap_ptes_removed(m, task, vma, a + p0, a + p1)
             anon_pages_added(m, task, vma, a + p0, a + p1, nid)
         else:
             f = vma.pgoff + a
-            inode.swap.remove(f + p0, f + p1)
+            shmem_swap_removed(m, inode, f + p0, f + p1)
             shmem_folios_added(m, inode, target, nid, f + p0, f + p1)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     m.swap.pswpin += n
@@ -172,7 +177,7 @@ def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
     if page_counter_try_charge(memcg, n) is not None:
         raise AssertionError(f"bulk swap-in charge of {n} pages refused by {memcg.path}")
-    inode.swap.remove(a, a + n)
+    shmem_swap_removed(m, inode, a, a + n)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     p = a
     for nid, c in take_pages(m.zonelist(task.node), n):

@@ -149,3 +149,32 @@ def slab_pages_added(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
 def slab_pages_freed(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
     """n slab pages of `memcg` on node `nid` freed."""
     slab_pages_added(m, memcg, nid, -n)
+
+
+# -- swap entries -----------------------------------------------------------------------------
+# The slots and their memcg swap charge are swapfile.py's (`folio_alloc_swap`, `swap_free_nr`);
+# these hold where the entries are: a shmem file's pages in swap (the file's, counted for
+# nobody's rss), and the swap PTEs of private anonymous pages (MM_SWAPENTS).
+def shmem_swap_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, a: int, b: int) -> None:
+    """File pages `[a, b)` are now in swap, recorded for `memcg` (`shmem_writeout`)."""
+    inode.swap.fill(a, b, m.memcg_tag(memcg))
+
+
+def shmem_swap_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[int, int]:
+    """The swap entries of file pages `[a, b)` go: {memcg tag: entries}, for the caller to free
+    the slots (`swap_free_nr`)."""
+    return inode.swap.remove(a, b)
+
+
+def swap_ptes_added(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> None:
+    """Pages `[a, b)` of `vma` are now swap PTEs, recorded for the task's memcg."""
+    vma.swap.fill(a, b, m.memcg_tag(task.memcg))
+    task.mm.swapents += b - a
+
+
+def swap_ptes_removed(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> dict[int, int]:
+    """The swap PTEs of `[a, b)` of `vma` go: {memcg tag: entries}, for the caller to free the
+    slots."""
+    removed = vma.swap.remove(a, b)
+    task.mm.swapents -= sum(removed.values())
+    return removed

@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .booking import anon_pages_removed
+from .booking import anon_pages_removed, swap_ptes_added
 from .errno import EFAULT, EINVAL, ENOMEM
 from .extents import ExtentMap
 from .gup import PageSeq, WalkResult, faultin_range
@@ -93,8 +93,7 @@ def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
     for nid, n in anon_pages_removed(m, task, vma, s, s + k).items():
         mem_cgroup_swapout(m, task.memcg, n)
         free_pages(m, nid, n)
-    vma.swap.fill(s, s + k, m.memcg_tag(task.memcg))
-    task.mm.swapents += k
+    swap_ptes_added(m, task, vma, s, s + k)
     m.swap.pswpout += k
     return k
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .booking import anon_pages_added, pgtables_added
+from .booking import anon_pages_added, pgtables_added, swap_ptes_removed
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, pt_missing
 from .page_alloc import free_pages
@@ -290,8 +290,7 @@ def do_swap_page(
         page_counter_uncharge(m, memcg, 1)
         free_pages(m, nid, 1)
         return (yield from handle_mm_fault(m, task, vma, idx, write, ctx))
-    vma.swap.remove(idx, idx + 1)
-    task.mm.swapents -= 1
+    swap_ptes_removed(m, task, vma, idx, idx + 1)
     swap_free_nr(m, m.tagged_memcgs[tag], 1)
     anon_pages_added(m, task, vma, idx, idx + 1, nid)
     m.swap.pswpin += 1

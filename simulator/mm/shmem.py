@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from .booking import (
     shmem_folios_added,
     shmem_folios_removed,
+    shmem_swap_added,
+    shmem_swap_removed,
     slab_pages_added,
     slab_pages_freed,
 )
@@ -304,7 +306,7 @@ def shmem_free_range(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
         page_counter_uncharge(m, memcg, n)
         free_pages(m, nid, n)
         total += n
-    for tag, n in inode.swap.remove(a, b).items():
+    for tag, n in shmem_swap_removed(m, inode, a, b).items():
         swap_free_nr(m, m.tagged_memcgs[tag], n)
         total += n
     shmem_xa_erase(m, inode, a, b, max_before)
@@ -340,7 +342,7 @@ def shmem_swapin_folio(
         page_counter_uncharge(m, memcg, 1)
         free_pages(m, nid, 1)
         return EINVAL if inode.evicted else EEXIST
-    inode.swap.remove(index, index + 1)
+    shmem_swap_removed(m, inode, index, index + 1)
     swap_free_nr(m, m.tagged_memcgs[tag], 1)
     shmem_folios_added(m, inode, memcg, nid, index, index + 1)
     m.swap.pswpin += 1
@@ -409,7 +411,7 @@ def shmem_writeout(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]], t
                 shmem_folios_removed(m, inode, s, s + k)
                 mem_cgroup_swapout(m, memcg, k)
                 free_pages(m, nid, k)
-                inode.swap.fill(s, s + k, m.memcg_tag(memcg))
+                shmem_swap_added(m, inode, memcg, s, s + k)
                 m.swap.pswpout += k
                 done += k
     return done

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .booking import anon_pages_removed
+from .booking import anon_pages_removed, swap_ptes_removed
 from .memcontrol import mod_memcg_state, page_counter_uncharge
 from .page_alloc import free_pages
 from .swapfile import swap_free_nr
@@ -37,9 +37,8 @@ def free_cow_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
     Their swap entries go too (`zap_pte_range` -> `free_swap_and_cache`): the slots, the swap
     charge of the memcg recorded for them, and MM_SWAPENTS.
     """
-    for tag, n in vma.swap.remove(a, b).items():
+    for tag, n in swap_ptes_removed(m, task, vma, a, b).items():
         swap_free_nr(m, m.tagged_memcgs[tag], n)
-        task.mm.swapents -= n
     removed = anon_pages_removed(m, task, vma, a, b)
     total = 0
     for nid, n in removed.items():
