@@ -28,17 +28,23 @@ def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def events_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
-    """The event log of every run, one row per record."""
+def records_frame(scenario: str, runs: list[RunResult], records: str,
+                  columns: list[str]) -> pd.DataFrame:
+    """The `records` list of every run (its events, its levels) as one frame, a row each."""
     frames = []
     for r in runs:
-        f = pd.DataFrame.from_records(r.events, columns=EVENT_COLUMNS)
+        f = pd.DataFrame.from_records(getattr(r, records), columns=columns)
         f.insert(0, "seed", r.seed)
         f.insert(0, "scenario", scenario)
         frames.append(f)
     if not frames:
-        return pd.DataFrame(columns=["scenario", "seed", *EVENT_COLUMNS])
-    out = pd.concat(frames, ignore_index=True)
+        return pd.DataFrame(columns=["scenario", "seed", *columns])
+    return pd.concat(frames, ignore_index=True)
+
+
+def events_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
+    """The event log of every run, one row per record."""
+    out = records_frame(scenario, runs, "events", EVENT_COLUMNS)
     out["value"] = out["value"].astype("float64")
     return out
 
@@ -47,15 +53,7 @@ def levels_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
     """Memcg usage, node free pages, Committed_AS and swap slots in use, recorded whenever they
     changed (one row per change; `ramp`: reached linearly from the row before for that key,
     through a bulk step, rather than at once)."""
-    frames = []
-    for r in runs:
-        f = pd.DataFrame.from_records(r.levels, columns=LEVEL_COLUMNS)
-        f.insert(0, "seed", r.seed)
-        f.insert(0, "scenario", scenario)
-        frames.append(f)
-    if not frames:
-        return pd.DataFrame(columns=["scenario", "seed", *LEVEL_COLUMNS])
-    out = pd.concat(frames, ignore_index=True)
+    out = records_frame(scenario, runs, "levels", LEVEL_COLUMNS)
     out["value"] = out["value"].astype("int64")
     out["ramp"] = out["ramp"].astype(bool)
     return out
