@@ -53,6 +53,7 @@ def fd_install(m: Machine, fdt: FdTable, fd: str, inode: ShmemInode, writable: b
         for t in fdt.tasks:
             close_fd(m, t, fd)
     m.files[fd] = inode
+    m.fd_numbers.setdefault(fd, len(m.fd_numbers))  # numbered at its first install
     fdt.fmode_write[fd] = writable
     for t in fdt.users.get(fd, ()):
         if not t.exited:
@@ -77,10 +78,10 @@ def close_fd(m: Machine, task: TaskStruct, fd: str) -> None:
 def exit_files(m: Machine, task: TaskStruct) -> None:
     """Models `exit_files()`: every fd the task still holds is closed, in fd order.
 
-    `close_files()` walks the fd table from 0; fds are numbered as they are installed, which is
-    the order of `m.files`. (`task.fds` is a set of names: its order changes with the string
+    `close_files()` walks the fd table from 0; fds are numbered as they are first installed
+    (`Machine.fd_numbers`). (`task.fds` is a set of names: its order changes with the string
     hash seed, and with it the order of the evictions the closes cause.)
     """
-    number = {fd: i for i, fd in enumerate(m.files)}
+    number = m.fd_numbers
     for fd in sorted(task.fds, key=lambda fd: number.get(fd, len(number))):
         close_fd(m, task, fd)

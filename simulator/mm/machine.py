@@ -99,6 +99,7 @@ class Machine:
     mounts: dict[str, ShmemSb] = field(default_factory=dict)
     internal_mount: ShmemSb = field(default_factory=lambda: ShmemSb(path="<shm_mnt>"))
     files: dict[str, ShmemInode] = field(default_factory=dict)
+    fd_numbers: dict[str, int] = field(default_factory=dict)  # fd name -> number, in install order
     tasks: list[TaskStruct] = field(default_factory=list)
     owners: list[tuple[MemCgroup, int]] = field(default_factory=list)
     tagged_memcgs: list[MemCgroup] = field(default_factory=list)
