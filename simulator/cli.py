@@ -203,4 +203,67 @@ def schema() -> None:
     sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=1) + "\n")
 
 
+@app.command()
+def sweep(
+    file: Annotated[Path, typer.Argument(help="a scenario YAML file, usually with a `sweep:` block")],
+    out: Annotated[Path, typer.Option(help="the sweep's directory: runs/ (Parquet) and sweep.json")],
+    jobs: Annotated[int | None, typer.Option(
+        min=1, help="worker processes (default: every core)")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="run on this Dask cluster instead (tcp://HOST:PORT)")] = None,
+    runs: Annotated[int | None, typer.Option(min=1, help="runs per cell (default: the file's)")] = None,
+) -> None:
+    """Run an experiment: every grid cell x policy x kernel x run of a scenario, into a
+    Parquet dataset; started again with the same command it runs only what is missing."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    from .experiment.sweep import run_sweep
+
+    if out.exists() and not out.is_dir():
+        fail_input(ScenarioError(f"--out {out} exists and is not a directory"))
+    class Rate(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            return Text(f"{task.speed:,.0f} runs/s" if task.speed else "")
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), Rate(),
+                  TimeRemainingColumn(), console=err_console, transient=False) as bar:
+        task = bar.add_task(file.name, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            plan = run_sweep(file, out, jobs=jobs, scheduler=scheduler, runs=runs,
+                             progress=progress)
+        except ScenarioError as e:
+            bar.stop()
+            fail_input(e)
+    out_console.print(f"{plan.total_runs} runs in {len(plan.cells)} cell(s) x "
+                      f"{len(plan.spec.policies)} policies x {len(plan.kernels)} kernel(s): "
+                      f"{out}/runs/ (pandas.read_parquet), {out}/sweep.json")
+
+
+@app.command()
+def policies() -> None:
+    """List the mitigation policies a sweep or `compare` can name, a line each."""
+    from .policies import POLICIES
+
+    for name, fn in POLICIES.items():
+        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        out_console.print(f"{name:16} {doc}", highlight=False, soft_wrap=True)
+
+
 app.command()(validate)  # `oomsim validate`: scenarios on the real kernel (simulator/validate/)
+
+
+if __name__ == "__main__":  # python -m simulator.cli
+    app()

@@ -299,13 +299,18 @@ def op_touch(p: Proc, a: Any) -> Generator[Any, Any, None]:
     if access_error(vma, write):
         raise Sigsegv(None)
     lo, hi = _pages_range(p, a.range, vma.npages)
+    n = getattr(a, "count", None)  # touch only n pages of the range, as the pattern picks them
     if a.pattern == "sequential":
-        seq = PageSeq(lo, hi)
+        seq = PageSeq(lo, hi if n is None else min(hi, lo + n))
     elif a.pattern == "random":
-        seq = PageSeq(arr=lo + p.rng.permutation(hi - lo).astype(np.int64))
+        if n is None:
+            seq = PageSeq(arr=lo + p.rng.permutation(hi - lo).astype(np.int64))
+        else:  # n distinct pages drawn at random, in the order drawn
+            picks = p.rng.choice(hi - lo, size=min(n, hi - lo), replace=False)
+            seq = PageSeq(arr=lo + picks.astype(np.int64))
     else:
         step = max(1, a.stride // p.m.page_size)
-        seq = PageSeq(arr=np.arange(lo, hi, step, dtype=np.int64))
+        seq = PageSeq(arr=np.arange(lo, hi, step, dtype=np.int64)[:n])
 
     def walked(res: WalkResult) -> None:
         p.page = res.page

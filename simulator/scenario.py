@@ -11,11 +11,13 @@ The run builder turns the loaded scenario into pages and seconds (plan.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError
 
+from .experiment.instantiate import has_draws, instantiate
 from .machine_profile import load_profile
 from .scenario_errors import ScenarioError, clean_loc, describe, keypath, line_of
 from .scenario_model import (
@@ -47,8 +49,25 @@ __all__ = [
 ]
 
 
-def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
-    """Parse and validate scenario text; raise ScenarioError with file, line and key path."""
+def parse_scenario(text: str, file: str = "<scenario>", run: int = 0) -> Scenario:
+    """Parse and validate scenario text; raise ScenarioError with file, line and key path.
+
+    A scenario with distributions, `count` or `repeat` (simulator/experiment/) is made
+    concrete first: run `run`'s workload, drawn from the scenario's seed.
+    """
+    data = load_data(text, file)
+    if has_draws(data):
+        try:
+            concrete, _ = instantiate(data, int(data.get("seed", 1)), run)
+        except ScenarioError as e:
+            e.file = file
+            raise
+        return scenario_from_data(concrete, file, lines=data)
+    return scenario_from_data(data, file)
+
+
+def load_data(text: str, file: str = "<scenario>") -> Any:
+    """The YAML of a scenario file, as nested mappings that remember their lines."""
     yaml = YAML(typ="rt")
     try:
         data = yaml.load(text)
@@ -60,6 +79,13 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(f"not valid YAML: {e}", file=file) from None
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", file=file, line=1)
+    return data
+
+
+def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None) -> Scenario:
+    """Validate parsed scenario data: the models, the machine profile, the cross-field checks.
+    Error lines are looked up in `lines` (the data as parsed) when `data` was derived from it."""
+    lines = data if lines is None else lines
     try:
         sc = Scenario.model_validate(data, context={"base_dir": str(Path(file).parent)})
     except ValidationError as e:
@@ -73,12 +99,12 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
                        and clean_loc(tuple(x["loc"]))[:-1] == loc[:-1]]
             if missing:
                 msg += f"; missing: {', '.join(map(str, missing))}"
-        raise ScenarioError(msg, loc, file, line_of(data, loc)) from None
+        raise ScenarioError(msg, loc, file, line_of(lines, loc)) from None
     try:
         sc = with_profile_costs(sc)
         validify(sc)
     except ScenarioError as e:
-        e.file, e.line = file, line_of(data, e.path)
+        e.file, e.line = file, line_of(lines, e.path)
         raise
     return sc
 

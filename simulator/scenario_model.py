@@ -174,6 +174,22 @@ class WhatIfSpec(Strict):
     zero_page_sealed_holes: bool = False
 
 
+class SweepSpec(Strict):
+    """An experiment over the scenario (`oomsim sweep`): runs x grid x policies x kernels.
+
+    Attributes:
+        runs: runs per cell; run i draws the same workload in every cell and under every policy.
+        grid: dotted paths into the scenario (`cgroups./app.memory.max`) and the values to try.
+        policies: mitigation policies (`oomsim policies`); the first is the baseline.
+        kernels: kernel profiles; default the scenario's.
+    """
+
+    runs: int = Field(default=1, ge=1)
+    grid: dict[str, list[Any]] = {}
+    policies: list[str] = ["none"]
+    kernels: list[Literal["6.18", "3.15"]] | None = None
+
+
 class Scenario(Strict):
     """A scenario file."""
 
@@ -189,3 +205,4 @@ class Scenario(Strict):
     tasks: list[TaskSpec] = Field(min_length=1)
     what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
     expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect]]] = {}
+    sweep: SweepSpec | None = None

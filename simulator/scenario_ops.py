@@ -103,6 +103,7 @@ class Touch(Strict):
     range: Range | None = None
     pattern: Literal["sequential", "random", "stride"] = "sequential"
     stride: Size | None = None
+    count: int | None = Field(default=None, ge=0)
 
 
 class Mlock(Strict):
