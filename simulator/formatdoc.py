@@ -23,6 +23,7 @@ from .scenario_model import (
     MountSpec,
     NodeSpec,
     Scenario,
+    SweepSpec,
     SysctlSpec,
     TaskSpec,
     WhatIfSpec,
@@ -140,6 +141,38 @@ def render() -> str:
         "`pagetables`, `file_mapped`, each also as `peak_*` (the highest value during the run), "
         "and `events: {max, oom, oom_kill, oom_group_kill}`. Sizes there take units; a bare "
         "integer is pages.",
+        "",
+        "## Experiments: distributions, copies, repeats, sweeps",
+        "",
+        "Any size, duration, count or integer value may be a distribution instead "
+        "(`simulator/experiment/draws.py`): `{uniform: [32MiB, 256MiB]}`, "
+        "`{choice: [4KiB, 2MiB]}`, `{normal: {mean: 64MiB, sd: 8MiB}}` (truncated at 0), "
+        "`{lognormal: {median: 64MiB, sigma: 0.5}}`, `{exponential: {mean: 2s}}`, "
+        "`{pareto: {scale: 1MiB, shape: 1.5}}`. Parameters written as sizes draw sizes (whole "
+        "pages), as durations draw seconds, as integers draw integers; `choice` returns an item "
+        "as written.",
+        "",
+        "A task may stand for several: `count: N` (or a distribution) makes copies named "
+        "`NAME.0` ... `NAME.N-1`, each with its own draws; an `expect` entry for `NAME` holds "
+        "for each copy; `start: {poisson: {rate: 2/s}}` spaces the copies' starts as a Poisson "
+        "process. In a task's ops, `repeat: {times: N, ops: [...]}` unrolls its ops N times "
+        "(each repetition drawing anew). `touch` takes `count`: only that many pages of the "
+        "range, as the pattern picks them (the first N in order, N distinct pages at random, "
+        "or the first N strides).",
+        "",
+        "Every draw of run `i` comes from a numpy Generator seeded by (the scenario's `seed`, "
+        "`i`, the field's path), so a run reproduces alone and run `i` draws the same workload "
+        "under every policy and grid cell (common random numbers). `oomsim run` runs run 0 "
+        "(seed `seed`); a sweep's run `i` runs with seed `seed + i`.",
+        "",
+    ]
+    out += model_table(SweepSpec)
+    out += [
+        "Grid paths name a value from the top of the scenario down, keys joined by dots; keys "
+        "that contain dots (`memory.max`) are matched whole, tasks by name and ops by index: "
+        "`cgroups./app.memory.max`, `tasks.reader.ops.1.touch.pattern`. `oomsim sweep FILE "
+        "--out DIR` runs every cell x policy x kernel x run into `DIR/runs/` (Parquet, one row "
+        "per task per run) and `DIR/sweep.json`.",
         "",
     ]
     return "\n".join(out)
