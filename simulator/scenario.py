@@ -1,11 +1,13 @@
 """The scenario loader: parse a file, check it, load its machine profile, once.
 
-`parse_scenario` reads the YAML, checks the shape of every key with the pydantic models
-(scenario_model.py, scenario_ops.py), reads the machine profile the scenario names (its costs
-fill in `machine.costs` where the scenario sets none, so nothing reads the file again) and
-runs the cross-field checks (validify.py). A bad file fails here, before anything runs, with
-one message naming the file, the line, the key path, what was expected and what was found.
-The run builder turns the loaded scenario into pages and seconds (plan.py).
+`parse_scenario` reads the YAML (yaml_lines.py: libyaml, with the line of every key), checks
+the shape of every key with the pydantic models (scenario_model.py, scenario_ops.py), reads
+the machine profile the scenario names (its costs fill in `machine.costs` where the scenario
+sets none, so nothing reads the file again) and runs the cross-field checks (validify.py). A
+bad file fails here, before anything runs, with one message naming the file, the line, the
+key path, what was expected and what was found; settings accepted but without effect become
+the scenario's `warnings`, with their lines. The run builder turns the loaded scenario into
+pages and seconds (plan.py).
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
 from .machine_profile import load_profile
 from .scenario_errors import ScenarioError, clean_loc, describe, keypath, line_of
@@ -37,7 +37,8 @@ from .scenario_model import (
 )
 from .scenario_ops import OP_ARGS, OP_MODELS, Op, op_args, op_name
 from .scenario_types import Strict
-from .validify import validify
+from .validify import scenario_warnings, validify
+from .yaml_lines import YamlError, load_yaml
 
 __all__ = [
     "OP_ARGS", "OP_MODELS", "RESERVED_EXPECT_KEYS", "CgroupSpec", "CostsSpec", "ExpectTask",
@@ -49,15 +50,10 @@ __all__ = [
 
 def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     """Parse and validate scenario text; raise ScenarioError with file, line and key path."""
-    yaml = YAML(typ="rt")
     try:
-        data = yaml.load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(f"not valid YAML: {e.problem or e}", file=file, line=line) from None
-    except Exception as e:  # ruamel raises several unmarked kinds (duplicate keys and such)
-        raise ScenarioError(f"not valid YAML: {e}", file=file) from None
+        data = load_yaml(text)
+    except YamlError as e:
+        raise ScenarioError(e.message, file=file, line=e.line) from None
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", file=file, line=1)
     try:
@@ -80,6 +76,8 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     except ScenarioError as e:
         e.file, e.line = file, line_of(data, e.path)
         raise
+    sc._warnings = tuple(str(ScenarioError(msg, path, file, line_of(data, path)))
+                         for msg, path in scenario_warnings(sc))
     return sc
 
 
@@ -106,9 +104,16 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
     p = Path(path)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except OSError as e:
         raise ScenarioError(f"cannot read: {e.strerror}", file=str(p)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ScenarioError(f"not a text file: byte 0x{raw[e.start]:02x} at offset {e.start} is "
+                            "not UTF-8 (a scenario is a YAML text file)", file=str(p),
+                            line=line) from None
     return parse_scenario(text, str(p))
 
 
