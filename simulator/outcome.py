@@ -70,3 +70,10 @@ class RunResult:
             "end_time": self.end_time,
             "counters": self.counters,
         }
+
+
+def to_json(scenario: str, runs: list[RunResult],
+            warnings: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """The JSON document: {"scenario": ..., "warnings": [...], "runs": [{"seed", "tasks",
+    "oom_kills", ...}]} (`warnings`: the loader's, `file:line: key: message` each)."""
+    return {"scenario": scenario, "warnings": list(warnings), "runs": [r.as_dict() for r in runs]}

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from .atomic_io import atomic_write_parquet, atomic_write_text
-from .outcome import RunResult, TaskOutcome
+from .outcome import RunResult, TaskOutcome, to_json
 
-__all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_text"]
+__all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_text", "to_json"]
 
 EVENT_COLUMNS = ["time", "kind", "task", "memcg", "page", "pages", "value", "detail"]
 LEVEL_COLUMNS = ["time", "kind", "key", "value", "ramp"]
@@ -65,12 +64,8 @@ def oom_kills_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def to_json(scenario: str, runs: list[RunResult]) -> dict[str, Any]:
-    """The JSON document: {"scenario": ..., "runs": [{"seed", "tasks", "oom_kills", ...}]}."""
-    return {"scenario": scenario, "runs": [r.as_dict() for r in runs]}
-
-
-def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]:
+def write_results(out: Path, scenario: str, runs: list[RunResult],
+                  warnings: tuple[str, ...] | list[str] = ()) -> list[Path]:
     """tasks.parquet, events.parquet, oom_kills.parquet, levels.parquet and run.json under
     `out`."""
     files = {
@@ -81,7 +76,8 @@ def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]
     }
     for path, df in files.items():
         atomic_write_parquet(df, path)
-    atomic_write_text(json.dumps(to_json(scenario, runs), indent=1, default=str), out / "run.json")
+    atomic_write_text(json.dumps(to_json(scenario, runs, warnings), indent=1, default=str),
+                      out / "run.json")
     return [*files, out / "run.json"]
 
 

@@ -9,21 +9,19 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..machine_profile import write_profile
 from ..scenario import Footprint, ScenarioError, scenario_files
 from ..units import parse_bytes
 from .build import WorkerBuildError, worker_path
-from .calibrate import as_profile, calibrate, default_profile_path
-from .compare import side_by_side
 from .host import Host, probe_host
-from .runner import Aborted, KernelRunError
-from .session import Validation, abort_on_signals, validate_files
+
+if TYPE_CHECKING:  # the runner, the session and the calibration load when `validate` runs
+    from .session import Validation
 
 EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_NO_KERNEL, EXIT_NO_COMPILER, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 STATUS_STYLE = {"match": "green", "mismatch": "red", "failed": "red", "skipped": "dim",
@@ -67,6 +65,8 @@ def footprint_note(v: Validation) -> str | None:
 
 def print_validation(v: Validation) -> None:
     """The side-by-side table of a compared scenario, or why it was not compared."""
+    from .compare import side_by_side
+
     if v.status in ("match", "mismatch"):
         out.print(side_by_side(f"{v.name}  ({v.file})", v.rows))
         note = footprint_note(v)
@@ -92,6 +92,11 @@ def summary(results: list[Validation]) -> Table:
 def run_calibration(host: Host, worker: Path, target: Path | None, size: str,
                     repeats: int) -> None:
     """Measure, print and write the machine profile."""
+    from ..machine_profile import write_profile
+    from .calibrate import as_profile, calibrate, default_profile_path
+    from .runner import Aborted, KernelRunError
+    from .session import abort_on_signals
+
     path = target or default_profile_path(host)
     abort = threading.Event()
     with abort_on_signals(abort):
@@ -124,6 +129,9 @@ def validate(
     jobs: Annotated[int, typer.Option(help="scenarios run at once")] = 4,
 ) -> None:
     """Run scenarios on the real kernel and print them next to the simulator; exit 1 on a mismatch."""
+    from .runner import Aborted
+    from .session import abort_on_signals, validate_files
+
     host, worker = ready_host()
     if do_calibrate:
         run_calibration(host, worker, target, size, repeats)
