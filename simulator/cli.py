@@ -1,8 +1,9 @@
 """The `oomsim` command: run, check, compare, schema. No logic of its own beyond wiring and
 printing.
 
-Start-up is kept short: pandas (the Parquet frames), matplotlib and analysis/ (compare) are
-imported by the commands that use them, not by `oomsim --help` or `oomsim run --json`.
+Start-up is kept short: the simulator itself (numpy, SimPy), pandas (the Parquet frames),
+matplotlib and analysis/ (compare) are imported by the commands that use them, not by
+`oomsim --help`; `oomsim run --json` imports neither pandas nor matplotlib.
 """
 
 from __future__ import annotations
@@ -13,19 +14,19 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from .expect import mismatches
 from .mm.profiles import PROFILES
 from .outcome import RunResult, to_json
-from .plan import resolve
-from .scenario import Scenario, ScenarioError, load_scenario, scenario_files
-from .simulation import simulate
+from .scenario_errors import ScenarioError
 from .validate.cli import validate
+
+if TYPE_CHECKING:
+    from .scenario_model import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="oomsim: a discrete-event simulator of the Linux memory paths that decide "
@@ -196,6 +197,10 @@ def run(
         help="check the model's invariants after every step and op (CONFIG_DEBUG_VM; slow)")] = False,
 ) -> None:
     """Run a scenario and print what happened to each task."""
+    from .plan import resolve
+    from .scenario import load_scenario
+    from .simulation import simulate
+
     try:
         form = "json" if as_json else check_format(fmt)
         check_out_dir(out)
@@ -238,6 +243,10 @@ def check(
 ) -> None:
     """Run each scenario and compare with its `expect`. A file that cannot be loaded is a
     failed row and the others still run. Exit 1 on any mismatch, 2 if a file was bad input."""
+    from .expect import mismatches
+    from .scenario import load_scenario, scenario_files
+    from .simulation import simulate
+
     try:
         form = check_format(fmt)
     except ScenarioError as e:
@@ -298,6 +307,7 @@ def compare(
     from analysis.frames import failure_rates, outcome_labels
 
     from .policies import POLICIES
+    from .scenario import load_scenario
     from .sweep import sweep, sweep_frame
 
     try:
@@ -346,6 +356,8 @@ def compare(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (generated from the pydantic models)."""
+    from .scenario_model import Scenario
+
     sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=1) + "\n")
 
 

@@ -121,9 +121,6 @@ def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
                 out.append((f"memory.min {cg.memory_min} is above memory.max {cg.memory_max}: the "
                             "kernel protects at most the usage, which memory.max caps",
                             (*where, "memory.min")))
-    if sc.machine.page_cache:
-        out.append(("page_cache only counts as file pages in the overcommit estimate; there is "
-                    "no page cache to reclaim", ("machine", "page_cache")))
     for ti, t in enumerate(sc.tasks):
         for oi, op in enumerate(t.ops):
             if op_name(op) == "touch":
@@ -134,9 +131,12 @@ def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     return out
 
 
-def validify(sc: Scenario) -> None:
-    """Raise ScenarioError at the first reference or range that cannot work."""
-    for where in percentages(sc):
+def validify(sc: Scenario, any_percentages: bool = True) -> None:
+    """Raise ScenarioError at the first reference or range that cannot work.
+
+    `any_percentages=False` (the loader's: no `%` anywhere in the file's text) skips the walk
+    that finds the sizes written as percentages, a sixth of the time on a 10,000-task file."""
+    for where in percentages(sc) if any_percentages else ():
         if not percentage_allowed(where):
             raise ScenarioError("a percentage is not allowed here: nothing to take it of", where)
     page = _bytes(sc.machine.page_size)

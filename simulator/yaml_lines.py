@@ -106,49 +106,33 @@ class _Builder:
         self.open: set[str] = set()
         self.cache: dict[str, Any] = {}
 
-    def scalar(self, ev: Any, line: int) -> Any:
-        tag = ev.tag
-        if tag is None or tag == "!":
-            if not ev.implicit[0] or tag == "!":  # quoted or `! x`: a string
-                return ev.value
-            v = self.cache.get(ev.value, self)
-            if v is self:
-                v = self.cache[ev.value] = plain(ev.value)
-            return v
-        return tagged(tag, ev.value, line)
-
     def build(self, events: Any) -> Any:
         """The first document's value (None for an empty stream)."""
         stack: list[Any] = []  # open collections: [container, pending key, key line, anchor]
         root: Any = None
         done = False
-        for ev in events:
+        cache, miss = self.cache, _NO_KEY
+        for ev in events:  # the hot loop: scalars first, names bound locally
             kind = type(ev)
-            if kind in _SKIP:
-                continue
-            if kind is yaml.DocumentStartEvent:
-                if done:
-                    raise YamlError("not valid YAML: expected one document, found another",
-                                    ev.start_mark.line + 1)
-                continue
             line = ev.start_mark.line + 1
-            if kind is yaml.ScalarEvent:
-                value = self.scalar(ev, line)
+            if kind is _Scalar:
+                tag = ev.tag
+                if tag is None and ev.implicit[0]:
+                    value = cache.get(ev.value, miss)
+                    if value is miss:
+                        value = cache[ev.value] = plain(ev.value)
+                elif tag is None or tag == "!":
+                    value = ev.value
+                else:
+                    value = tagged(tag, ev.value, line)
                 anchor = ev.anchor
-            elif kind is yaml.AliasEvent:
-                if ev.anchor in self.open:
-                    raise YamlError("not valid YAML: an alias that contains itself", line)
-                if ev.anchor not in self.anchors:
-                    raise YamlError(f"not valid YAML: unknown alias *{ev.anchor}", line)
-                value, anchor = self.anchors[ev.anchor], None
-            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
-                want = _T + ("map" if kind is yaml.MappingStartEvent else "seq")
-                if ev.tag not in (None, "!", want):
+            elif kind is _MapStart or kind is _SeqStart:
+                if ev.tag not in (None, "!", _T + ("map" if kind is _MapStart else "seq")):
                     raise YamlError(f"the tag {tag_name(ev.tag)} is not allowed (plain YAML only: "
                                     "mappings, lists, strings, numbers, booleans)", line)
-                c: Any = LineDict() if kind is yaml.MappingStartEvent else LineList()
+                c: Any = LineDict() if kind is _MapStart else LineList()
                 c.line = line
-                if kind is yaml.MappingStartEvent:
+                if kind is _MapStart:
                     c.key_lines = {}
                 else:
                     c.item_lines = []
@@ -156,13 +140,23 @@ class _Builder:
                     self.open.add(ev.anchor)
                 stack.append([c, _NO_KEY, 0, ev.anchor, line])
                 continue
-            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            elif kind is _MapEnd or kind is _SeqEnd:
                 value, _, _, anchor, line = stack.pop()
                 if anchor:
                     self.open.discard(anchor)
-                if kind is yaml.MappingEndEvent:
+                if kind is _MapEnd:
                     value = _merged(value)
-            else:
+            elif kind is _Alias:
+                if ev.anchor in self.open:
+                    raise YamlError("not valid YAML: an alias that contains itself", line)
+                if ev.anchor not in self.anchors:
+                    raise YamlError(f"not valid YAML: unknown alias *{ev.anchor}", line)
+                value, anchor = self.anchors[ev.anchor], None
+            elif kind is _DocStart:
+                if done:
+                    raise YamlError("not valid YAML: expected one document, found another", line)
+                continue
+            else:  # stream start and end, document end
                 continue
             if anchor:
                 self.anchors[anchor] = value
@@ -186,7 +180,7 @@ class _Builder:
                 top[1], top[2] = value, line
             else:
                 key = top[1]
-                if key == "<<" and kind is not yaml.ScalarEvent:
+                if key == "<<" and kind is not _Scalar:
                     c.setdefault(_MERGE, []).append((value, line))
                 else:
                     c[key] = value
@@ -197,7 +191,9 @@ class _Builder:
 
 _NO_KEY = object()
 _MERGE = object()  # a LineDict's pending `<<: *base` merges, applied when the mapping closes
-_SKIP = (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentEndEvent)
+_Scalar, _Alias, _DocStart = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent
+_MapStart, _MapEnd = yaml.MappingStartEvent, yaml.MappingEndEvent
+_SeqStart, _SeqEnd = yaml.SequenceStartEvent, yaml.SequenceEndEvent
 
 
 def _merged(d: LineDict) -> LineDict:

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..scenario import Footprint, ScenarioError, scenario_files
+from ..scenario_errors import ScenarioError
 from ..units import parse_bytes
 from .build import WorkerBuildError, worker_path
 from .host import Host, probe_host
@@ -54,6 +54,8 @@ def footprint_note(v: Validation) -> str | None:
     """Each task's own memory before its first op (RssAnon + VmPTE), against the model's."""
     if v.kernel is None or not v.kernel.start_footprint:
         return None
+    from ..scenario_model import Footprint
+
     parts = [f"{t} {fp.get('RssAnon', '?')}+{fp.get('VmPTE', '?')}"
              for t, fp in v.kernel.start_footprint.items()]
     d = Footprint()
@@ -129,6 +131,7 @@ def validate(
     jobs: Annotated[int, typer.Option(help="scenarios run at once")] = 4,
 ) -> None:
     """Run scenarios on the real kernel and print them next to the simulator; exit 1 on a mismatch."""
+    from ..scenario import scenario_files
     from .runner import Aborted
     from .session import abort_on_signals, validate_files
 
