@@ -105,10 +105,15 @@ class _Builder:
         self.anchors: dict[str, Any] = {}
         self.open: set[str] = set()
         self.cache: dict[str, Any] = {}
+        self.sizes: dict[str, int] = {}  # anchor -> nodes of its value
 
     def build(self, events: Any) -> Any:
         """The first document's value (None for an empty stream)."""
-        stack: list[Any] = []  # open collections: [container, pending key, key line, anchor]
+        # Open collections: [container, pending key, key line, anchor, line, nodes below]. The
+        # node counts include what aliases repeat, so a "billion laughs" file is refused here
+        # rather than expanded by validation.
+        stack: list[Any] = []
+        sizes = self.sizes
         root: Any = None
         done = False
         cache, miss = self.cache, _NO_KEY
@@ -126,6 +131,7 @@ class _Builder:
                 else:
                     value = tagged(tag, ev.value, line)
                 anchor = ev.anchor
+                size = 1
             elif kind is _MapStart or kind is _SeqStart:
                 if ev.tag not in (None, "!", _T + ("map" if kind is _MapStart else "seq")):
                     raise YamlError(f"the tag {tag_name(ev.tag)} is not allowed (plain YAML only: "
@@ -138,12 +144,16 @@ class _Builder:
                     c.item_lines = []
                 if ev.anchor:
                     self.open.add(ev.anchor)
-                stack.append([c, _NO_KEY, 0, ev.anchor, line])
+                stack.append([c, _NO_KEY, 0, ev.anchor, line, 1])
                 continue
             elif kind is _MapEnd or kind is _SeqEnd:
-                value, _, _, anchor, line = stack.pop()
+                value, _, _, anchor, line, size = stack.pop()
+                if size > MAX_NODES:
+                    raise YamlError(f"not valid YAML: more than {MAX_NODES:,} values (counting "
+                                    "what aliases repeat)", line)
                 if anchor:
                     self.open.discard(anchor)
+                    sizes[anchor] = size
                 if kind is _MapEnd:
                     value = _merged(value)
             elif kind is _Alias:
@@ -152,6 +162,7 @@ class _Builder:
                 if ev.anchor not in self.anchors:
                     raise YamlError(f"not valid YAML: unknown alias *{ev.anchor}", line)
                 value, anchor = self.anchors[ev.anchor], None
+                size = sizes.get(ev.anchor, 1)
             elif kind is _DocStart:
                 if done:
                     raise YamlError("not valid YAML: expected one document, found another", line)
@@ -164,6 +175,7 @@ class _Builder:
                 root, done = value, True
                 continue
             top = stack[-1]
+            top[5] += size
             c = top[0]
             if type(c) is LineList:
                 c.append(value)
@@ -189,6 +201,7 @@ class _Builder:
         return root
 
 
+MAX_NODES = 20_000_000  # values in a file, aliases expanded: 30 times a 10,000-task file
 _NO_KEY = object()
 _MERGE = object()  # a LineDict's pending `<<: *base` merges, applied when the mapping closes
 _Scalar, _Alias, _DocStart = yaml.ScalarEvent, yaml.AliasEvent, yaml.DocumentStartEvent

@@ -211,3 +211,21 @@ def test_a_task_still_running_at_the_end_is_not_a_failure():
     stuck = pd.DataFrame([{"task": "x", "outcome": "hung", "reason": "refault loop", "errno": None,
                            "op_name": "touch"}])
     assert failure_rates(stuck)["failed"].tolist() == [True]
+
+
+def test_aliases_that_multiply_are_refused():
+    """A "billion laughs" file is refused at load, not expanded by validation."""
+    lines = ["name: t", "l0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 9)]
+    e = error_for("\n".join([*lines, "tasks: [{name: a}]", ""]))
+    assert "counting what aliases repeat" in str(e) and e.line is not None
+
+
+def test_the_format_reference_states_the_rules():
+    """The rules that lived only in docs/validate.md are in docs/scenario-format.md."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "scenario-format.md").read_text()
+    for rule in ("Fds are shared by name", "has run all its ops", "`pattern: random`",
+                 "exactly once, in a random order", "the duration ran out", "Warnings"):
+        assert rule in doc, rule
