@@ -8,18 +8,16 @@ matplotlib and analysis/ (compare) are imported by the commands that use them, n
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from .console import FORMAT_HELP, Format, LazyConsole, format_error, write_rows
 from .mm.profiles import PROFILES
 from .outcome import RunResult, to_json
 from .scenario_errors import ScenarioError
@@ -33,30 +31,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                        "whether a program survives memory pressure.")
 
 
-def _console(stderr: bool = False) -> Console:
-    """A console for stdout or stderr: the terminal's width on a terminal; otherwise (a pipe, a
-    file) wide enough that no table is cut at 80 columns and no name is shortened."""
-    stream = sys.stderr if stderr else sys.stdout
-    tty = hasattr(stream, "isatty") and stream.isatty()
-    return Console(stderr=stderr, width=None if tty else 100_000, file=stream)
-
-
-class _Lazy:
-    """The console of the current stdout/stderr, made when first printed to (tests swap them)."""
-
-    def __init__(self, stderr: bool) -> None:
-        self.stderr = stderr
-
-    def print(self, *args: Any, **kw: Any) -> None:
-        _console(self.stderr).print(*args, **kw)
-
-
-out_console = _Lazy(stderr=False)
-err_console = _Lazy(stderr=True)
+out_console = LazyConsole(stderr=False)
+err_console = LazyConsole(stderr=True)
 
 EXIT_MISMATCH, EXIT_BAD_INPUT = 1, 2
-Format = Literal["table", "csv", "json"]
-FORMAT_HELP = "table (default; whole when not on a terminal), csv or json"
 
 
 def fail_input(e: ScenarioError) -> NoReturn:
@@ -103,23 +81,10 @@ def check_out_dir(out: Path | None) -> None:
 
 def check_format(fmt: str) -> Format:
     """`--format` is table, csv or json."""
-    if fmt not in ("table", "csv", "json"):
-        raise ScenarioError(f"--format {fmt!r}: expected table, csv or json")
+    why = format_error(fmt)
+    if why:
+        raise ScenarioError(why)
     return fmt  # type: ignore[return-value]
-
-
-def write_rows(fmt: Format, rows: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> None:
-    """Rows as CSV (a header line, then one line each) or as one JSON document."""
-    if fmt == "json":
-        doc = {**(extra or {}), "rows": rows}
-        sys.stdout.write(json.dumps(doc, default=str) + "\n")
-        return
-    buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    sys.stdout.write(buf.getvalue())
 
 
 def parse_what_if(items: list[str]) -> dict[str, Any]:

@@ -173,3 +173,10 @@ def test_start_up_imports_only_what_is_used(argv, unused):
     r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
                        cwd=ROOT, check=False)
     assert "HEAVY=" in r.stderr and r.stderr.split("HEAVY=")[1] == "", r.stderr
+
+
+def test_validate_takes_the_same_formats():
+    """`oomsim validate --format` is checked before anything else (no kernel needed)."""
+    res = runner.invoke(app, ["validate", str(CORE), "--format", "xml"])
+    assert res.exit_code == 2 and "expected table, csv or json" in one_line(res.output)
+    assert "--format" in runner.invoke(app, ["validate", "--help"], env={"COLUMNS": "200"}).stdout
