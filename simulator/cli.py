@@ -224,6 +224,7 @@ def check(
         try:
             sc = load_scenario(f)
         except ScenarioError as e:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
             rows.append({"scenario": str(f), "kernel": "", "result": "bad input", "detail": str(e)})
             continue
         warn(sc.warnings)

@@ -90,6 +90,7 @@ def test_check_goes_on_past_a_bad_file(tmp_path):
     assert doc["counts"] == {"pass": 1, "FAIL": 0, "bad input": 1, "no expectation": 1}
     res = runner.invoke(app, ["check", str(d)])
     assert "1 passed, 1 failed (1 bad input), 1 with no expectation" in res.stdout
+    assert f"error: {d / 'b-bad.yaml'}:" in one_line(res.stderr)
 
 
 def test_piped_tables_are_whole(tmp_path):
