@@ -4,12 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test check bench fuzz lint clean install
+.PHONY: demo test test-kernel check bench fuzz lint clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,notebook]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Only the real-kernel experiments (root, a writable memory cgroup, a C compiler; they create
+# memory cgroups and tmpfs mounts of their own and remove them). Never part of `make test`.
+test-kernel: $(STAMP)
+	$(BIN)/python -m pytest -m kernel tests/test_validate.py
 
 check: $(STAMP)
 	$(BIN)/oomsim check scenarios/

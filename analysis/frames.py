@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 
+from simulator.outcome import DURATION_RAN_OUT, NOT_STARTED
+
 FAILURES = ("oom_killed", "sigbus", "error", "hung", "panic", "sigsegv", "killed")
 
 
+# `hung` tasks that were merely still running (or not yet started) when the duration ended.
+STILL_RUNNING = {DURATION_RAN_OUT: "running", NOT_STARTED: "not_started"}
+
+
 def outcome_labels(tasks: pd.DataFrame) -> pd.Series:
-    """`oom_killed@touch`, `error:EAGAIN@mlock`, `ok`: one label per row, saying where it struck."""
+    """`oom_killed@touch`, `error:EAGAIN@mlock`, `ok`: one label per row, saying where it struck.
+
+    A `hung` task whose reason says the duration ran out while it ran is labelled `running`
+    (one still waiting for its start time `not_started`): neither counts as a failure."""
     def label(r: pd.Series) -> str:
         s = r["outcome"]
+        if s == "hung" and r.get("reason") in STILL_RUNNING:
+            s = STILL_RUNNING[r["reason"]]
         if isinstance(r.get("errno"), str) and r["errno"]:
             s += f":{r['errno']}"
         if r["outcome"] != "ok" and isinstance(r.get("op_name"), str):

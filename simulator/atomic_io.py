@@ -2,7 +2,8 @@
 
 Every writer of the project's outputs (`--out`'s Parquet files and run.json, `compare --out`'s
 sweep.parquet, machine profiles) goes through `atomic_write`: write a temporary file in the
-same directory, then rename it over the target (a rename within a directory is atomic).
+same directory, then rename it over the target (a rename within a directory is atomic). The
+file gets the mode a newly created file would have (0666 less the umask), not mkstemp's 0600.
 """
 
 from __future__ import annotations
@@ -11,8 +12,17 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported by the writers that need it, not at start-up
+    import pandas as pd
+
+
+def umask_mode(base: int = 0o666) -> int:
+    """The mode `open()` would give a new file: `base` less the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
 
 
 def atomic_write(path: Path, write: Callable[[str], object]) -> None:
@@ -26,6 +36,8 @@ def atomic_write(path: Path, write: Callable[[str], object]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp makes the file 0600; the result is as readable as any new file (the umask).
+        os.chmod(tmp, umask_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

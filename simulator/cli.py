@@ -1,29 +1,38 @@
-"""The `oomsim` command: run, check, schema. No logic of its own beyond wiring and printing."""
+"""The `oomsim` command: run, check, compare, schema. No logic of its own beyond wiring and
+printing.
+
+Start-up is kept short: the simulator itself (numpy, SimPy), pandas (the Parquet frames),
+matplotlib and analysis/ (compare) are imported by the commands that use them, not by
+`oomsim --help`; `oomsim run --json` imports neither pandas nor matplotlib.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .expect import mismatches
+from .console import FORMAT_HELP, Format, LazyConsole, console, format_error, write_rows
 from .mm.profiles import PROFILES
-from .outcome import RunResult
-from .plan import resolve
-from .scenario import Scenario, ScenarioError, load_scenario, scenario_files
-from .simulation import simulate
+from .outcome import RunResult, to_json
+from .scenario_errors import ScenarioError
 from .validate.cli import validate
+
+if TYPE_CHECKING:
+    from .scenario_model import Scenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="oomsim: a discrete-event simulator of the Linux memory paths that decide "
                        "whether a program survives memory pressure.")
-out_console = Console()
-err_console = Console(stderr=True)
+
+
+out_console = LazyConsole(stderr=False)
+err_console = LazyConsole(stderr=True)
 
 EXIT_MISMATCH, EXIT_BAD_INPUT = 1, 2
 
@@ -32,6 +41,50 @@ def fail_input(e: ScenarioError) -> NoReturn:
     """One clear message on stderr and a non-zero exit."""
     err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def warn(warnings: tuple[str, ...] | list[str]) -> None:
+    """Each loader warning as one line on stderr."""
+    for w in warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True, markup=True)
+
+
+_SEEDS = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+def parse_seeds(values: list[str], option: str = "--seed") -> list[int]:
+    """`7`, `1,2,3`, `1-100` (inclusive), or several of these -> the seeds, in order, once each."""
+    out: list[int] = []
+    for v in values:
+        for part in str(v).split(","):
+            m = _SEEDS.match(part)
+            if not m or (m.group(2) is not None and int(m.group(2)) < int(m.group(1))):
+                raise ScenarioError(f"{option} {v!r}: expected a seed (7), a list (1,2,3) or a "
+                                    "range (1-100), non-negative integers")
+            lo = int(m.group(1))
+            hi = lo if m.group(2) is None else int(m.group(2))
+            out.extend(s for s in range(lo, hi + 1) if s not in out)
+    return out
+
+
+def check_out_dir(out: Path | None) -> None:
+    """`--out` must be a directory (or not exist yet): checked before anything runs."""
+    if out is None:
+        return
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            raise ScenarioError(f"--out {out}: {p} exists and is not a directory; give a "
+                                "directory (it is created if missing)")
+        if p.exists():
+            return
+
+
+def check_format(fmt: str) -> Format:
+    """`--format` is table, csv or json."""
+    why = format_error(fmt)
+    if why:
+        raise ScenarioError(why)
+    return fmt  # type: ignore[return-value]
 
 
 def parse_what_if(items: list[str]) -> dict[str, Any]:
@@ -81,14 +134,26 @@ def print_kills(run: RunResult) -> None:
         out_console.print(f"[bold red]Kernel panic - not syncing: {run.panic}[/]")
 
 
+def task_rows(sc: Scenario, runs: list[RunResult]) -> list[dict[str, Any]]:
+    """One row per task per run: what the table shows, for CSV."""
+    cg = {ts.name: ts.cgroup for ts in sc.tasks}
+    return [{"scenario": sc.name, "seed": r.seed, "kernel": r.kernel, "task": name,
+             "cgroup": cg.get(name, ""), **o.as_dict()}
+            for r in runs for name, o in r.tasks.items()]
+
+
 @app.command()
 def run(
     file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
     out: Annotated[Path | None, typer.Option(
-        help="write tasks/events/oom_kills Parquet and run.json here")] = None,
+        help="a directory: write tasks/events/oom_kills/levels Parquet and run.json there")] = None,
     as_json: Annotated[bool, typer.Option(
-        "--json", help="print one JSON document instead of tables")] = False,
-    seed: Annotated[list[int] | None, typer.Option(help="seed(s) to run; default the scenario's")] = None,
+        "--json", help="print one JSON document instead of tables (= --format json)")] = False,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
+    seed: Annotated[list[str] | None, typer.Option(
+        help="seed(s) to run: 7, 1,2,3 or 1-100; may repeat; default the scenario's")] = None,
+    seeds: Annotated[str | None, typer.Option(
+        help="the same as --seed: a list or range of seeds, e.g. 1-100")] = None,
     kernel: Annotated[str | None, typer.Option(help="behaviour profile: 6.18 or 3.15")] = None,
     what_if: Annotated[list[str] | None, typer.Option(
         "--what-if", help="e.g. zero_page_sealed_holes=true")] = None,
@@ -97,62 +162,98 @@ def run(
         help="check the model's invariants after every step and op (CONFIG_DEBUG_VM; slow)")] = False,
 ) -> None:
     """Run a scenario and print what happened to each task."""
+    from .plan import resolve
+    from .scenario import load_scenario
+    from .simulation import simulate
+
     try:
+        form = "json" if as_json else check_format(fmt)
+        check_out_dir(out)
+        wanted = parse_seeds([*(seed or []), *([seeds] if seeds else [])])
         sc = load_scenario(file)
         check_kernels([kernel] if kernel is not None else [])
         wi = parse_what_if(what_if or [])
         plan = resolve(sc)
         runs = [simulate(plan, seed=s, kernel=kernel, what_if=wi, reference=reference,
                          debug_vm=debug_vm)
-                for s in (seed or [sc.seed])]
+                for s in (wanted or [sc.seed])]
     except ScenarioError as e:
         fail_input(e)
+    warn(sc.warnings)
     if out is not None:
         from .results import write_results
 
-        write_results(out, sc.name, runs)
-    if as_json:
-        from .results import to_json
-
-        sys.stdout.write(json.dumps(to_json(sc.name, runs), default=str) + "\n")
+        try:
+            write_results(out, sc.name, runs, sc.warnings)
+        except OSError as e:
+            fail_input(ScenarioError(f"--out {out}: cannot write: {e.strerror or e}"))
+    if form == "json":
+        sys.stdout.write(json.dumps(to_json(sc.name, runs, sc.warnings), default=str) + "\n")
+        return
+    if form == "csv":
+        write_rows("csv", task_rows(sc, runs))
         return
     for r in runs:
         out_console.print(outcome_table(sc, r))
         print_kills(r)
     if out is not None:
-        out_console.print(f"wrote {out}/tasks.parquet, events.parquet, oom_kills.parquet, run.json")
+        out_console.print(f"wrote {out}/tasks.parquet, events.parquet, oom_kills.parquet, "
+                          "levels.parquet, run.json")
 
 
 @app.command()
 def check(
     target: Annotated[Path, typer.Argument(help="a scenario file or a directory of them")],
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
-    """Run each scenario and compare with its `expect`; exit 1 on any mismatch."""
+    """Run each scenario and compare with its `expect`. A file that cannot be loaded is a
+    failed row and the others still run. Exit 1 on any mismatch, 2 if a file was bad input."""
+    from .expect import mismatches
+    from .scenario import load_scenario, scenario_files
+    from .simulation import simulate
+
+    try:
+        form = check_format(fmt)
+    except ScenarioError as e:
+        fail_input(e)
     files = scenario_files(target)
     if not files:
         fail_input(ScenarioError("no scenario files (*.yaml) found", file=str(target)))
-    scenarios = []
+    rows: list[dict[str, Any]] = []
     for f in files:
         try:
-            scenarios.append((f, load_scenario(f)))
+            sc = load_scenario(f)
         except ScenarioError as e:
-            fail_input(e)
-    table = Table(title="oomsim check", title_justify="left")
-    for col in ("scenario", "kernel", "result", "detail"):
-        table.add_column(col)
-    bad = 0
-    for f, sc in scenarios:
+            err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            rows.append({"scenario": str(f), "kernel": "", "result": "bad input", "detail": str(e)})
+            continue
+        warn(sc.warnings)
         r = simulate(sc)
         problems = mismatches(sc, r) if sc.expect else []
-        status = "[green]pass[/]" if not problems else "[red]FAIL[/]"
-        if not sc.expect:
-            status = "[dim]no expect[/]"
-        bad += bool(problems)
+        result = "no expectation" if not sc.expect else "FAIL" if problems else "pass"
         detail = "; ".join(problems) or ", ".join(f"{k}={v.outcome}" for k, v in r.tasks.items())
-        table.add_row(str(f), r.kernel, status, detail)
-    out_console.print(table)
-    out_console.print(f"{len(scenarios) - bad} passed, {bad} failed")
-    if bad:
+        rows.append({"scenario": str(f), "kernel": r.kernel, "result": result, "detail": detail})
+    counts = {k: sum(r["result"] == k for r in rows)
+              for k in ("pass", "FAIL", "bad input", "no expectation")}
+    summary = (f"{counts['pass']} passed, {counts['FAIL'] + counts['bad input']} failed"
+               + (f" ({counts['bad input']} bad input)" if counts["bad input"] else "")
+               + (f", {counts['no expectation']} with no expectation"
+                  if counts["no expectation"] else ""))
+    if form == "table":
+        table = Table(title="oomsim check", title_justify="left")
+        for col in ("scenario", "kernel", "result", "detail"):
+            table.add_column(col)
+        style = {"pass": "green", "FAIL": "red", "bad input": "red", "no expectation": "dim"}
+        for row in rows:
+            table.add_row(row["scenario"], row["kernel"], f"[{style[row['result']]}]{row['result']}[/]",
+                          row["detail"])
+        out_console.print(table)
+        out_console.print(summary)
+    else:
+        write_rows(form, rows, {"summary": summary, "counts": counts})
+    if counts["bad input"]:
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if counts["FAIL"]:
         raise typer.Exit(EXIT_MISMATCH)
 
 
@@ -161,35 +262,56 @@ def compare(
     file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
     policy: Annotated[list[str] | None, typer.Option(help="mitigations to compare (default: all)")] = None,
     kernel: Annotated[list[str] | None, typer.Option(help="kernels (default: the scenario's)")] = None,
-    seeds: Annotated[int, typer.Option(min=1, help="runs per cell: seeds seed..seed+N-1")] = 1,
-    out: Annotated[Path | None, typer.Option(help="write the tidy sweep.parquet here")] = None,
+    seeds: Annotated[str, typer.Option(
+        help="runs per cell: N (seeds seed..seed+N-1), or the seeds themselves as a list or "
+             "range (1,2,3 or 1-100)")] = "1",
+    out: Annotated[Path | None, typer.Option(help="a directory: write the tidy sweep.parquet there")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
     """Run a scenario under mitigation policies (none, mlock, populate, map_populate,
     zero_page) and kernels, and tabulate how each task ended."""
     from analysis.frames import failure_rates, outcome_labels
 
     from .policies import POLICIES
+    from .scenario import load_scenario
     from .sweep import sweep, sweep_frame
 
     try:
+        form = check_format(fmt)
+        check_out_dir(out)
         sc = load_scenario(file)
         check_kernels(kernel or [])
-        runs = sweep(sc, policy or list(POLICIES), kernel or [sc.kernel],
-                     range(sc.seed, sc.seed + seeds))
+        if seeds.strip().isdigit():
+            n = int(seeds)
+            if n < 1:
+                raise ScenarioError(f"--seeds {seeds!r}: expected at least 1 run per cell")
+            seed_list = list(range(sc.seed, sc.seed + n))
+        else:
+            seed_list = parse_seeds([seeds], "--seeds")
+        runs = sweep(sc, policy or list(POLICIES), kernel or [sc.kernel], seed_list)
     except ScenarioError as e:
         fail_input(e)
+    warn(sc.warnings)
     df = sweep_frame(sc, runs)
     if out is not None:
         from .atomic_io import atomic_write_parquet
 
         atomic_write_parquet(df, out / "sweep.parquet")
     rates = failure_rates(df)
-    table = Table(title=f"{sc.name}: outcomes by mitigation ({seeds} run(s) each)",
+    times = df.assign(label=outcome_labels(df)).groupby(
+        ["policy", "kernel", "task", "label"])["time"].mean()
+    if form != "table":
+        rows = [{"policy": r.policy, "kernel": r.kernel, "task": r.task, "outcome": r.label,
+                 "runs": int(r.runs), "count": int(r.count), "share": float(r.rate),
+                 "failed": bool(r.failed),
+                 "mean_time": float(times[(r.policy, r.kernel, r.task, r.label)])}
+                for r in rates.itertuples()]
+        write_rows(form, rows, {"scenario": sc.name, "seeds": seed_list})
+        return
+    table = Table(title=f"{sc.name}: outcomes by mitigation ({len(seed_list)} run(s) each)",
                   title_justify="left")
     for col in ("policy", "kernel", "task", "outcome", "share", "mean time"):
         table.add_column(col, justify="right" if col in ("share", "mean time") else "left")
-    times = df.assign(label=outcome_labels(df)).groupby(
-        ["policy", "kernel", "task", "label"])["time"].mean()
     for r in rates.itertuples():
         style = "red" if r.failed else "green"
         table.add_row(r.policy, r.kernel, r.task, f"[{style}]{r.label}[/]", f"{r.rate:.0%}",
@@ -200,6 +322,8 @@ def compare(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (generated from the pydantic models)."""
+    from .scenario_model import Scenario
+
     sys.stdout.write(json.dumps(Scenario.model_json_schema(by_alias=True), indent=1) + "\n")
 
 
@@ -235,7 +359,7 @@ def sweep(
 
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   MofNCompleteColumn(), Rate(),
-                  TimeRemainingColumn(), console=err_console, transient=False) as bar:
+                  TimeRemainingColumn(), console=console(stderr=True), transient=False) as bar:
         task = bar.add_task(file.name, total=None)
 
         def progress(done: int, total: int) -> None:

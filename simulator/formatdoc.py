@@ -2,13 +2,16 @@
 
 The models in simulator/scenario_model.py and scenario_ops.py are the single source of the
 format; this renders them, so the reference can never drift from what the loader accepts.
-`python -m simulator.formatdoc` prints it; a test checks the committed file is current.
+`python -m simulator.formatdoc` prints it; a test checks the committed file is current. The
+hand-written rules of the format (fds shared by name, `after`, `pattern: random`, ...) live in
+docs/scenario-format-rules.md, which the generator appends.
 """
 
 from __future__ import annotations
 
 import sys
 import typing
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -22,6 +25,7 @@ from .scenario_model import (
     MachineSpec,
     MountSpec,
     NodeSpec,
+    Outcome,
     Scenario,
     SweepSpec,
     SysctlSpec,
@@ -29,6 +33,7 @@ from .scenario_model import (
     WhatIfSpec,
 )
 from .scenario_ops import OP_ARGS
+from .units import SIZE_UNITS_DOC, TIME_UNITS_DOC
 
 
 def type_name(tp: Any) -> str:
@@ -111,11 +116,14 @@ def render() -> str:
         "`python -m simulator.formatdoc`; do not edit by hand. `oomsim schema` prints the same "
         "as JSON Schema for editors.",
         "",
-        "Sizes take units (`4KiB`, `64MiB`, `1.5GiB`; a bare integer is bytes) and, for op "
-        "offsets, lengths and ranges, percentages of the file or map (`25%`). A range is "
-        "`[START, END]`. Durations take `s`, `ms`, `us` (a bare number is seconds). Unknown keys "
-        "are errors.",
+        "Sizes take units (`4KiB`, `64MiB`, `1.5GiB`, `1EB`; a bare integer is bytes) and, "
+        "where there is a whole, percentages (`25%`: of the machine's memory for cgroup limits "
+        "and mount sizes, of the map for ranges, of the file for the offsets and lengths of "
+        "write, read, fallocate and mmap; see Rules). A range is `[START, END]`. Durations "
+        "take `h`, `min`, `s`, `ms`, `us`, `ns` (a bare number is seconds). Unknown keys are "
+        "errors.",
         "",
+        *units_table(),
         "## Top level",
         "",
     ]
@@ -134,8 +142,9 @@ def render() -> str:
     out += [
         "## Expectations",
         "",
-        "`expect` maps a task name to an outcome (`ok`, `error`, `sigbus`, `sigsegv`, "
-        "`oom_killed`, `hung`, `panic`) or to `{outcome, errno, op, page, reason}` (`op` is the "
+        "`expect` maps a task name to an outcome ("
+        + ", ".join(f"`{o}`" for o in typing.get_args(Outcome))
+        + ") or to `{outcome, errno, op, page, reason}` (`op` is the "
         "op's name; `reason` matches as a substring). The reserved key `memcg` maps cgroup paths "
         "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `kernel`, "
         "`pagetables`, `file_mapped`, each also as `peak_*` (the highest value during the run), "
@@ -165,17 +174,30 @@ def render() -> str:
         "under every policy and grid cell (common random numbers). `oomsim run` runs run 0 "
         "(seed `seed`); a sweep's run `i` runs with seed `seed + i`.",
         "",
-    ]
-    out += model_table(SweepSpec)
-    out += [
+        *model_table(SweepSpec),
         "Grid paths name a value from the top of the scenario down, keys joined by dots; keys "
         "that contain dots (`memory.max`) are matched whole, tasks by name and ops by index: "
         "`cgroups./app.memory.max`, `tasks.reader.ops.1.touch.pattern`. `oomsim sweep FILE "
         "--out DIR` runs every cell x policy x kernel x run into `DIR/runs/` (Parquet, one row "
         "per task per run) and `DIR/sweep.json`.",
         "",
+        RULES.read_text().rstrip("\n"),
+        "",
     ]
     return "\n".join(out)
+
+
+RULES = Path(__file__).resolve().parent.parent / "docs" / "scenario-format-rules.md"
+
+
+def units_table() -> list[str]:
+    """The size and duration units the loader reads (units.py), as two Markdown tables."""
+    out = ["| size unit | bytes |", "|---|---|"]
+    out += [f"| {u} | {v} |" for u, v in SIZE_UNITS_DOC]
+    out += ["", "Units are case-insensitive: `64M`, `64MiB` and `64mib` are 64 x 1024^2 bytes, "
+            "`64MB` is 64,000,000.", "", "| duration unit | seconds |", "|---|---|"]
+    out += [f"| {u} | {v} |" for u, v in TIME_UNITS_DOC]
+    return [*out, ""]
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
 from .atomic_io import atomic_write_text
 from .scenario_model import CostsSpec
@@ -32,13 +30,17 @@ class MachineProfile(Strict):
 
 def load_profile(path: str | Path) -> MachineProfile:
     """Read and check a profile; ValueError with the file and the problem."""
+    from .yaml_lines import YamlError, load_yaml
+
     p = Path(path)
     try:
-        data = YAML(typ="safe").load(p.read_text())
+        data = load_yaml(p.read_text())
     except OSError as e:
         raise ValueError(f"machine profile {p}: cannot read: {e.strerror}") from None
-    except YAMLError as e:
-        raise ValueError(f"machine profile {p}: not valid YAML: {e}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"machine profile {p}: not a text file") from None
+    except YamlError as e:
+        raise ValueError(f"machine profile {p}: {e.message}") from None
     try:
         return MachineProfile.model_validate(data)
     except ValidationError as e:
@@ -56,6 +58,8 @@ def profile_costs(path: str | Path) -> dict[str, float]:
 def write_profile(path: Path, profile: MachineProfile) -> None:
     """Write a profile YAML atomically (creating its directory)."""
     import io
+
+    from ruamel.yaml import YAML  # only the calibration writes profiles
 
     yaml = YAML()
     yaml.default_flow_style = False

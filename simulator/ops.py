@@ -106,6 +106,11 @@ def _pages_range(p: Proc, rng: tuple[int | Fraction, int | Fraction] | None,
     return a, b
 
 
+def _of_file(v: int | Fraction, inode: ShmemInode) -> int:
+    """An op's offset or length in bytes: itself, or its share of the file's size now."""
+    return nbytes(v, inode.size)
+
+
 def _check_killed(p: Proc, page: int | None = None) -> None:
     if p.task.sigkill:
         raise Killed(page)
@@ -191,11 +196,13 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
     failing at its first page, returns the error."""
     inode = _inode(p, a.fd)
     m, ps = p.m, p.m.page_size
-    start = a.offset // ps
-    if a.length is None:
+    offset = _of_file(a.offset, inode)
+    length = None if a.length is None else _of_file(a.length, inode)
+    start = offset // ps
+    if length is None:
         end = inode.size_pages(ps)
     else:
-        end = -(-(a.offset + a.length) // ps)
+        end = -(-(offset + length) // ps)
     while True:
         p.page = start
         copied, holes, swapped, err, pending = yield from shmem_file_read_iter(
@@ -219,7 +226,8 @@ def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
     inode = _inode(p, a.fd)
     if not file_writable(p.sim.fdt, a.fd):
         raise OpError(EBADF)
-    err, res = yield from shmem_file_write_iter(p.m, p.task, inode, a.offset, a.length)
+    err, res = yield from shmem_file_write_iter(p.m, p.task, inode, _of_file(a.offset, inode),
+                                                _of_file(a.length, inode))
     if res is None:
         raise OpError(err or EINVAL)
     _check_killed(p, res.page)
@@ -235,7 +243,8 @@ def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
     inode = _inode(p, a.fd)
     yield _syscall(p)
     err, res = yield from vfs_fallocate(p.m, p.task, inode, file_writable(p.sim.fdt, a.fd),
-                                        a.offset, a.length, a.flags)
+                                        _of_file(a.offset, inode), _of_file(a.length, inode),
+                                        a.flags)
     if err:
         raise OpError(err)
     if res is None:  # a punched hole
@@ -255,7 +264,7 @@ def op_mmap(p: Proc, a: Any) -> Generator[Any, Any, None]:
     off = a.offset
     if off % ps:
         raise OpError(EINVAL)
-    length = a.length if a.length is not None else inode.size - off
+    length = _of_file(a.length, inode) if a.length is not None else inode.size - off
     npages = -(-length // ps)
     if npages <= 0:
         raise OpError(EINVAL)

@@ -9,6 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The reason of a `hung` task that was still running (in an op, or sleeping) when the scenario's
+# duration ended: not a failure (analysis labels it `running`). Other `hung` reasons are waits
+# that would never end (a refault loop, a v1 oom_kill_disable wait, a task it starts after).
+DURATION_RAN_OUT = "the duration ran out"
+NOT_STARTED = "waiting for its start time"
+
 
 @dataclass
 class TaskOutcome:
@@ -64,3 +70,10 @@ class RunResult:
             "end_time": self.end_time,
             "counters": self.counters,
         }
+
+
+def to_json(scenario: str, runs: list[RunResult],
+            warnings: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+    """The JSON document: {"scenario": ..., "warnings": [...], "runs": [{"seed", "tasks",
+    "oom_kills", ...}]} (`warnings`: the loader's, `file:line: key: message` each)."""
+    return {"scenario": scenario, "warnings": list(warnings), "runs": [r.as_dict() for r in runs]}

@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from .atomic_io import atomic_write_parquet, atomic_write_text
-from .outcome import RunResult, TaskOutcome
+from .outcome import RunResult, TaskOutcome, to_json
 
-__all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_text"]
+__all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_text", "to_json"]
 
+# Every column of every frame is documented in docs/output.md (a test holds them together).
 EVENT_COLUMNS = ["time", "kind", "task", "memcg", "page", "pages", "value", "detail"]
 LEVEL_COLUMNS = ["time", "kind", "key", "value", "ramp"]
+TASK_COLUMNS = ["scenario", "seed", "kernel", "zero_page_sealed_holes", "task", "outcome", "errno",
+                "op", "op_name", "page", "time", "reason"]
+OOM_KILL_COLUMNS = ["scenario", "seed", "kernel", "victim", "constraint", "memcg", "task_memcg",
+                    "points", "totalpages", "time", "rss_pages", "pgtables_pages", "swapents",
+                    "oom_score_adj", "line", "task_line"]
 
 
 def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
-    """One row per task per run."""
+    """One row per task per run; `op` and `page` are nullable integers (pandas "Int64": <NA>
+    where the task ended in no op or at no page)."""
     rows = []
     for r in runs:
         for name, o in r.tasks.items():
             rows.append({"scenario": scenario, "seed": r.seed, "kernel": r.kernel,
                          "zero_page_sealed_holes": bool(r.what_if.get("zero_page_sealed_holes")),
                          "task": name, **o.as_dict()})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows, columns=TASK_COLUMNS)
+    for col in ("op", "page"):
+        out[col] = out[col].astype("Int64")
+    return out
 
 
 def records_frame(scenario: str, runs: list[RunResult], records: str,
@@ -34,16 +43,17 @@ def records_frame(scenario: str, runs: list[RunResult], records: str,
     frames = []
     for r in runs:
         f = pd.DataFrame.from_records(getattr(r, records), columns=columns)
+        f.insert(0, "kernel", r.kernel)
         f.insert(0, "seed", r.seed)
         f.insert(0, "scenario", scenario)
         frames.append(f)
     if not frames:
-        return pd.DataFrame(columns=["scenario", "seed", *columns])
+        return pd.DataFrame(columns=["scenario", "seed", "kernel", *columns])
     return pd.concat(frames, ignore_index=True)
 
 
 def events_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
-    """The event log of every run, one row per record."""
+    """The event log of every run, one row per record (kinds and columns: docs/output.md)."""
     out = records_frame(scenario, runs, "events", EVENT_COLUMNS)
     out["value"] = out["value"].astype("float64")
     return out
@@ -61,16 +71,13 @@ def levels_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
 
 def oom_kills_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
     """One row per OOM kill."""
-    rows = [{"scenario": scenario, "seed": r.seed, **k} for r in runs for k in r.oom_kills]
-    return pd.DataFrame(rows)
+    rows = [{"scenario": scenario, "seed": r.seed, "kernel": r.kernel, **k}
+            for r in runs for k in r.oom_kills]
+    return pd.DataFrame(rows, columns=OOM_KILL_COLUMNS)
 
 
-def to_json(scenario: str, runs: list[RunResult]) -> dict[str, Any]:
-    """The JSON document: {"scenario": ..., "runs": [{"seed", "tasks", "oom_kills", ...}]}."""
-    return {"scenario": scenario, "runs": [r.as_dict() for r in runs]}
-
-
-def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]:
+def write_results(out: Path, scenario: str, runs: list[RunResult],
+                  warnings: tuple[str, ...] | list[str] = ()) -> list[Path]:
     """tasks.parquet, events.parquet, oom_kills.parquet, levels.parquet and run.json under
     `out`."""
     files = {
@@ -81,7 +88,8 @@ def write_results(out: Path, scenario: str, runs: list[RunResult]) -> list[Path]
     }
     for path, df in files.items():
         atomic_write_parquet(df, path)
-    atomic_write_text(json.dumps(to_json(scenario, runs), indent=1, default=str), out / "run.json")
+    atomic_write_text(json.dumps(to_json(scenario, runs, warnings), indent=1, default=str),
+                      out / "run.json")
     return [*files, out / "run.json"]
 
 

@@ -1,21 +1,24 @@
 """The scenario loader: parse a file, check it, load its machine profile, once.
 
-`parse_scenario` reads the YAML, checks the shape of every key with the pydantic models
-(scenario_model.py, scenario_ops.py), reads the machine profile the scenario names (its costs
-fill in `machine.costs` where the scenario sets none, so nothing reads the file again) and
-runs the cross-field checks (validify.py). A bad file fails here, before anything runs, with
-one message naming the file, the line, the key path, what was expected and what was found.
-The run builder turns the loaded scenario into pages and seconds (plan.py).
+`parse_scenario` reads the YAML (yaml_lines.py: libyaml, with the line of every key), checks
+the shape of every key with the pydantic models (scenario_model.py, scenario_ops.py), reads
+the machine profile the scenario names (its costs fill in `machine.costs` where the scenario
+sets none, so nothing reads the file again) and runs the cross-field checks (validify.py). A
+bad file fails here, before anything runs, with one message naming the file, the line, the
+key path, what was expected and what was found; settings accepted but without effect become
+the scenario's `warnings`, with their lines. The run builder turns the loaded scenario into
+pages and seconds (plan.py).
 """
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError
 
 from .experiment.instantiate import has_draws, instantiate
 from .machine_profile import load_profile
@@ -39,7 +42,8 @@ from .scenario_model import (
 )
 from .scenario_ops import OP_ARGS, OP_MODELS, Op, op_args, op_name
 from .scenario_types import Strict
-from .validify import validify
+from .validify import scenario_warnings, validify
+from .yaml_lines import YamlError, load_yaml
 
 __all__ = [
     "OP_ARGS", "OP_MODELS", "RESERVED_EXPECT_KEYS", "CgroupSpec", "CostsSpec", "ExpectTask",
@@ -49,40 +53,51 @@ __all__ = [
 ]
 
 
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a file's objects are built: they are all alive, and
+    collections triggered by their numbers alone took 2/3 of a 10,000-task file's validation."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def parse_scenario(text: str, file: str = "<scenario>", run: int = 0) -> Scenario:
     """Parse and validate scenario text; raise ScenarioError with file, line and key path.
 
     A scenario with distributions, `count` or `repeat` (simulator/experiment/) is made
     concrete first: run `run`'s workload, drawn from the scenario's seed.
     """
-    data = load_data(text, file)
-    if has_draws(data):
-        try:
-            concrete, _ = instantiate(data, int(data.get("seed", 1)), run)
-        except ScenarioError as e:
-            e.file = file
-            raise
-        return scenario_from_data(concrete, file, lines=data)
-    return scenario_from_data(data, file)
+    with _gc_paused():
+        data = load_data(text, file)
+        if has_draws(data):
+            try:
+                concrete, _ = instantiate(data, int(data.get("seed", 1)), run)
+            except ScenarioError as e:
+                e.file = file
+                raise
+            return scenario_from_data(concrete, file, lines=data,
+                                      any_percentages="%" in text)
+        return scenario_from_data(data, file, any_percentages="%" in text)
 
 
 def load_data(text: str, file: str = "<scenario>") -> Any:
-    """The YAML of a scenario file, as nested mappings that remember their lines."""
-    yaml = YAML(typ="rt")
+    """The YAML of a scenario file, as nested mappings and lists that remember their lines."""
     try:
-        data = yaml.load(text)
-    except MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ScenarioError(f"not valid YAML: {e.problem or e}", file=file, line=line) from None
-    except Exception as e:  # ruamel raises several unmarked kinds (duplicate keys and such)
-        raise ScenarioError(f"not valid YAML: {e}", file=file) from None
+        data = load_yaml(text)
+    except YamlError as e:
+        raise ScenarioError(e.message, file=file, line=e.line) from None
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", file=file, line=1)
     return data
 
 
-def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None) -> Scenario:
+def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None,
+                       any_percentages: bool = True) -> Scenario:
     """Validate parsed scenario data: the models, the machine profile, the cross-field checks.
     Error lines are looked up in `lines` (the data as parsed) when `data` was derived from it."""
     lines = data if lines is None else lines
@@ -102,10 +117,12 @@ def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None) -
         raise ScenarioError(msg, loc, file, line_of(lines, loc)) from None
     try:
         sc = with_profile_costs(sc)
-        validify(sc)
+        validify(sc, any_percentages=any_percentages)
     except ScenarioError as e:
         e.file, e.line = file, line_of(lines, e.path)
         raise
+    sc._warnings = tuple(str(ScenarioError(msg, path, file, line_of(lines, path)))
+                         for msg, path in scenario_warnings(sc))
     return sc
 
 
@@ -132,9 +149,16 @@ def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario file."""
     p = Path(path)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except OSError as e:
         raise ScenarioError(f"cannot read: {e.strerror}", file=str(p)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise ScenarioError(f"not a text file: byte 0x{raw[e.start]:02x} at offset {e.start} is "
+                            "not UTF-8 (a scenario is a YAML text file)", file=str(p),
+                            line=line) from None
     return parse_scenario(text, str(p))
 
 

@@ -1,8 +1,8 @@
 """Scenario errors: one message naming the file, the line, the key path and the problem.
 
 Pydantic's validation errors are turned into that one message here (the first unknown key
-wins over the missing key a typo also causes), and the line is found in ruamel's round-trip
-data.
+wins over the missing key a typo also causes), and the line is found in the
+loaded data (yaml_lines.py).
 """
 
 from __future__ import annotations
@@ -38,25 +38,24 @@ def keypath(path: tuple[Any, ...]) -> str:
 
 
 def line_of(data: Any, path: tuple[Any, ...]) -> int | None:
-    """The 1-based line of the deepest node of `path` found in ruamel's round-trip data."""
+    """The 1-based line of the deepest node of `path` found in the loaded data (yaml_lines.py's
+    LineDict and LineList know the lines of their keys and items)."""
     node, line = data, None
     for key in path:
-        lc = getattr(node, "lc", None)
-        try:
-            if isinstance(node, dict) and key in node:
-                if lc is not None:
-                    line = lc.key(key)[0] + 1
-                node = node[key]
-            elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
-                if lc is not None:
-                    line = lc.item(key)[0] + 1
-                node = node[key]
-            else:
-                break
-        except (KeyError, TypeError, AttributeError):
+        if isinstance(node, dict) and key in node:
+            lines = getattr(node, "key_lines", None)
+            if lines is not None and key in lines:
+                line = lines[key]
+            node = node[key]
+        elif isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            lines = getattr(node, "item_lines", None)
+            if lines is not None:
+                line = lines[key]
+            node = node[key]
+        else:
             break
-    if line is None and getattr(data, "lc", None) is not None:
-        line = data.lc.line + 1
+    if line is None:
+        line = getattr(data, "line", None)
     return line
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 
 from .scenario_ops import Op
 from .scenario_types import Duration, Flag, Size, SizeOrMax, Strict
@@ -152,7 +152,9 @@ class TaskSpec(Strict):
     ops: list[Op] = []
 
 
-Outcome = Literal["ok", "error", "sigbus", "oom_killed", "hung", "panic"]
+# Every outcome a task can end with (tasks.py, simulation.py): `killed` is a SIGKILL that was
+# not the OOM killer's (a group kill's bystander is `oom_killed` too).
+Outcome = Literal["ok", "error", "sigbus", "sigsegv", "oom_killed", "killed", "hung", "panic"]
 
 
 class ExpectTask(Strict):
@@ -206,3 +208,10 @@ class Scenario(Strict):
     what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
     expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect]]] = {}
     sweep: SweepSpec | None = None
+    # Set by the loader: `file:line: key: message` of each setting accepted but without effect.
+    _warnings: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What the loader warned about (features not modelled yet, ignored settings)."""
+        return self._warnings

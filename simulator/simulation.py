@@ -22,7 +22,7 @@ from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmark
 from .mm.profiles import PROFILES, WhatIf
 from .mm.shmem import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
-from .outcome import RunResult, TaskOutcome
+from .outcome import DURATION_RAN_OUT, RunResult, TaskOutcome
 from .plan import Plan, TaskPlan, resolve
 from .scenario_errors import ScenarioError
 from .scenario_model import Scenario
@@ -91,7 +91,7 @@ class Run:
                     p.finish("panic", reason=panic)
                 else:
                     t = p.task
-                    reason = t.wait_reason or p.wait_reason or "the duration ran out"
+                    reason = t.wait_reason or p.wait_reason or DURATION_RAN_OUT
                     p.outcome = TaskOutcome("hung", None, p.op_index, p.op_name,
                                             t.cursor if p.op_name == "touch" else p.page, end, reason)
         if self.check:

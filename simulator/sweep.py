@@ -46,4 +46,8 @@ def sweep_frame(sc: Scenario, runs: list[SweepRun]) -> pd.DataFrame:
         for task, o in r.run.tasks.items():
             rows.append({"scenario": sc.name, "policy": r.policy, "kernel": r.kernel,
                          "seed": r.run.seed, "task": task, **o.as_dict()})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    for col in ("op", "page"):  # nullable integers, as in tasks.parquet
+        if col in out:
+            out[col] = out[col].astype("Int64")
+    return out

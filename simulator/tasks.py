@@ -14,7 +14,7 @@ from .engine.rng import task_rng
 from .mm import exit as mm_exit
 from .mm.debug import vm_debug_check
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
-from .outcome import TaskOutcome
+from .outcome import NOT_STARTED, TaskOutcome
 
 if TYPE_CHECKING:
     from .mm.machine import Machine
@@ -64,7 +64,7 @@ def wait_start(p: Proc) -> Generator[Any, Any, None]:
         p.wait_reason = f"waiting for {after} to run all its ops"
         yield other.ops_done
     else:
-        p.wait_reason = "waiting for its start time"
+        p.wait_reason = NOT_STARTED
         yield p.m.env.timeout(p.plan.start)
     p.wait_reason = None
 

@@ -4,25 +4,22 @@ from __future__ import annotations
 
 import re
 
-_SIZE_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1024,
-    "kb": 1000,
-    "kib": 1024,
-    "m": 1024**2,
-    "mb": 1000**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gb": 1000**3,
-    "gib": 1024**3,
-    "t": 1024**4,
-    "tb": 1000**4,
-    "tib": 1024**4,
-    "p": 1024**5,
-    "pib": 1024**5,
-}
+# IEC units are powers of 1024 (KiB .. EiB; the bare letters K .. E too), SI units powers of
+# 1000 (kB .. EB), as `docs/scenario-format.md` tabulates them. Case does not matter.
+_SIZE_UNITS = {"": 1, "b": 1}
+for _i, _p in enumerate("kmgtpe", start=1):
+    _SIZE_UNITS[_p] = _SIZE_UNITS[_p + "ib"] = 1024**_i
+    _SIZE_UNITS[_p + "b"] = 1000**_i
+SIZE_UNITS_DOC = [("B (or none)", "1")] + [
+    (f"{p}iB or {p}", f"1024^{i}") for i, p in enumerate("KMGTPE", start=1)] + [
+    (f"{'k' if p == 'K' else p}B", f"1000^{i}") for i, p in enumerate("KMGTPE", start=1)]
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+TIME_UNITS_DOC = [("h", "3600 s"), ("min", "60 s"), ("s (or none)", "1 s"), ("ms", "10^-3 s"),
+                  ("us", "10^-6 s"), ("ns", "10^-9 s")]
+
+# The largest size a file offset (loff_t, a signed 64-bit integer) can hold: the kernel answers
+# EFBIG past the filesystem's maximum, and no value beyond this one can even be passed.
+MAX_LOFF = 2**63 - 1
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$")
 _PCT_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*%\s*$")
@@ -83,7 +80,7 @@ def parse_bytes(value: object, whole: int | None = None) -> int:
     if isinstance(value, int):
         if value < 0:
             raise UnitError(f"expected a non-negative size, got {value}")
-        return value
+        return _fits(value, value)
     if isinstance(value, float):
         raise UnitError(f"expected a size with a unit such as 64MiB, got the number {value}")
     if not isinstance(value, str):
@@ -98,7 +95,16 @@ def parse_bytes(value: object, whole: int | None = None) -> int:
     m = _SIZE_RE.match(value)
     if not m or m.group(2).lower() not in _SIZE_UNITS:
         raise UnitError(f"expected a size such as 4KiB, 64MiB, 1.5GiB or 25%, got {value!r}")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    num, unit = m.group(1), _SIZE_UNITS[m.group(2).lower()]
+    return _fits(int(num) * unit if "." not in num else int(float(num) * unit), value)
+
+
+def _fits(n: int, value: object) -> int:
+    """`n` bytes, if a 64-bit file offset can hold it (EFBIG otherwise: an input error)."""
+    if n > MAX_LOFF:
+        raise UnitError(f"{value} is past any 64-bit file offset (a loff_t holds at most "
+                        f"2^63-1 bytes, 8 EiB less one; the kernel says EFBIG)")
+    return n
 
 
 def parse_pages(value: object, page_size: int, whole_pages: int | None = None) -> int:

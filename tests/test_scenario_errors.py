@@ -48,8 +48,8 @@ def test_the_good_file_parses():
          "past the end of the map"),
         ("access: read", "access: reed", 14, "tasks[1].ops[1].touch.access", "'read' or 'write'"),
         ("- touch:", "- tuoch:", 14, "tasks[1].ops[1]", "expected one op"),
-        ("memory.max: 64MiB", "memory.max: 64GiB", 4, "cgroups./app.memory.max",
-         "larger than the machine"),
+        ("memory.max: 64MiB", "memory.max: 64EiB", 4, "cgroups./app.memory.max",
+         "past any 64-bit file offset"),
     ],
 )
 def test_bad_input_message(old, new, line, key, words):
@@ -98,8 +98,8 @@ def test_open_on_no_mount_is_an_input_error(path):
 
 @pytest.mark.parametrize(("op", "key"), [
     ("ftruncate: {fd: f, size: 25%}", "ftruncate.size"),
-    ("read: {fd: f, offset: 25%}", "read.offset"),
-    ("write: {fd: f, length: 50%}", "write.length"),
+    ("shmget: {fd: g, size: 25%}", "shmget.size"),
+    ("alloc_anon: {size: 50%}", "alloc_anon.size"),
 ])
 def test_a_percentage_with_no_whole_is_an_input_error(op, key):
     """A percentage of nothing fails at load with its line (it crashed the load or the run)."""

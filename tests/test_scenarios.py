@@ -23,7 +23,7 @@ def test_scenario_meets_its_expectations(path):
 
 
 def test_every_measured_row_has_a_scenario():
-    """kernel-outcomes.md rows 1..18 each have a scenario file with an expect block."""
+    """docs/kernel-outcomes.md rows 1..18 each have a scenario file with an expect block."""
     rows = {int(p.name[3:5]) for p in FILES if p.name.startswith("row")}
     assert rows == set(range(1, 19))
     assert all(load_scenario(p).expect for p in FILES if p.name.startswith("row"))

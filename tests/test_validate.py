@@ -9,6 +9,7 @@ kernel, when it allows (root, a writable memory controller, a C compiler); else 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 import textwrap
 import threading
 import time
@@ -393,6 +394,17 @@ WHY_NOT = kernel_unavailable()
 needs_kernel = pytest.mark.skipif(WHY_NOT is not None, reason=f"no real-kernel runs: {WHY_NOT}")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def own_tmp(tmp_path_factory):
+    """This module's runs make their temporary directories (and so their tmpfs mount points)
+    under a directory of their own, so that leftovers count only what they created, not the
+    mounts of another test run or `oomsim validate` sharing the machine."""
+    base = tmp_path_factory.mktemp("kernel-runs")
+    saved, tempfile.tempdir = tempfile.tempdir, str(base)
+    yield base
+    tempfile.tempdir = saved
+
+
 @pytest.fixture(scope="module")
 def validations():
     """Every scenario file validated once, in parallel (each in its own cgroups)."""
@@ -406,7 +418,8 @@ def validations():
 
 
 def leftovers() -> tuple[list[str], list[str]]:
-    """Our cgroups and tmpfs mounts still present (none should be)."""
+    """This test run's cgroups (named with its pid) and tmpfs mounts (below its own temporary
+    directory) still present: none should be. Others' are not counted."""
     import os
 
     from simulator.validate.host import probe_host
@@ -414,7 +427,8 @@ def leftovers() -> tuple[list[str], list[str]]:
 
     ctl = probe_host().controller
     cgroups = sorted(p.name for p in ctl.root.glob(f"oomsim-{os.getpid()}-*")) if ctl else []
-    return cgroups, our_mounts()
+    base = tempfile.gettempdir().rstrip("/") + "/"
+    return cgroups, [m for m in our_mounts() if m.startswith(base)]
 
 
 @pytest.mark.kernel
@@ -475,3 +489,26 @@ def test_an_interrupted_run_removes_everything(tmp_path):
         session.validate_files([f], probe_host(), worker_path(), 1, abort)
     assert time.monotonic() - start < 10
     assert leftovers() == ([], [])
+
+
+def test_the_default_run_leaves_the_kernel_alone():
+    """`make test` (pytest's default options) collects no real-kernel experiment; `make
+    test-kernel` collects only them."""
+    import subprocess
+    import sys
+
+    def collected(*args: str) -> list[str]:
+        r = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", *args,
+                            "tests/test_validate.py"], cwd=ROOT, capture_output=True, text=True,
+                           check=False)
+        return [line.split("::")[-1] for line in r.stdout.splitlines() if "::" in line]
+
+    default = collected()
+    assert default and not any("real_kernel" in t or "left_behind" in t for t in default)
+    only = collected("-m", "kernel")
+    assert only and all(t.split("[")[0] in KERNEL_TESTS for t in only)
+
+
+KERNEL_TESTS = {"test_the_real_kernel_agrees_with_the_simulator",
+                "test_the_calibration_set_covers_every_op_and_outcome",
+                "test_nothing_is_left_behind", "test_an_interrupted_run_removes_everything"}

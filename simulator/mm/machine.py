@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Costs:
-    """Simulated time per page or per call, in seconds (defaults: kernel-outcomes.md, 6.18)."""
+    """Simulated time per page or per call, in seconds (defaults: docs/kernel-outcomes.md, 6.18)."""
 
     fault: float = 2602e-9
     populate: float = 2333e-9

@@ -1,7 +1,7 @@
 """Kernel behaviour profiles: which version's rules run, and the what-if switches.
 
 `6.18` is the default and the kernel the measured outcomes come from. `3.15` is the kernel of the
-June 2014 sealing discussion; every rule kernel-model.md marks [2014] is switched here, so the same
+June 2014 sealing discussion; every rule docs/kernel-rules.md marks [2014] is switched here, so the same
 scenario run under both shows what changed.
 """
 
@@ -75,7 +75,7 @@ class WhatIf:
 
     Attributes:
         zero_page_sealed_holes: a read fault on a hole of a file sealed with F_SEAL_WRITE or
-            F_SEAL_FUTURE_WRITE maps ZERO_PAGE instead of instantiating a page (kernel-model.md
+            F_SEAL_FUTURE_WRITE maps ZERO_PAGE instead of instantiating a page (docs/kernel-rules.md
             9.6, the mitigation proposed in 2014 and never merged): it costs page tables only. A
             later write fault (private COW) or instantiation (fallocate) replaces the zero PTE.
     """

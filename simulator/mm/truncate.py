@@ -35,7 +35,7 @@ def zap_zero_ptes(inode: ShmemInode, a: int, b: int) -> None:
     """What-if `zero_page_sealed_holes`: instantiated pages replace ZERO_PAGE PTEs.
 
     Pages instantiated in `[a, b)` replace the ZERO_PAGE PTEs mapped over them
-    (kernel-model.md 9.6), so the next access maps the real page.
+    (docs/kernel-rules.md 9.6), so the next access maps the real page.
     """
     for vma in inode.vmas:
         lo, hi = max(a - vma.pgoff, 0), min(b - vma.pgoff, vma.npages)

@@ -9,28 +9,26 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from ..machine_profile import write_profile
-from ..scenario import Footprint, ScenarioError, scenario_files
+from ..console import FORMAT_HELP, LazyConsole, format_error, write_rows
+from ..scenario_errors import ScenarioError
 from ..units import parse_bytes
 from .build import WorkerBuildError, worker_path
-from .calibrate import as_profile, calibrate, default_profile_path
-from .compare import side_by_side
 from .host import Host, probe_host
-from .runner import Aborted, KernelRunError
-from .session import Validation, abort_on_signals, validate_files
+
+if TYPE_CHECKING:  # the runner, the session and the calibration load when `validate` runs
+    from .session import Validation
 
 EXIT_MISMATCH, EXIT_BAD_INPUT, EXIT_NO_KERNEL, EXIT_NO_COMPILER, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 STATUS_STYLE = {"match": "green", "mismatch": "red", "failed": "red", "skipped": "dim",
                 "refused": "yellow"}
 
-out = Console()
-err = Console(stderr=True)
+out = LazyConsole()
+err = LazyConsole(stderr=True)
 
 
 def fail(message: str, status: int) -> None:
@@ -56,6 +54,8 @@ def footprint_note(v: Validation) -> str | None:
     """Each task's own memory before its first op (RssAnon + VmPTE), against the model's."""
     if v.kernel is None or not v.kernel.start_footprint:
         return None
+    from ..scenario_model import Footprint
+
     parts = [f"{t} {fp.get('RssAnon', '?')}+{fp.get('VmPTE', '?')}"
              for t, fp in v.kernel.start_footprint.items()]
     d = Footprint()
@@ -67,6 +67,8 @@ def footprint_note(v: Validation) -> str | None:
 
 def print_validation(v: Validation) -> None:
     """The side-by-side table of a compared scenario, or why it was not compared."""
+    from .compare import side_by_side
+
     if v.status in ("match", "mismatch"):
         out.print(side_by_side(f"{v.name}  ({v.file})", v.rows))
         note = footprint_note(v)
@@ -75,6 +77,14 @@ def print_validation(v: Validation) -> None:
     else:
         style = STATUS_STYLE[v.status]
         out.print(f"[{style}]{v.status}[/] {v.file}: {v.reason}", highlight=False, soft_wrap=True)
+
+
+def summary_rows(results: list[Validation]) -> list[dict[str, str]]:
+    """One row per scenario: its file, status and what differed (or why it did not run)."""
+    return [{"scenario": str(v.file), "result": v.status,
+             "detail": v.reason or "; ".join(f"{r.task}: {', '.join(r.differences)}"
+                                             for r in v.rows if not r.match)}
+            for v in results]
 
 
 def summary(results: list[Validation]) -> Table:
@@ -92,6 +102,11 @@ def summary(results: list[Validation]) -> Table:
 def run_calibration(host: Host, worker: Path, target: Path | None, size: str,
                     repeats: int) -> None:
     """Measure, print and write the machine profile."""
+    from ..machine_profile import write_profile
+    from .calibrate import as_profile, calibrate, default_profile_path
+    from .runner import Aborted, KernelRunError
+    from .session import abort_on_signals
+
     path = target or default_profile_path(host)
     abort = threading.Event()
     with abort_on_signals(abort):
@@ -122,8 +137,16 @@ def validate(
     size: Annotated[str, typer.Option(help="--calibrate: bytes per measurement")] = "256MiB",
     repeats: Annotated[int, typer.Option(help="--calibrate: runs per method")] = 3,
     jobs: Annotated[int, typer.Option(help="scenarios run at once")] = 4,
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP + " (the summary rows)")] = "table",
 ) -> None:
     """Run scenarios on the real kernel and print them next to the simulator; exit 1 on a mismatch."""
+    from ..scenario import scenario_files
+    from .runner import Aborted
+    from .session import abort_on_signals, validate_files
+
+    why = format_error(fmt)
+    if why:
+        fail(why, EXIT_BAD_INPUT)
     host, worker = ready_host()
     if do_calibrate:
         run_calibration(host, worker, target, size, repeats)
@@ -144,10 +167,13 @@ def validate(
         except Aborted:
             fail("interrupted; everything created was removed", EXIT_INTERRUPTED)
             return
-    for v in results:
-        print_validation(v)
-    out.print(summary(results))
     counts = {s: sum(v.status == s for v in results) for s in STATUS_STYLE}
-    out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    if fmt == "table":
+        for v in results:
+            print_validation(v)
+        out.print(summary(results))
+        out.print(", ".join(f"{n} {s}" for s, n in counts.items() if n))
+    else:
+        write_rows(fmt, summary_rows(results), {"counts": counts})  # type: ignore[arg-type]
     if counts["mismatch"] or counts["failed"]:
         raise typer.Exit(EXIT_MISMATCH)
