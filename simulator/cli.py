@@ -270,11 +270,13 @@ def compare(
 ) -> None:
     """Run a scenario under mitigation policies (none, mlock, populate, map_populate,
     zero_page) and kernels, and tabulate how each task ended."""
+    import pandas as pd
+
     from analysis.frames import failure_rates, outcome_labels
 
+    from .experiment.work import run_chunk
     from .policies import POLICIES
     from .scenario import load_scenario
-    from .sweep import sweep, sweep_frame
 
     try:
         form = check_format(fmt)
@@ -288,11 +290,29 @@ def compare(
             seed_list = list(range(sc.seed, sc.seed + n))
         else:
             seed_list = parse_seeds([seeds], "--seeds")
-        runs = sweep(sc, policy or list(POLICIES), kernel or [sc.kernel], seed_list)
+        if min(seed_list) < sc.seed:
+            raise ScenarioError(f"--seeds: run i of a scenario runs with seed {sc.seed} + i; "
+                                f"seeds below {sc.seed} have no run")
+        names = policy or list(POLICIES)
+        for name in names:
+            if name not in POLICIES:
+                raise ScenarioError(f"no policy {name!r}; known: {', '.join(POLICIES)}")
+        text = file.read_text()
     except ScenarioError as e:
         fail_input(e)
     warn(sc.warnings)
-    df = sweep_frame(sc, runs)
+    # The same work as `oomsim sweep` (simulator/experiment/), here in this process: run i is
+    # seed + i, and draws the same workload under every policy (paired).
+    rows = [row for name in names for k in (kernel or [sc.kernel]) for s in seed_list
+            for row in run_chunk(text, str(file), {}, name, k, s - sc.seed, s - sc.seed + 1)]
+    failed = [r for r in rows if r.get("error")]
+    if failed:
+        fail_input(ScenarioError(f"run {failed[0]['run']} under {failed[0]['policy']} failed:\n"
+                                 f"{failed[0]['error']}", file=str(file)))
+    df = pd.DataFrame([{"scenario": sc.name, **r} for r in rows]).drop(
+        columns=["draws", "error", "memcg"])
+    df["op"] = df["op"].astype("Int64")
+    df["page"] = df["page"].astype("Int64")
     if out is not None:
         from .atomic_io import atomic_write_parquet
 
