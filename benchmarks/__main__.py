@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simulator.results import atomic_write_text
 
-from . import hole_faults, many_tasks, scale
+from . import hole_faults, many_tasks, scale, sweeps
 from .common import Figure, fmt, host
 
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -21,6 +21,7 @@ SECTIONS = [
     ("(a)+(b) hole-fault throughput: kernel and reference model", hole_faults.run),
     ("(c) scale: 1 GiB against 1 TiB", scale.run),
     ("(d) 10,000 tasks on 8 nodes over a simulated hour", many_tasks.run),
+    ("(e) sweeps: runs per second on one core and on all cores", sweeps.run),
 ]
 
 
