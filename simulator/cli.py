@@ -184,11 +184,12 @@ def run(
         from .results import write_results
 
         try:
-            write_results(out, sc.name, runs, sc.warnings)
+            write_results(out, sc.name, runs, sc.warnings, sc.draws)
         except OSError as e:
             fail_input(ScenarioError(f"--out {out}: cannot write: {e.strerror or e}"))
     if form == "json":
-        sys.stdout.write(json.dumps(to_json(sc.name, runs, sc.warnings), default=str) + "\n")
+        sys.stdout.write(json.dumps(to_json(sc.name, runs, sc.warnings, sc.draws), default=str)
+                         + "\n")
         return
     if form == "csv":
         write_rows("csv", task_rows(sc, runs))

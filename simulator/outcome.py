@@ -73,7 +73,13 @@ class RunResult:
 
 
 def to_json(scenario: str, runs: list[RunResult],
-            warnings: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+            warnings: tuple[str, ...] | list[str] = (),
+            draws: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON document: {"scenario": ..., "warnings": [...], "runs": [{"seed", "tasks",
-    "oom_kills", ...}]} (`warnings`: the loader's, `file:line: key: message` each)."""
-    return {"scenario": scenario, "warnings": list(warnings), "runs": [r.as_dict() for r in runs]}
+    "oom_kills", ...}]} (`warnings`: the loader's, `file:line: key: message` each), and
+    `draws` (field path -> value) for a scenario whose workload was drawn."""
+    doc: dict[str, Any] = {"scenario": scenario, "warnings": list(warnings),
+                           "runs": [r.as_dict() for r in runs]}
+    if draws:
+        doc["draws"] = draws
+    return doc

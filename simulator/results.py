@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -77,7 +78,8 @@ def oom_kills_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
 
 
 def write_results(out: Path, scenario: str, runs: list[RunResult],
-                  warnings: tuple[str, ...] | list[str] = ()) -> list[Path]:
+                  warnings: tuple[str, ...] | list[str] = (),
+                  draws: dict[str, Any] | None = None) -> list[Path]:
     """tasks.parquet, events.parquet, oom_kills.parquet, levels.parquet and run.json under
     `out`."""
     files = {
@@ -88,7 +90,7 @@ def write_results(out: Path, scenario: str, runs: list[RunResult],
     }
     for path, df in files.items():
         atomic_write_parquet(df, path)
-    atomic_write_text(json.dumps(to_json(scenario, runs, warnings), indent=1, default=str),
+    atomic_write_text(json.dumps(to_json(scenario, runs, warnings, draws), indent=1, default=str),
                       out / "run.json")
     return [*files, out / "run.json"]
 

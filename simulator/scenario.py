@@ -76,12 +76,13 @@ def parse_scenario(text: str, file: str = "<scenario>", run: int = 0) -> Scenari
         data = load_data(text, file)
         if has_draws(data):
             try:
-                concrete, _ = instantiate(data, int(data.get("seed", 1)), run)
+                concrete, draws = instantiate(data, int(data.get("seed", 1)), run)
             except ScenarioError as e:
                 e.file = file
                 raise
-            return scenario_from_data(concrete, file, lines=data,
-                                      any_percentages="%" in text)
+            sc = scenario_from_data(concrete, file, lines=data, any_percentages="%" in text)
+            sc._draws = draws
+            return sc
         return scenario_from_data(data, file, any_percentages="%" in text)
 
 

@@ -210,8 +210,15 @@ class Scenario(Strict):
     sweep: SweepSpec | None = None
     # Set by the loader: `file:line: key: message` of each setting accepted but without effect.
     _warnings: tuple[str, ...] = PrivateAttr(default=())
+    # Set by the loader for a scenario with distributions: what run 0 drew, by field path.
+    _draws: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def warnings(self) -> tuple[str, ...]:
         """What the loader warned about (features not modelled yet, ignored settings)."""
         return self._warnings
+
+    @property
+    def draws(self) -> dict[str, Any]:
+        """The values drawn for this workload, by field path (empty: nothing was drawn)."""
+        return self._draws
