@@ -288,3 +288,18 @@ class TestSweep:
             run_sweep(f, tmp_path / "dask", scheduler=cluster.scheduler_address)
         run_sweep(f, tmp_path / "local", jobs=1)
         pd.testing.assert_frame_equal(sweep_rows(tmp_path / "dask"), sweep_rows(tmp_path / "local"))
+
+
+def test_oomsim_run_reports_what_it_drew(tmp_path):
+    """`oomsim run --json` of a scenario with distributions lists each drawn value by path."""
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    p = tmp_path / "d.yaml"
+    p.write_text(SWEEP.format(runs=1))
+    res = CliRunner().invoke(app, ["run", str(p), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    size = doc["draws"]["tasks.sender.ops.1.ftruncate.size"]
+    assert 32 * MiB <= size <= 96 * MiB and size % 4096 == 0
