@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .engine.rng import frozen_heap
 from .scenario_model import CgroupSpec, Scenario, StartAfter, TaskSpec
 from .scenario_ops import op_args, op_name
 from .units import SizeText, parse_bytes, parse_pages, parse_seconds
@@ -181,7 +182,13 @@ def resolve_cgroup(spec: CgroupSpec, ps: int, ram_pages: int) -> CgroupPlan:
 
 
 def resolve(sc: Scenario) -> Plan:
-    """The plan of a loaded (validated) scenario."""
+    """The plan of a loaded (validated) scenario (built with the collector kept off the
+    scenario's objects, which are all alive: 10,000 tasks are a large heap to walk)."""
+    with frozen_heap():
+        return _resolve(sc)
+
+
+def _resolve(sc: Scenario) -> Plan:
     ps = parse_bytes(sc.machine.page_size)
     nodes = []
     for i, ns in enumerate(sc.machine.nodes):

@@ -42,8 +42,7 @@ class Run:
         if isinstance(sc, Plan):
             self.plan = sc
         else:
-            with frozen_heap():  # like the build below: keep the collector off the scenario
-                self.plan = resolve(sc)
+            self.plan = resolve(sc)
         sc = self.plan.scenario
         self.sc = sc
         self.seed = sc.seed if seed is None else seed
