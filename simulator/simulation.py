@@ -14,7 +14,12 @@ from .mm.debug import check_invariants
 from .mm.file import FdTable
 from .mm.levels import level_series
 from .mm.machine import Costs, Machine
-from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, page_counter_charge
+from .mm.memcontrol import (
+    PAGE_COUNTER_MAX,
+    MemCgroup,
+    mem_cgroup_css_alloc_oom_kill_disable,
+    page_counter_charge,
+)
 from .mm.mm_types import MM, PT_SHIFTS
 from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
@@ -152,7 +157,7 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         c.low = cp.low
         c.min = cp.min
         c.oom_group = cp.oom_group
-        c.oom_kill_disable = cp.oom_kill_disable
+        c.oom_kill_disable = mem_cgroup_css_alloc_oom_kill_disable(parent, cp.oom_kill_disable)
         parent.children.append(c)
         m.memcgs[path] = c
     for mnt in plan.mounts:
@@ -166,6 +171,7 @@ def ensure_memcg(m: Machine, path: str) -> MemCgroup:
         return m.memcgs[path]
     parent = ensure_memcg(m, path.rsplit("/", 1)[0] or "/")
     c = MemCgroup(path=path, parent=parent)
+    c.oom_kill_disable = mem_cgroup_css_alloc_oom_kill_disable(parent, None)
     parent.children.append(c)
     m.memcgs[path] = c
     return c

@@ -348,8 +348,9 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.max"] = kib(min(ram, inside + draw(st.integers(4, 300))))
         if draw(st.integers(0, 3)) == 0:
             spec["memory.oom.group"] = True
-        if draw(st.integers(0, 11)) == 0:
-            spec["memory.oom_kill_disable"] = True
+        disable = draw(st.integers(0, 11))
+        if disable < 2:  # 1 written as 0: a child of a disabled memcg inherits unless it is
+            spec["memory.oom_kill_disable"] = disable == 0
         if draw(st.integers(0, 2)) == 0:
             spec["memory.swap.max"] = kib(draw(st.sampled_from([0, 4, 32, 200])))
         cgroups[path] = spec

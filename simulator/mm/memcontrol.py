@@ -107,6 +107,17 @@ class MemCgroup:
         return out
 
 
+def mem_cgroup_css_alloc_oom_kill_disable(parent: MemCgroup, written: bool | None) -> bool:
+    """Models the v1 part of `mem_cgroup_css_alloc()` in mm/memcontrol.c (v6.18): a new memcg
+    starts with its parent's `oom_kill_disable` (copied at mkdir); `written` is the value
+    written to its memory.oom_control afterwards, if any.
+
+    So a child of a v1 memcg with the OOM killer disabled has it disabled too, and its tasks
+    hang at the child's own limit instead of being killed.
+    """
+    return parent.oom_kill_disable if written is None else written
+
+
 def mem_cgroup_margin(memcg: MemCgroup) -> int:
     """Models `mem_cgroup_margin()`: pages chargeable before this memcg's own max is hit."""
     return max(0, memcg.max - memcg.usage)
