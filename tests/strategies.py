@@ -155,8 +155,9 @@ def setup_ops(draw: Any, fs: list[dict[str, Any]], kernel: str = "6.18") -> list
             ops.append({kind: {"fd": f["fd"], "offset": a * PAGE, "length": n * PAGE}})
     for f in fs:
         if kernel == "6.18" and draw(st.integers(0, 2)) == 0:
-            # Fault some pages in through a read-only map and page them out: the workers
-            # then meet pages in swap as well as holes.
+            # Fault some pages in through a read-only map and page them out: the written or
+            # fallocated ones go to swap, the read-faulted holes are freed (holes again), so
+            # the workers meet pages in swap as well as holes.
             name = f"setup.{f['fd']}"
             rng = draw(page_range(f["size"]))
             ops += [{"mmap": {"fd": f["fd"], "map": name, "prot": ["read"], "flags": ["shared"]}},

@@ -25,10 +25,10 @@ from ..mm.shmem import (
     ShmemInode,
     shmem_alloc_and_add_folio,
     shmem_swapin_folio,
-    shmem_writeout,
     xa_nodes_for,
     xa_stock_pages,
 )
+from ..mm.vmscan import shrink_folio_list
 from .limits import MemcgMax, snapshot_caps
 from .slicing import run_fast_path
 from .solve import range_fits
@@ -128,7 +128,7 @@ def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int
         if mapcount != 1:
             continue  # mapped elsewhere too (another process, or another mapping of this one)
         unmap_file_range(m, task, vma, index, index + 1)
-        done += shmem_writeout(m, inode, [(index, index + 1)], task.name)
+        done += shrink_folio_list(m, inode, index, index + 1, task.name)
     return done
 
 

@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 
 # -- shmem folios -----------------------------------------------------------------------------
 def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
-                       b: int) -> int:
-    """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many."""
+                       b: int, dirty: bool = False) -> int:
+    """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many.
+
+    A folio instantiated on a hole is clean (uptodate, zeroed); one swapped in is `dirty` (its
+    swap copy is freed, so memory holds the only copy: `shmem_swapin_folio` dirties it).
+    """
     added = inode.pages.fill(a, b, m.owner(memcg, nid))
+    if dirty:
+        inode.dirty.fill(a, b, 0)
     _shmem_stat(m, memcg, nid, added)
     return added
 
@@ -52,10 +58,25 @@ def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[
     """The folios of file pages `[a, b)` leave the page cache: {owner tag: pages} (see
     `Machine.owners`), for the caller to uncharge and free, or to swap out."""
     removed = inode.pages.remove(a, b)
+    inode.dirty.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _shmem_stat(m, memcg, nid, -n)
     return removed
+
+
+def shmem_folios_dirtied(m: Machine, inode: ShmemInode, a: int, b: int) -> None:
+    """The folios present in file pages `[a, b)` are dirty (`folio_mark_dirty`): written by
+    write(2), fallocate, or through a shared mapping. Reclaim must write a dirty folio to swap
+    (or keep it); a clean one it just frees."""
+    for s, e, _ in inode.pages.runs(a, b):
+        inode.dirty.fill(s, e, 0)
+
+
+def shmem_folios_dirtied_at(m: Machine, inode: ShmemInode, index: np.ndarray) -> None:
+    """The folios present at the file pages `index` (any order, repeats allowed) are dirty."""
+    index = np.asarray(index, dtype=np.int64)
+    inode.dirty.add_pages(index[inode.pages.contains(index)], 0)
 
 
 def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:

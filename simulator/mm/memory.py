@@ -22,7 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .booking import anon_pages_added, pgtables_added, swap_ptes_removed
+from .booking import (
+    anon_pages_added,
+    pgtables_added,
+    shmem_folios_dirtied,
+    shmem_folios_dirtied_at,
+    swap_ptes_removed,
+)
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, pt_missing
 from .page_alloc import free_pages
@@ -30,6 +36,9 @@ from .page_alloc_slowpath import alloc_charged_page, alloc_pages
 from .shmem import shmem_fault
 from .swapfile import swap_free_nr
 from .zap import unmap_pages
+
+if TYPE_CHECKING:
+    from .gup import PageSeq
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -329,3 +338,22 @@ def zero_mode(m: Machine, vma: VMA, write: bool) -> bool:
     """The what-if: read faults on holes of a write-sealed file map ZERO_PAGE."""
     return (not write and vma.file is not None and m.what_if.zero_page_sealed_holes
             and vma.file.write_sealed())
+
+
+def fault_dirty_shared_page(m: Machine, vma: VMA, seq: PageSeq, p0: int, p1: int) -> None:
+    """Models `fault_dirty_shared_page()` in mm/memory.c (v6.18), and the PTE dirty bit that
+    `try_to_unmap_one` moves to the folio: the file pages a write reaches through a shared
+    mapping (positions `[p0, p1)` of the walk `seq`) are dirty.
+
+    A shared write fault dirties its folio; a write through a PTE a read fault made writable
+    (shmem has no writenotify) sets the PTE's dirty bit, which reaches the folio when reclaim
+    unmaps it. Either way reclaim may no longer just free the folio. Private mappings write to
+    anonymous copies and leave the file's folio clean.
+    """
+    inode = vma.file
+    if inode is None or not vma.shared or p1 <= p0:
+        return
+    if seq.arr is None:
+        shmem_folios_dirtied(m, inode, vma.pgoff + seq.start + p0, vma.pgoff + seq.start + p1)
+    else:
+        shmem_folios_dirtied_at(m, inode, seq.arr[p0:p1] + vma.pgoff)
