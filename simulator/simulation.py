@@ -211,7 +211,7 @@ def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> 
     base = MMAP_TOP - (128 << 20) // ps - int(rng.integers(0, MMAP_RND_PAGES))
     for s in PT_SHIFTS:  # the libraries' page tables just below mmap_base
         mm.pt[s].fill((base - 1) >> s, ((base - 1) >> s) + 1, 0)
-    mm.mmap_base = base - LIB_PAGES
+    mm.mmap_base = mm.lib_start = base - LIB_PAGES
     mm.total_vm = tp.vm_pages
     committed = tp.committed_pages
     m.overcommit.vm_acct_memory(committed)

@@ -240,7 +240,8 @@ def worker_ops(draw: Any, task: str, fs: list[dict[str, Any]], kernel: str,
     ops: list[dict[str, Any]] = []
     maps: dict[str, tuple[int, bool]] = {}  # name: pages, writable
     files_of: dict[str, dict[str, Any]] = {}
-    kinds = ["mmap", "map", "map", "map", "again", "file", "file", "anon", "sleep", "adj"]
+    kinds = ["mmap", "map", "map", "map", "again", "file", "file", "anon", "sleep", "adj",
+             "tables"]
     if cycles:
         kinds = ["mmap", "map", "again", "again", "again", "again"]
     for _ in range(draw(st.integers(1, 10))):
@@ -265,7 +266,27 @@ def worker_ops(draw: Any, task: str, fs: list[dict[str, Any]], kernel: str,
             files_of[name] = f
         elif kind in ("map", "again"):
             name = draw(st.sampled_from(sorted(maps)))
-            ops.append(draw(map_op(name, *maps[name], kernel)))
+            op = draw(map_op(name, *maps[name], kernel))
+            ops.append(op)
+            if ("munmap" in op or op.get("madvise", {}).get("advice") == "dontneed") \
+                    and draw(st.booleans()):
+                # Allocate at once: the freed page tables are still charged (RCU).
+                ops.append({"alloc_anon": {"size": kib(draw(st.integers(1, 64)))}})
+        elif kind == "tables":
+            # A sparse anonymous map: page tables of several 2 MiB regions, a few pages each,
+            # then zapped (whole regions lose their PTE tables) or unmapped, and an allocation
+            # while they wait for their grace period, or after.
+            name = f"{task}.t{len(maps)}"
+            npages = draw(st.integers(600, 3000))
+            ops.append({"alloc_anon": {"size": kib(npages), "touched": False, "map": name}})
+            ops.append({"touch": {"map": name, "access": "write", "pattern": "stride",
+                                  "stride": kib(draw(st.sampled_from([256, 512, 1024])))}})
+            ops.append(draw(st.sampled_from([{"munmap": {"map": name}},
+                                             {"madvise": {"map": name, "advice": "dontneed"}}])))
+            if draw(st.booleans()):
+                ops.append({"sleep": draw(st.sampled_from(["1ms", "30ms"]))})
+            ops.append({"alloc_anon": {"size": kib(draw(st.integers(1, 128)))}})
+            maps[name] = (npages, True)
         elif kind == "file":
             f = draw(st.sampled_from(focus if draw(st.integers(0, 3)) else fs))
             ops.append(draw(file_op(f)))

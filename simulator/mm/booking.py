@@ -136,6 +136,23 @@ def pgtables_freed(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
         _pgtable_stat(m, task.memcg, nid, -n)
 
 
+def pgtables_to_rcu(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n page-table pages of the task on node `nid` leave the mm and NR_PAGETABLE now
+    (`pagetable_dtor`, `mm_dec_nr_ptes`) and wait for an RCU grace period, still charged to
+    the task's memcg and not yet free (`MemCgroup.rcu_pgtables`)."""
+    if n:
+        pgtables_freed(m, task, nid, n)
+        held = task.memcg.rcu_pgtables
+        held[nid] = held.get(nid, 0) + n
+
+
+def pgtables_rcu_freed(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    """n page-table pages of `memcg` on node `nid` past their grace period, for the caller to
+    uncharge and free (`tlb_remove_table_rcu`)."""
+    if n:
+        memcg.rcu_pgtables[nid] -= n
+
+
 def _pgtable_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
     if m.profile.kmem_charged:
         mod_memcg_state(memcg, "pagetables", n)

@@ -50,7 +50,7 @@ from .page_alloc import free_pages
 from .shmem import ShmemInode
 from .signal import wake_up_all
 from .swapfile import folio_alloc_swap
-from .zap import free_cow_pages, unmap_pages
+from .zap import free_cow_pages, try_to_free_pte, unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -127,11 +127,13 @@ def madvise_dontneed_free(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int
 
     A VM_LOCKED mapping refuses (EINVAL, `madvise_dontneed_free_valid_vma`); otherwise the
     PTEs of `[a, b)` are zapped and private COW copies freed: the next access faults again.
+    The PTE tables of whole 2 MiB regions zapped are freed too (PT_RECLAIM, `try_to_free_pte`).
     """
     if vma.locked:
         return EINVAL
     unmap_pages(m, task, vma, a, b)
     free_cow_pages(m, task, vma, a, b)
+    try_to_free_pte(m, task, vma, a, b)
     return None
 
 

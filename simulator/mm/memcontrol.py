@@ -76,6 +76,8 @@ class MemCgroup:
     )
     obj_stock: int = 0
     slab_nodes: dict[int, int] = field(default_factory=dict)
+    rcu_pgtables: dict[int, int] = field(default_factory=dict)  # freed page tables, per node,
+    # still charged until their RCU grace period ends (`tlb_remove_table`)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
     levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
