@@ -115,7 +115,10 @@ def fault_plan(m: Machine, vma: VMA, idx: int, write: bool) -> FaultPlan:
     instantiating it if it is a hole (not under a ZERO_PAGE PTE) or swapping it in. Otherwise
     (`do_read_fault`, `do_shared_fault` -> `shmem_fault`) the folio is mapped, swapped in or,
     for a hole, instantiated; with the what-if `zero_page_sealed_holes` a read of a hole of a
-    write-sealed file maps ZERO_PAGE instead.
+    write-sealed file maps ZERO_PAGE instead. A read fault on a file mapping first maps the
+    cached pages around it (`do_fault_around`); that allocates nothing, so it is not in the
+    plan: a fault whose fault-around maps other pages (`fault_around_extra`) is taken alone,
+    through `handle_mm_fault`, by both engines.
     """
     if vma.pte_present(idx, write):
         return PRESENT
