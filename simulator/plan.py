@@ -84,7 +84,7 @@ class CgroupPlan:
     low: int
     min: int
     oom_group: bool
-    oom_kill_disable: bool
+    oom_kill_disable: bool | None  # None: not written, inherited from the parent
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,8 @@ def resolve_cgroup(spec: CgroupSpec, ps: int, ram_pages: int) -> CgroupPlan:
         swap_max=limit_pages(spec.memory_swap_max, ps, ram_pages),
         low=parse_pages(spec.memory_low, ps, ram_pages),
         min=parse_pages(spec.memory_min, ps, ram_pages),
-        oom_group=spec.memory_oom_group, oom_kill_disable=spec.memory_oom_kill_disable,
+        oom_group=spec.memory_oom_group, oom_kill_disable=(spec.memory_oom_kill_disable
+                          if "memory_oom_kill_disable" in spec.model_fields_set else None),
     )
 
 

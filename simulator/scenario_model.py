@@ -41,6 +41,7 @@ class CostsSpec(Strict):
     pageout: Duration | None = None
     syscall: Duration | None = None
     exit: Duration | None = None
+    pgtable_rcu: Duration | None = None
     quantum: Duration | None = None
 
 

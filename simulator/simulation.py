@@ -14,7 +14,12 @@ from .mm.debug import check_invariants
 from .mm.file import FdTable
 from .mm.levels import level_series
 from .mm.machine import Costs, Machine
-from .mm.memcontrol import PAGE_COUNTER_MAX, MemCgroup, page_counter_charge
+from .mm.memcontrol import (
+    PAGE_COUNTER_MAX,
+    MemCgroup,
+    mem_cgroup_css_alloc_oom_kill_disable,
+    page_counter_charge,
+)
 from .mm.mm_types import MM, PT_SHIFTS
 from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
@@ -151,7 +156,7 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         c.low = cp.low
         c.min = cp.min
         c.oom_group = cp.oom_group
-        c.oom_kill_disable = cp.oom_kill_disable
+        c.oom_kill_disable = mem_cgroup_css_alloc_oom_kill_disable(parent, cp.oom_kill_disable)
         parent.children.append(c)
         m.memcgs[path] = c
     for mnt in plan.mounts:
@@ -165,6 +170,7 @@ def ensure_memcg(m: Machine, path: str) -> MemCgroup:
         return m.memcgs[path]
     parent = ensure_memcg(m, path.rsplit("/", 1)[0] or "/")
     c = MemCgroup(path=path, parent=parent)
+    c.oom_kill_disable = mem_cgroup_css_alloc_oom_kill_disable(parent, None)
     parent.children.append(c)
     m.memcgs[path] = c
     return c
@@ -204,7 +210,7 @@ def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> 
     base = MMAP_TOP - (128 << 20) // ps - int(rng.integers(0, MMAP_RND_PAGES))
     for s in PT_SHIFTS:  # the libraries' page tables just below mmap_base
         mm.pt[s].fill((base - 1) >> s, ((base - 1) >> s) + 1, 0)
-    mm.mmap_base = base - LIB_PAGES
+    mm.mmap_base = mm.lib_start = base - LIB_PAGES
     mm.total_vm = tp.vm_pages
     committed = tp.committed_pages
     m.overcommit.vm_acct_memory(committed)

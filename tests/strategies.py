@@ -155,8 +155,9 @@ def setup_ops(draw: Any, fs: list[dict[str, Any]], kernel: str = "6.18") -> list
             ops.append({kind: {"fd": f["fd"], "offset": a * PAGE, "length": n * PAGE}})
     for f in fs:
         if kernel == "6.18" and draw(st.integers(0, 2)) == 0:
-            # Fault some pages in through a read-only map and page them out: the workers
-            # then meet pages in swap as well as holes.
+            # Fault some pages in through a read-only map and page them out: the written or
+            # fallocated ones go to swap, the read-faulted holes are freed (holes again), so
+            # the workers meet pages in swap as well as holes.
             name = f"setup.{f['fd']}"
             rng = draw(page_range(f["size"]))
             ops += [{"mmap": {"fd": f["fd"], "map": name, "prot": ["read"], "flags": ["shared"]}},
@@ -239,7 +240,8 @@ def worker_ops(draw: Any, task: str, fs: list[dict[str, Any]], kernel: str,
     ops: list[dict[str, Any]] = []
     maps: dict[str, tuple[int, bool]] = {}  # name: pages, writable
     files_of: dict[str, dict[str, Any]] = {}
-    kinds = ["mmap", "map", "map", "map", "again", "file", "file", "anon", "sleep", "adj"]
+    kinds = ["mmap", "map", "map", "map", "again", "file", "file", "anon", "sleep", "adj",
+             "tables"]
     if cycles:
         kinds = ["mmap", "map", "again", "again", "again", "again"]
     for _ in range(draw(st.integers(1, 10))):
@@ -264,7 +266,27 @@ def worker_ops(draw: Any, task: str, fs: list[dict[str, Any]], kernel: str,
             files_of[name] = f
         elif kind in ("map", "again"):
             name = draw(st.sampled_from(sorted(maps)))
-            ops.append(draw(map_op(name, *maps[name], kernel)))
+            op = draw(map_op(name, *maps[name], kernel))
+            ops.append(op)
+            if ("munmap" in op or op.get("madvise", {}).get("advice") == "dontneed") \
+                    and draw(st.booleans()):
+                # Allocate at once: the freed page tables are still charged (RCU).
+                ops.append({"alloc_anon": {"size": kib(draw(st.integers(1, 64)))}})
+        elif kind == "tables":
+            # A sparse anonymous map: page tables of several 2 MiB regions, a few pages each,
+            # then zapped (whole regions lose their PTE tables) or unmapped, and an allocation
+            # while they wait for their grace period, or after.
+            name = f"{task}.t{len(maps)}"
+            npages = draw(st.integers(600, 3000))
+            ops.append({"alloc_anon": {"size": kib(npages), "touched": False, "map": name}})
+            ops.append({"touch": {"map": name, "access": "write", "pattern": "stride",
+                                  "stride": kib(draw(st.sampled_from([256, 512, 1024])))}})
+            ops.append(draw(st.sampled_from([{"munmap": {"map": name}},
+                                             {"madvise": {"map": name, "advice": "dontneed"}}])))
+            if draw(st.booleans()):
+                ops.append({"sleep": draw(st.sampled_from(["1ms", "30ms"]))})
+            ops.append({"alloc_anon": {"size": kib(draw(st.integers(1, 128)))}})
+            maps[name] = (npages, True)
         elif kind == "file":
             f = draw(st.sampled_from(focus if draw(st.integers(0, 3)) else fs))
             ops.append(draw(file_op(f)))
@@ -348,8 +370,9 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.max"] = kib(min(ram, inside + draw(st.integers(4, 300))))
         if draw(st.integers(0, 3)) == 0:
             spec["memory.oom.group"] = True
-        if draw(st.integers(0, 11)) == 0:
-            spec["memory.oom_kill_disable"] = True
+        disable = draw(st.integers(0, 11))
+        if disable < 2:  # 1 written as 0: a child of a disabled memcg inherits unless it is
+            spec["memory.oom_kill_disable"] = disable == 0
         if draw(st.integers(0, 2)) == 0:
             spec["memory.swap.max"] = kib(draw(st.sampled_from([0, 4, 32, 200])))
         cgroups[path] = spec

@@ -8,6 +8,7 @@ from simulator.mm.memcontrol import (
     page_counter_try_charge,
     page_counter_uncharge,
 )
+from simulator.simulation import Run, simulate
 
 
 def tree():
@@ -76,3 +77,39 @@ class TestOomGroup:
         assert mem_cgroup_get_oom_group(T, b) is b
         a.oom_group = False
         assert mem_cgroup_get_oom_group(T, root) is b
+
+
+class TestOomKillDisableInherited:
+    """v1: `mem_cgroup_css_alloc` copies the parent's oom_kill_disable into a new memcg."""
+
+    TEXT = """
+    name: t
+    machine: {nodes: [{memory: 256MiB}]}
+    cgroups:
+      /p: {memory.max: 32MiB, memory.oom_kill_disable: 1}
+      /p/child: {memory.max: 8MiB}
+      /p/off: {memory.max: 8MiB, memory.oom_kill_disable: 0}
+      /p/deep/leaf: {memory.max: 8MiB}
+    tasks:
+      - name: stuck
+        cgroup: /p/child
+        ops: [{alloc_anon: {size: 16MiB}}]
+      - name: victim
+        cgroup: /p/off
+        ops: [{alloc_anon: {size: 16MiB}}]
+    duration: 1s
+    """
+
+    def test_a_child_not_written_inherits_and_one_written_keeps_its_value(self, scenario):
+        """Unwritten children (named or made on the way, like mkdir -p) copy the parent's flag."""
+        m = Run(scenario(self.TEXT)).m
+        assert m.memcgs["/p/child"].oom_kill_disable
+        assert m.memcgs["/p/deep"].oom_kill_disable and m.memcgs["/p/deep/leaf"].oom_kill_disable
+        assert not m.memcgs["/p/off"].oom_kill_disable
+
+    def test_the_child_of_a_disabled_parent_hangs_at_its_own_limit(self, scenario):
+        """No kill in a memcg that inherited the flag: the task sleeps; its sibling that wrote 0
+        is killed at its limit."""
+        out = simulate(scenario(self.TEXT)).tasks
+        assert out["stuck"].outcome == "hung"
+        assert out["victim"].outcome == "oom_killed"

@@ -1,8 +1,9 @@
 """MADV_PAGEOUT steps: the pages a range maps, reclaimed to swap by runs (bulk engine).
 
-The rules are the kernel's, in simulator/mm/madvise.py (`anon_pageout`, `kept_file_pages`,
-`shmem_writeout`); the reference engine takes the same walk one page at a time
-(reference.py `pageout_pages`). Both must leave the same state and counters.
+The rules are the kernel's, in simulator/mm/madvise.py (`anon_pageout`, `kept_file_pages`)
+and vmscan.py (`shrink_folio_list`: clean shmem folios freed, dirty ones to `shmem_writeout`);
+the reference engine takes the same walk one page at a time (reference.py `pageout_pages`).
+Both must leave the same state and counters.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..mm.madvise import anon_pageout, kept_file_pages, unmap_file_range
-from ..mm.shmem import shmem_writeout
+from ..mm.vmscan import shrink_folio_list
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -36,5 +37,5 @@ def pageout_runs(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
         else:
             assert inode is not None
             unmap_file_range(m, task, vma, vma.pgoff + s, vma.pgoff + e)
-            done += shmem_writeout(m, inode, [(vma.pgoff + s, vma.pgoff + e)], task.name)
+            done += shrink_folio_list(m, inode, vma.pgoff + s, vma.pgoff + e, task.name)
     return done

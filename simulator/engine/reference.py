@@ -17,6 +17,7 @@ from ..mm.memory import (
     SIGBUS,
     VM_FAULT_OK,
     FaultPlan,
+    fault_around_extra,
     fault_plan,
     handle_mm_fault,
 )
@@ -25,10 +26,10 @@ from ..mm.shmem import (
     ShmemInode,
     shmem_alloc_and_add_folio,
     shmem_swapin_folio,
-    shmem_writeout,
     xa_nodes_for,
     xa_stock_pages,
 )
+from ..mm.vmscan import shrink_folio_list
 from .limits import MemcgMax, snapshot_caps
 from .slicing import run_fast_path
 from .solve import range_fits
@@ -51,6 +52,8 @@ def reference_fault(
     path (the walker then lets the time of the pages done pass and runs the fault itself, as
     after a bulk step).
     """
+    if fault_around_extra(m, vma, idx, write):
+        return 0, 0, 0  # a fault-around that maps more than this page: the slow path
     plan = fault_plan(m, vma, idx, write)
     if not fault_fits(m, task, vma, idx, plan, swapin_fast):
         return 0, 0, 0
@@ -128,7 +131,7 @@ def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int
         if mapcount != 1:
             continue  # mapped elsewhere too (another process, or another mapping of this one)
         unmap_file_range(m, task, vma, index, index + 1)
-        done += shmem_writeout(m, inode, [(index, index + 1)], task.name)
+        done += shrink_folio_list(m, inode, index, index + 1, task.name)
     return done
 
 

@@ -137,7 +137,7 @@ def bulk_swapin_range(
         else:
             f = vma.pgoff + a
             shmem_swap_removed(m, inode, f + p0, f + p1)
-            shmem_folios_added(m, inode, target, nid, f + p0, f + p1)
+            shmem_folios_added(m, inode, target, nid, f + p0, f + p1, dirty=True)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     m.swap.pswpin += n
     if any(pt for *_, pt in parts):
@@ -181,7 +181,7 @@ def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     p = a
     for nid, c in take_pages(m.zonelist(task.node), n):
-        shmem_folios_added(m, inode, memcg, nid, p, p + c)
+        shmem_folios_added(m, inode, memcg, nid, p, p + c, dirty=True)
         p += c
     m.swap.pswpin += n
     return n

@@ -33,9 +33,15 @@ if TYPE_CHECKING:
 
 # -- shmem folios -----------------------------------------------------------------------------
 def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
-                       b: int) -> int:
-    """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many."""
+                       b: int, dirty: bool = False) -> int:
+    """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many.
+
+    A folio instantiated on a hole is clean (uptodate, zeroed); one swapped in is `dirty` (its
+    swap copy is freed, so memory holds the only copy: `shmem_swapin_folio` dirties it).
+    """
     added = inode.pages.fill(a, b, m.owner(memcg, nid))
+    if dirty:
+        inode.dirty.fill(a, b, 0)
     _shmem_stat(m, memcg, nid, added)
     return added
 
@@ -52,10 +58,46 @@ def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[
     """The folios of file pages `[a, b)` leave the page cache: {owner tag: pages} (see
     `Machine.owners`), for the caller to uncharge and free, or to swap out."""
     removed = inode.pages.remove(a, b)
+    inode.dirty.remove(a, b)
+    inode.falloc.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _shmem_stat(m, memcg, nid, -n)
     return removed
+
+
+def shmem_folios_dirtied(m: Machine, inode: ShmemInode, a: int, b: int) -> None:
+    """The folios present in file pages `[a, b)` are dirty (`folio_mark_dirty`): written by
+    write(2), fallocate, or through a shared mapping. Reclaim must write a dirty folio to swap
+    (or keep it); a clean one it just frees."""
+    for s, e, _ in inode.pages.runs(a, b):
+        inode.dirty.fill(s, e, 0)
+
+
+def shmem_folios_dirtied_at(m: Machine, inode: ShmemInode, index: np.ndarray) -> None:
+    """The folios present at the file pages `index` (any order, repeats allowed) are dirty."""
+    index = np.asarray(index, dtype=np.int64)
+    inode.dirty.add_pages(index[inode.pages.contains(index)], 0)
+
+
+def shmem_folios_fallocated(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]]) -> None:
+    """The folios fallocate instantiated on the holes `runs` are not uptodate (`shmem_fallocate`
+    leaves them so, for its undo to recognise them)."""
+    for a, b in runs:
+        inode.falloc.fill(a, b, 0)
+
+
+def shmem_folios_uptodate(m: Machine, inode: ShmemInode, a: int, b: int) -> None:
+    """The folios of file pages `[a, b)` are uptodate: written, or cleared by a fault."""
+    if len(inode.falloc):
+        inode.falloc.remove(a, b)
+
+
+def shmem_folios_uptodate_at(m: Machine, inode: ShmemInode, index: np.ndarray) -> None:
+    """The folios at the file pages `index` (any order, repeats allowed) are uptodate."""
+    if len(inode.falloc):
+        for i in np.unique(np.asarray(index, dtype=np.int64)[inode.falloc.contains(index)]):
+            inode.falloc.remove(int(i), int(i) + 1)
 
 
 def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
@@ -113,6 +155,23 @@ def pgtables_freed(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
     if n:
         task.mm.pt_nodes[nid] -= n
         _pgtable_stat(m, task.memcg, nid, -n)
+
+
+def pgtables_to_rcu(m: Machine, task: TaskStruct, nid: int, n: int) -> None:
+    """n page-table pages of the task on node `nid` leave the mm and NR_PAGETABLE now
+    (`pagetable_dtor`, `mm_dec_nr_ptes`) and wait for an RCU grace period, still charged to
+    the task's memcg and not yet free (`MemCgroup.rcu_pgtables`)."""
+    if n:
+        pgtables_freed(m, task, nid, n)
+        held = task.memcg.rcu_pgtables
+        held[nid] = held.get(nid, 0) + n
+
+
+def pgtables_rcu_freed(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    """n page-table pages of `memcg` on node `nid` past their grace period, for the caller to
+    uncharge and free (`tlb_remove_table_rcu`)."""
+    if n:
+        memcg.rcu_pgtables[nid] -= n
 
 
 def _pgtable_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:

@@ -81,7 +81,7 @@ def check_invariants(m: Machine) -> None:
         for tag, n in inode.pages.by_owner().items():
             per_node_used[m.owners[tag][1]] += n
     for c in m.memcgs.values():
-        for nid, n in c.slab_nodes.items():
+        for nid, n in [*c.slab_nodes.items(), *c.rcu_pgtables.items()]:
             per_node_used[nid] += n
     for node in m.nodes:
         if not 0 <= node.managed - node.free - per_node_used[node.nid] <= slack:
@@ -96,6 +96,9 @@ def check_invariants(m: Machine) -> None:
         if not c.is_root() and c.usage > max(c.max, c.forced_peak):
             raise AssertionError(f"memcg {c.path}: usage {c.usage} over max {c.max}")
         local = sum(c.stat[k] for k in ("anon", "shmem", "kernel", "pagetables", "slab"))
+        local += m.kmem_charge(sum(c.rcu_pgtables.values()))
+        if any(n < 0 for n in c.rcu_pgtables.values()):
+            raise AssertionError(f"memcg {c.path}: negative page tables awaiting RCU")
         below = sum(ch.usage for ch in c.children)
         if not 0 <= c.usage - (local + below) <= slack:
             raise AssertionError(
@@ -121,6 +124,10 @@ def check_swap_invariants(m: Machine) -> None:
         for s, e, _ in inode.swap.runs(0, 1 << 62):
             if inode.pages.count(s, e):
                 raise AssertionError(f"file {inode.name}: pages {s}..{e} both swapped and present")
+        for what, em in (("dirty", inode.dirty), ("not uptodate", inode.falloc)):
+            for s, e, _ in em.runs(0, 1 << 62):
+                if inode.pages.count(s, e) != e - s:
+                    raise AssertionError(f"file {inode.name}: pages {s}..{e} {what} but absent")
         for vma in inode.vmas:
             for s, e, _ in inode.swap.runs(vma.pgoff, vma.pgoff + vma.npages):
                 if vma.mapped.count(s - vma.pgoff, e - vma.pgoff):

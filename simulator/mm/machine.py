@@ -43,6 +43,8 @@ class Costs:
     pageout: float = 4e-6
     syscall: float = 1e-6
     exit: float = 50e-6
+    pgtable_rcu: float = 14e-3  # page tables freed by munmap, MADV_DONTNEED or exit: uncharged
+    # after this RCU grace period (lazy call_rcu; measured 10-22 ms, validate.md)
     quantum: float = 1e-3
 
 

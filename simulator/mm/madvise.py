@@ -4,10 +4,12 @@ MADV_PAGEOUT reclaims the pages a range of a mapping maps, to swap.
 
 Models mm/madvise.c (v6.18) `madvise_pageout` (`can_madv_lru_vma`, `can_do_file_pageout`) and
 `madvise_cold_or_pageout_pte_range`, and what `reclaim_pages` -> `shrink_folio_list`
-(mm/vmscan.c) does with the folios it isolates: anonymous folios get a swap slot first
-(`folio_alloc_swap`) and are then unmapped; shmem folios are unmapped first (`try_to_unmap`)
-and then written out (`shmem_writeout`), so a shmem folio that finds no slot or no swap charge
-stays in the page cache, but unmapped.
+(mm/vmscan.c, here vmscan.py) does with the folios it isolates: anonymous folios get a swap
+slot first (`folio_alloc_swap`) and are then unmapped; shmem folios are unmapped first
+(`try_to_unmap`); a clean one (read-faulted on a hole, never written) is then freed
+(`__remove_mapping`: the file has a hole again), a dirty one written out (`shmem_writeout`),
+so a dirty shmem folio that finds no slot or no swap charge stays in the page cache, but
+unmapped.
 
 Rules (6.18):
     * a VM_LOCKED mapping (mlock, mlock2 onfault, MAP_LOCKED): EINVAL (`can_madv_lru_vma`);
@@ -16,7 +18,8 @@ Rules (6.18):
       folio_nr_pages(folio)`; `folio_maybe_mapped_shared` is the large-folio test): mapped
       by another process, or by another mapping of this one (which covers a page mlocked
       through another mapping; `folio_test_unevictable` would put it back anyway);
-    * a shmem folio on a `noswap` mount, or with no swap device at all, is unmapped but kept;
+    * a clean shmem folio is freed, swap or not; a dirty one on a `noswap` mount, or with no
+      swap device at all, is unmapped but kept;
     * every other folio needs a free slot and the swap charge of its memcg (memory.swap.max,
       hierarchically); without, it stays (`fail`, and `max` when the limit refused);
     * `can_do_file_pageout` always holds: every task runs as the same uid (the kill line's
@@ -47,7 +50,7 @@ from .page_alloc import free_pages
 from .shmem import ShmemInode
 from .signal import wake_up_all
 from .swapfile import folio_alloc_swap
-from .zap import free_cow_pages, unmap_pages
+from .zap import free_cow_pages, try_to_free_pte, unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -124,11 +127,13 @@ def madvise_dontneed_free(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int
 
     A VM_LOCKED mapping refuses (EINVAL, `madvise_dontneed_free_valid_vma`); otherwise the
     PTEs of `[a, b)` are zapped and private COW copies freed: the next access faults again.
+    The PTE tables of whole 2 MiB regions zapped are freed too (PT_RECLAIM, `try_to_free_pte`).
     """
     if vma.locked:
         return EINVAL
     unmap_pages(m, task, vma, a, b)
     free_cow_pages(m, task, vma, a, b)
+    try_to_free_pte(m, task, vma, a, b)
     return None
 
 

@@ -76,6 +76,8 @@ class MemCgroup:
     )
     obj_stock: int = 0
     slab_nodes: dict[int, int] = field(default_factory=dict)
+    rcu_pgtables: dict[int, int] = field(default_factory=dict)  # freed page tables, per node,
+    # still charged until their RCU grace period ends (`tlb_remove_table`)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
     levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
@@ -105,6 +107,17 @@ class MemCgroup:
         for c in self.children:
             out.extend(c.descendants_pre())
         return out
+
+
+def mem_cgroup_css_alloc_oom_kill_disable(parent: MemCgroup, written: bool | None) -> bool:
+    """Models the v1 part of `mem_cgroup_css_alloc()` in mm/memcontrol.c (v6.18): a new memcg
+    starts with its parent's `oom_kill_disable` (copied at mkdir); `written` is the value
+    written to its memory.oom_control afterwards, if any.
+
+    So a child of a v1 memcg with the OOM killer disabled has it disabled too, and its tasks
+    hang at the child's own limit instead of being killed.
+    """
+    return parent.oom_kill_disable if written is None else written
 
 
 def mem_cgroup_margin(memcg: MemCgroup) -> int:

@@ -80,6 +80,8 @@ class MM:
     committed: int = 0
     vmas: dict[str, VMA] = field(default_factory=dict)
     mmap_base: int = 0
+    lib_start: int = 1 << 62  # the lowest page of the libraries, stack and the like above
+    # mmap_base: VMAs the scenario does not name, whose page tables are never freed
     mmf_oom_skip: bool = False
 
     def get_mm_rss(self) -> int:

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .booking import kernel_pages_freed, pgtables_freed
+from .booking import kernel_pages_freed
 from .errno import EACCES, EAGAIN, ENOMEM
 from .inode import iput
 from .memcontrol import page_counter_uncharge
 from .memfd import memfd_check_seals_mmap
-from .mm_types import VMA
+from .mm_types import PT_SHIFTS, VMA
+from .mmu_gather import tlb_remove_table
 from .oom_kill import __oom_reap_task_mm
 from .overcommit import OVERCOMMIT_NEVER, security_vm_enough_memory_mm
 from .page_alloc import free_pages
 from .shmem import ShmemInode
 from .task import CAP_IPC_LOCK
-from .zap import free_cow_pages, unmap_pages
+from .zap import free_cow_pages, free_pgtables, unmap_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -79,10 +80,13 @@ def do_mmap(
 
 
 def do_munmap(m: Machine, task: TaskStruct, vma: VMA) -> None:
-    """Models `do_munmap()` of a whole VMA: zap PTEs, free COW pages, unaccount, drop the file."""
+    """Models `do_munmap()` of a whole VMA: zap PTEs, free COW pages, free the page tables
+    only it used (`free_pgtables`: uncharged after an RCU grace period), unaccount, drop the
+    file."""
     mm = task.mm
     unmap_pages(m, task, vma, 0, vma.npages)
     free_cow_pages(m, task, vma, 0, vma.npages)
+    free_pgtables(m, task, vma)
     if vma.accounted:
         m.overcommit.vm_acct_memory(-vma.accounted)
         mm.committed -= vma.accounted
@@ -128,9 +132,11 @@ def exit_mmap(m: Machine, task: TaskStruct) -> None:
     """Models `exit_mmap()`: the whole address space goes when its last user exits.
 
     Every VMA is unmapped and unlinked from its file; private pages (`__oom_reap_task_mm`'s
-    work), page tables and the task's kernel pages are freed and uncharged; the private
-    writable commit is unaccounted; MMF_OOM_SKIP is set, as the OOM killer has nothing left
-    to take.
+    work) and the task's kernel pages are freed and uncharged; the private writable commit is
+    unaccounted; MMF_OOM_SKIP is set, as the OOM killer has nothing left to take. The page
+    tables leave the mm now but are uncharged and freed only after an RCU grace period
+    (`free_pgtables` -> `tlb_remove_table`, after MMF_OOM_SKIP): a charger waiting on this
+    victim can meet its limit again before then, and kill a second task.
     """
     mm = task.mm
     for name in list(mm.vmas):
@@ -139,10 +145,9 @@ def exit_mmap(m: Machine, task: TaskStruct) -> None:
         free_cow_pages(m, task, vma, 0, vma.npages)
         unlink_file_vma(m, vma)
     __oom_reap_task_mm(m, task)
-    for nid, n in list(mm.pt_nodes.items()):
-        pgtables_freed(m, task, nid, n)
-        page_counter_uncharge(m, task.memcg, m.kmem_charge(n))
-        free_pages(m, nid, n)
+    for sh in PT_SHIFTS:
+        mm.pt[sh].clear()
+    tlb_remove_table(m, task, mm.pgtables_pages())
     mm.pt_nodes.clear()
     for nid, n in list(mm.kernel_nodes.items()):
         kernel_pages_freed(m, task, nid, n)

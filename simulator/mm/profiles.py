@@ -33,6 +33,11 @@ class KernelProfile:
             xarray nodes (XA_FLAGS_ACCOUNT; radix tree nodes since Linux 4.6). 3.15 charged
             none of them: v1 kernel memory accounting was opt-in (memory.kmem.limit_in_bytes)
             and covered neither page tables nor radix tree nodes.
+        pgtable_rcu_free: page tables are freed (and uncharged) after an RCU grace period
+            (`tlb_remove_table` with CONFIG_MMU_GATHER_RCU_TABLE_FREE, which x86 always
+            selects in 6.18); [2014] 3.15 x86 freed them at once.
+        pt_reclaim: MADV_DONTNEED frees the PTE tables it empties (CONFIG_PT_RECLAIM, 6.14+:
+            `zap_pte_range` with `reclaim_pt`); before, only munmap and exit freed page tables.
     """
 
     name: str
@@ -43,6 +48,8 @@ class KernelProfile:
     madv_populate: bool
     madv_pageout: bool
     kmem_charged: bool
+    pgtable_rcu_free: bool
+    pt_reclaim: bool
 
 
 PROFILES: dict[str, KernelProfile] = {
@@ -55,6 +62,8 @@ PROFILES: dict[str, KernelProfile] = {
         madv_populate=True,
         madv_pageout=True,
         kmem_charged=True,
+        pgtable_rcu_free=True,
+        pt_reclaim=True,
     ),
     "3.15": KernelProfile(
         name="3.15",
@@ -65,6 +74,8 @@ PROFILES: dict[str, KernelProfile] = {
         madv_populate=False,
         madv_pageout=False,
         kmem_charged=False,
+        pgtable_rcu_free=False,
+        pt_reclaim=False,
     ),
 }
 

@@ -15,7 +15,8 @@ Simplifications:
     kernel keeps one per CPU, drained when another memcg uses that CPU), and a slab page taken
     from the allocator for each page the stock is charged (slabs are shared, not per memcg); no inode
     (nr_inodes) limit or quota; page contents are not modelled, so a fallocated page and a
-    written page differ only in being uptodate, which nothing here reads.
+    written page differ only in being uptodate, which nothing here reads (both are dirty:
+    `ShmemInode.dirty`).
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ class ShmemInode:
         pages: the folios present (page index -> owner tag; see `Machine.owner`).
         swap: the pages in swap (page index -> the memcg recorded at swap-out, as a
             `Machine.memcg_tag` tag). A hole is a page in neither.
+        dirty: the folios present that are dirty (PG_dirty, tag 0): written (write(2), a
+            write through a shared mapping), fallocated, or swapped in. The others are clean
+            (a read fault's zeroed folio on a hole), and reclaim frees them.
+        falloc: the folios present that are not uptodate (tag 0): fallocated on a hole and
+            not yet written or faulted (`shmem_fallocate` leaves them !uptodate). Fault-around
+            does not map them.
         xa: the page cache xarray's nodes, and the memcg each was charged to.
         noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
             tmpfs files); otherwise the whole size was accounted at creation.
@@ -102,6 +109,8 @@ class ShmemInode:
     size: int = 0
     pages: ExtentMap = field(default_factory=ExtentMap)
     swap: ExtentMap = field(default_factory=ExtentMap)
+    dirty: ExtentMap = field(default_factory=ExtentMap)
+    falloc: ExtentMap = field(default_factory=ExtentMap)
     xa: XaShape = field(default_factory=XaShape)
     seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
     noreserve: bool = True
@@ -344,7 +353,7 @@ def shmem_swapin_folio(
         return EINVAL if inode.evicted else EEXIST
     shmem_swap_removed(m, inode, index, index + 1)
     swap_free_nr(m, m.tagged_memcgs[tag], 1)
-    shmem_folios_added(m, inode, memcg, nid, index, index + 1)
+    shmem_folios_added(m, inode, memcg, nid, index, index + 1, dirty=True)
     m.swap.pswpin += 1
     return None
 

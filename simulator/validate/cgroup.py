@@ -51,7 +51,7 @@ class MemoryCgroup:
 
     def __init__(self, limit_bytes: int | None, name: str | None = None,
                  parent: MemoryCgroup | None = None, controller: Controller | None = None,
-                 oom_kill_disable: bool = False, oom_group: bool = False,
+                 oom_kill_disable: bool | None = None, oom_group: bool = False,
                  swap: bool = False) -> None:
         self.ctl: Controller = controller or (parent.ctl if parent else find_memory_controller())
         base = parent.path if parent else self.ctl.root
@@ -70,8 +70,8 @@ class MemoryCgroup:
                 self._try_write("memory.swappiness" if self.ctl.version == 1 else "memory.swap.max",
                                 "0")
             if self.ctl.version == 1:
-                if oom_kill_disable:
-                    (self.path / "memory.oom_control").write_text("1")
+                if oom_kill_disable is not None:  # else inherited from the parent
+                    (self.path / "memory.oom_control").write_text(str(int(oom_kill_disable)))
             elif oom_group:
                 (self.path / "memory.oom.group").write_text("1")
         except BaseException:
@@ -95,7 +95,7 @@ class MemoryCgroup:
         except OSError:
             pass
 
-    def child(self, name: str, limit_bytes: int | None, oom_kill_disable: bool = False,
+    def child(self, name: str, limit_bytes: int | None, oom_kill_disable: bool | None = None,
               oom_group: bool = False, swap: bool = False) -> MemoryCgroup:
         """A child cgroup (its limit written before anyone enters it)."""
         return MemoryCgroup(limit_bytes, name=name, parent=self, oom_kill_disable=oom_kill_disable,

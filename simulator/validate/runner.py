@@ -123,12 +123,15 @@ class KernelRun:
             parent = ensure(path.rsplit("/", 1)[0] or "/")
             spec = self.sc.cgroups.get(path)
             limit = None
-            kw: dict[str, bool] = {"swap": swap}
+            disable: bool | None = None  # not written: inherited from the parent (v1)
+            group = False
             if spec is not None:
                 limit = None if spec.memory_max == "max" else parse_bytes(spec.memory_max, ram)
-                kw.update(oom_kill_disable=spec.memory_oom_kill_disable,
-                          oom_group=spec.memory_oom_group)
-            cg = parent.child(path.rsplit("/", 1)[1], limit, **kw)
+                if "memory_oom_kill_disable" in spec.model_fields_set:
+                    disable = spec.memory_oom_kill_disable
+                group = spec.memory_oom_group
+            cg = parent.child(path.rsplit("/", 1)[1], limit, oom_kill_disable=disable,
+                              oom_group=group, swap=swap)
             self.cgroups[path] = cg
             return cg
 
