@@ -86,6 +86,12 @@ class TestSkipReason:
         why = skip_reason(sc(READER + "what_if: {zero_page_sealed_holes: true}\n"), HOST)
         assert "zero_page_sealed_holes" in why
 
+    def test_a_sampled_touch_is_skipped(self):
+        """touch with count samples pages; the worker touches every page of its range."""
+        sampled = READER.replace("touch: {map: m, access: read}",
+                                 "touch: {map: m, access: read, pattern: random, count: 10}")
+        assert "touch count" in skip_reason(sc(sampled), HOST)
+
     def test_several_nodes_are_skipped(self):
         """Only single-node scenarios run for real."""
         two = READER + "machine: {nodes: [{memory: 1GiB}, {memory: 1GiB}]}\n"

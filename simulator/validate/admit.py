@@ -48,6 +48,11 @@ def skip_reason(sc: Scenario, host: Host) -> str | None:
         want, have = getattr(sc.sysctl, name), host.sysctl.get(name)
         if want is not None and have is not None and want != have:
             return f"vm.{name}={want} (this machine has {have}; a sysctl is never changed)"
+    for t in sc.tasks:
+        for op in t.ops:
+            if op_name(op) == "touch" and getattr(op_args(op), "count", None) is not None:
+                # the worker touches every page of the range; a sample of it is not in its ops
+                return f"task {t.name} touches a sample of pages (touch count), which the worker lacks"
     return cgroup_skip_reason(sc, host) or capability_skip_reason(sc, host)
 
 
