@@ -105,28 +105,12 @@ def first_fault_around(m: Machine, vma: VMA, seq: PageSeq, pos: int, limit: int,
 
         return _first_around(m, vma, idx, 0, first_at, limit)
     a0 = seq.start + pos
-    # A sequential walk: only positions whose 16-page window holds a page fault-around could
-    # map can stop the step, so look only near those pages (found over extents: a scan of
-    # holes costs nothing however long), a bit at a time.
-    runs = fault_around_pages(m, vma, fault_around_window(vma, a0)[0],
-                              fault_around_window(vma, a0 + limit - 1)[1])
-    spans: list[list[int]] = []
-    for s_, e_ in runs:  # positions of the blocks around each run, merged
-        lo_ = max(0, s_ - FAULT_AROUND_PAGES - a0)  # a window is 16 pages: any page whose
-        hi_ = min(limit, e_ + FAULT_AROUND_PAGES - a0)  # window meets the run is this near
-        if lo_ >= hi_:
-            continue
-        if spans and lo_ <= spans[-1][1]:
-            spans[-1][1] = max(spans[-1][1], hi_)
-        else:
-            spans.append([lo_, hi_])
-    for lo_, hi_ in spans:
-        for c0 in range(lo_, hi_, AROUND_SCAN):
-            idx = np.arange(a0 + c0, a0 + min(hi_, c0 + AROUND_SCAN), dtype=np.int64)
-            p = _first_around(m, vma, idx, c0,
-                              lambda j: j - a0 if a0 <= j < a0 + limit else limit, limit)
-            if p < limit:
-                return p
+    for c0 in range(0, limit, AROUND_SCAN):  # a sequential walk: look ahead a bit at a time
+        idx = np.arange(a0 + c0, a0 + min(limit, c0 + AROUND_SCAN), dtype=np.int64)
+        p = _first_around(m, vma, idx, c0, lambda j: j - a0 if a0 <= j < a0 + limit else limit,
+                          limit)
+        if p < limit:
+            return p
     return limit
 
 
