@@ -8,7 +8,6 @@ pages in swap are swapped in by swapin.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,33 +93,7 @@ def first_fault_around(m: Machine, vma: VMA, seq: PageSeq, pos: int, limit: int,
     inode = vma.file
     if write or inode is None or limit <= 0:
         return limit
-    if seq.arr is not None:
-        idx = seq.chunk(pos, limit)
-        uniq, first = np.unique(idx, return_index=True)
-
-        def first_at(j: int) -> int:
-            """The position of page j's first visit in this step (limit: none)."""
-            k = int(np.searchsorted(uniq, j))
-            return int(first[k]) if k < len(uniq) and uniq[k] == j else limit
-
-        return _first_around(m, vma, idx, 0, first_at, limit)
-    a0 = seq.start + pos
-    for c0 in range(0, limit, AROUND_SCAN):  # a sequential walk: look ahead a bit at a time
-        idx = np.arange(a0 + c0, a0 + min(limit, c0 + AROUND_SCAN), dtype=np.int64)
-        p = _first_around(m, vma, idx, c0, lambda j: j - a0 if a0 <= j < a0 + limit else limit,
-                          limit)
-        if p < limit:
-            return p
-    return limit
-
-
-AROUND_SCAN = 2048  # positions of a sequential step looked at together
-
-
-def _first_around(m: Machine, vma: VMA, idx: np.ndarray, base: int,
-                  first_at: Callable[[int], int], limit: int) -> int:
-    """`first_fault_around` over the pages `idx`, at positions `base` on of the step, whose
-    pages' first positions `first_at` gives."""
+    idx = seq.chunk(pos, limit)
     lo = fault_around_window(vma, int(idx.min()))[0]
     hi = fault_around_window(vma, int(idx.max()))[1]
     runs = fault_around_pages(m, vma, lo, hi)
@@ -129,8 +102,18 @@ def _first_around(m: Machine, vma: VMA, idx: np.ndarray, base: int,
     # Such pages, and the 16-page blocks (by virtual address) holding them.
     cached = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in runs])
     blocks = np.unique((vma.start + cached) // FAULT_AROUND_PAGES)
-    for q in np.flatnonzero(np.isin((vma.start + idx) // FAULT_AROUND_PAGES, blocks)).tolist():
-        p, x = base + q, int(idx[q])
+    cand = np.flatnonzero(np.isin((vma.start + idx) // FAULT_AROUND_PAGES, blocks))
+    if not len(cand):
+        return limit
+    uniq, first = np.unique(idx, return_index=True)
+
+    def first_at(j: int) -> int:
+        """The position of page j's first visit in this step (limit: none)."""
+        k = int(np.searchsorted(uniq, j))
+        return int(first[k]) if k < len(uniq) and uniq[k] == j else limit
+
+    for p in cand.tolist():
+        x = int(idx[p])
         if first_at(x) < p or vma.pte_present(x, False):
             continue  # no fault: mapped at the step's start, or passed before
         if fault_plan(m, vma, x, False).handler not in AROUND_HANDLERS:
