@@ -10,15 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..mm.booking import anon_pages_added, pgtables_added, shmem_folios_added
 from ..mm.memory import (
-    AROUND_HANDLERS,
-    FAULT_AROUND_PAGES,
-    fault_around_pages,
-    fault_around_window,
-    fault_plan,
     map_file_pages,
     needs_swapin,
     range_payload,
@@ -51,9 +44,6 @@ def bulk_fault(
     """Instantiate as many pages from `pos` as fit without any slow path: (pages, faulted,
     swapped in)."""
     inode = vma.file
-    limit = first_fault_around(m, vma, seq, pos, limit, write)
-    if limit == 0:
-        return 0, 0, 0
     caps = snapshot_caps(m, task, inode)
     if swapin_fast:
         a = seq.start + pos
@@ -77,52 +67,6 @@ def bulk_fault(
         caps = snapshot_caps(m, task, inode)
         chunk_len = min(2 * chunk_len, ARRAY_CHUNK)
     return n_done, n_fault, 0
-
-
-def first_fault_around(m: Machine, vma: VMA, seq: PageSeq, pos: int, limit: int,
-                       write: bool) -> int:
-    """How many pages from position `pos` (at most `limit`) a step may take before the first
-    fault whose fault-around would map more than the page itself (`fault_around_extra`, which
-    the reference asks page by page): such a fault changes which later pages fault at all,
-    so both engines take it alone through `handle_mm_fault`.
-
-    Within a step no fault-around has run, so a cached, unmapped, uptodate page is still so
-    at a later position unless the walk itself passed it (which maps it); a page faults unless
-    it was present at the step's start or passed before.
-    """
-    inode = vma.file
-    if write or inode is None or limit <= 0:
-        return limit
-    idx = seq.chunk(pos, limit)
-    lo = fault_around_window(vma, int(idx.min()))[0]
-    hi = fault_around_window(vma, int(idx.max()))[1]
-    runs = fault_around_pages(m, vma, lo, hi)
-    if not runs:
-        return limit
-    # Such pages, and the 16-page blocks (by virtual address) holding them.
-    cached = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in runs])
-    blocks = np.unique((vma.start + cached) // FAULT_AROUND_PAGES)
-    cand = np.flatnonzero(np.isin((vma.start + idx) // FAULT_AROUND_PAGES, blocks))
-    if not len(cand):
-        return limit
-    uniq, first = np.unique(idx, return_index=True)
-
-    def first_at(j: int) -> int:
-        """The position of page j's first visit in this step (limit: none)."""
-        k = int(np.searchsorted(uniq, j))
-        return int(first[k]) if k < len(uniq) and uniq[k] == j else limit
-
-    for p in cand.tolist():
-        x = int(idx[p])
-        if first_at(x) < p or vma.pte_present(x, False):
-            continue  # no fault: mapped at the step's start, or passed before
-        if fault_plan(m, vma, x, False).handler not in AROUND_HANDLERS:
-            continue
-        ws, we = fault_around_window(vma, x)
-        near = cached[np.searchsorted(cached, ws):np.searchsorted(cached, we)].tolist()
-        if any(j != x and first_at(j) >= p for j in near):
-            return p
-    return limit
 
 
 def first_swapin(vma: VMA, a: int, n: int, write: bool) -> int:

@@ -17,7 +17,6 @@ from ..mm.memory import (
     SIGBUS,
     VM_FAULT_OK,
     FaultPlan,
-    fault_around_extra,
     fault_plan,
     handle_mm_fault,
 )
@@ -52,8 +51,6 @@ def reference_fault(
     path (the walker then lets the time of the pages done pass and runs the fault itself, as
     after a bulk step).
     """
-    if fault_around_extra(m, vma, idx, write):
-        return 0, 0, 0  # a fault-around that maps more than this page: the slow path
     plan = fault_plan(m, vma, idx, write)
     if not fault_fits(m, task, vma, idx, plan, swapin_fast):
         return 0, 0, 0
