@@ -17,7 +17,7 @@ from ..scenario_errors import ScenarioError, describe
 from ..scenario_model import SweepSpec
 from .grid import check_path, set_path
 
-CHUNK_RUNS = 25  # runs per chunk: small enough to lose little to an interruption, big enough
+CHUNK_RUNS = 50  # runs per chunk: small enough to lose little to an interruption, big enough
                  # to keep the per-task overhead of a process pool or a Dask cluster low
 
 

@@ -1,7 +1,9 @@
 """Running a sweep: its chunks in a local process pool or on a Dask cluster, results kept.
 
 `run_sweep` writes `DIR/sweep.json` (the scenario text, the expanded plan, the versions) and one
-Parquet file per chunk under `DIR/runs/` (`pandas.read_parquet("DIR/runs")` reads them all).
+Parquet file per chunk under `DIR/runs/` (`pandas.read_parquet("DIR/runs")` reads them all):
+written by the worker that ran the chunk in a local pool, by this process for a Dask cluster
+(whose workers need not share its file system).
 Each chunk file is written atomically and only once its runs are done, so a sweep interrupted
 any way (Ctrl-C, kill -9, a crashed worker) and started again with the same command finds the
 chunks already done and runs only what is missing: no row lost, none twice. A run that raises
@@ -71,6 +73,14 @@ def _cell_value(v: Any, t: pa.DataType) -> Any:
     if pa.types.is_string(t):
         return v if isinstance(v, str) else json.dumps(v, default=str)
     return v
+
+
+def run_chunk_to_file(text: str, file: str, cell: dict[str, Any], policy: str, kernel: str,
+                      first: int, last: int, path: str, sch: pa.Schema) -> int:
+    """`run_chunk`, its rows written by the worker itself (a local pool: the parent then
+    only counts, and does not compete with the workers for a core). Returns the runs done."""
+    write_chunk(run_chunk(text, file, cell, policy, kernel, first, last), Path(path), sch)
+    return last - first
 
 
 def versions() -> dict[str, str]:
@@ -173,11 +183,19 @@ def run_sweep(file: Path, out: Path, jobs: int | None = None, scheduler: str | N
         progress(finished, plan.total_runs)
     calls = [(text, str(file), plan.cells[c.cell], c.policy, c.kernel, c.first, c.last)
              for c in todo]
-    pool: Any = DaskPool(scheduler) if scheduler else LocalPool(jobs or os.cpu_count() or 1)
-    for i, rows in pool.map(run_chunk, calls):
-        c = todo[i]
-        write_chunk(rows, runs_dir / f"part-{c.key}.parquet", sch)
-        finished += c.last - c.first
+    paths = [runs_dir / f"part-{c.key}.parquet" for c in todo]
+    if scheduler:  # Dask workers may not share this file system: rows come back here
+        for i, rows in DaskPool(scheduler).map(run_chunk, calls):
+            write_chunk(rows, paths[i], sch)
+            finished += todo[i].last - todo[i].first
+            if progress:
+                progress(finished, plan.total_runs)
+        return plan
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    local = LocalPool(jobs or os.cpu_count() or 1)
+    for _, n in local.map(run_chunk_to_file,
+                          [(*args, str(path), sch) for args, path in zip(calls, paths, strict=True)]):
+        finished += n
         if progress:
             progress(finished, plan.total_runs)
     return plan
