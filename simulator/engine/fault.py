@@ -29,7 +29,6 @@ from .swapin import bulk_swapin_range
 if TYPE_CHECKING:
     from ..mm.gup import PageSeq
     from ..mm.machine import Machine
-    from ..mm.mm_types import VMA
     from ..mm.task import TaskStruct
 
 

@@ -24,7 +24,6 @@ from .swapin import bulk_swapin_file
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.shmem import ShmemInode
     from ..mm.task import TaskStruct
 
 

@@ -36,8 +36,6 @@ from .swapin import file_swapin_run, swapin_fits, swapin_target
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.mm_types import VMA
-    from ..mm.shmem import ShmemInode
     from ..mm.task import TaskStruct
 
 

@@ -28,8 +28,6 @@ from .solve import largest_fit, new_regions, proportional, split_at
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
-    from ..mm.mm_types import VMA
-    from ..mm.shmem import ShmemInode
     from ..mm.task import TaskStruct
 
 
