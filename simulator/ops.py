@@ -30,7 +30,8 @@ from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.namei import do_filp_open
 from .mm.proc_base import __set_oom_adj
-from .mm.shmem import ShmemInode, shmem_file_read_iter
+from .mm.shmem import shmem_file_read_iter
+from .mm.shmem_inode import ShmemInode
 from .mm.truncate import shmem_setattr
 from .plan import Fraction, nbytes
 from .registry import Registry

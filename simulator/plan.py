@@ -85,6 +85,8 @@ class CgroupPlan:
     min: int
     oom_group: bool
     oom_kill_disable: bool | None  # None: not written, inherited from the parent
+    memsw_max: int | None = None
+    swappiness: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ def resolve_cgroup(spec: CgroupSpec, ps: int, ram_pages: int) -> CgroupPlan:
         min=parse_pages(spec.memory_min, ps, ram_pages),
         oom_group=spec.memory_oom_group, oom_kill_disable=(spec.memory_oom_kill_disable
                           if "memory_oom_kill_disable" in spec.model_fields_set else None),
+        memsw_max=limit_pages(spec.memory_memsw_limit_in_bytes, ps, ram_pages),
+        swappiness=spec.memory_swappiness,
     )
 
 

@@ -100,7 +100,8 @@ class MountSpec(Strict):
 
 
 class CgroupSpec(Strict):
-    """A memory cgroup's control files (cgroup v2 names; v1's oom_kill_disable)."""
+    """A memory cgroup's control files (cgroup v2 names; v1's oom_kill_disable, memsw and
+    swappiness)."""
 
     memory_max: SizeOrMax = Field(default="max", alias="memory.max")
     memory_high: SizeOrMax = Field(default="max", alias="memory.high")
@@ -109,6 +110,13 @@ class CgroupSpec(Strict):
     memory_swap_max: SizeOrMax = Field(default="max", alias="memory.swap.max")
     memory_oom_group: Flag = Field(default=False, alias="memory.oom.group")
     memory_oom_kill_disable: Flag = Field(default=False, alias="memory.oom_kill_disable")
+    memory_memsw_limit_in_bytes: SizeOrMax = Field(
+        default="max", alias="memory.memsw.limit_in_bytes",
+        description="cgroup v1: the memory+swap limit (reclaim may not swap once it binds)")
+    memory_swappiness: int | None = Field(
+        default=None, ge=0, le=200, alias="memory.swappiness",
+        description="cgroup v1: this memcg's swappiness (default: vm.swappiness); 0 reclaims "
+                    "file pages only")
 
 
 # -- ops --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
 from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages
 from .mm.profiles import PROFILES, WhatIf
-from .mm.shmem import ShmemInode, ShmemSb
+from .mm.shmem_inode import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
 from .outcome import DURATION_RAN_OUT, RunResult, TaskOutcome
 from .plan import Plan, TaskPlan, resolve
@@ -153,6 +153,8 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         c.max = PAGE_COUNTER_MAX if cp.max is None else cp.max
         c.high = PAGE_COUNTER_MAX if cp.high is None else cp.high
         c.swap_max = PAGE_COUNTER_MAX if cp.swap_max is None else cp.swap_max
+        c.memsw_max = PAGE_COUNTER_MAX if cp.memsw_max is None else cp.memsw_max
+        c.swappiness = cp.swappiness
         c.low = cp.low
         c.min = cp.min
         c.oom_group = cp.oom_group

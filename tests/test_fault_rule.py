@@ -24,7 +24,7 @@ from simulator.mm.memory import (
     zero_mode,
 )
 from simulator.mm.mm_types import VMA
-from simulator.mm.shmem import ShmemInode, ShmemSb
+from simulator.mm.shmem_inode import ShmemInode, ShmemSb
 from simulator.scenario import parse_scenario
 from simulator.simulation import Run
 

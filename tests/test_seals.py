@@ -9,7 +9,7 @@ from simulator.mm.memfd import (
     memfd_add_seals,
     memfd_check_seals_mmap,
 )
-from simulator.mm.shmem import ShmemInode, ShmemSb
+from simulator.mm.shmem_inode import ShmemInode, ShmemSb
 from simulator.simulation import simulate
 
 

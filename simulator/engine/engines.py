@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..mm.gup import PageSeq, WalkResult
     from ..mm.machine import Machine
     from ..mm.mm_types import VMA
-    from ..mm.shmem import ShmemInode
+    from ..mm.shmem_inode import ShmemInode
     from ..mm.shmem_io import FillResult
     from ..mm.task import TaskStruct
 

@@ -19,7 +19,8 @@ from ..mm.memory import (
     zero_mode,
 )
 from ..mm.mm_types import PT_SHIFTS, VMA
-from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_nodes_for, xa_stock_pages
+from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_stock_pages
+from ..mm.shmem_inode import xa_nodes_for
 from .book import charge_and_take_parts
 from .fault_array import bulk_fault_array
 from .limits import Caps, snapshot_caps
@@ -179,7 +180,7 @@ def bulk_fault_range(
         if inode is None:
             added = anon_pages_added(m, task, vma, a + p0, a + p1, nid)
         else:
-            added = shmem_folios_added(m, inode, memcg, nid, f0 + p0, f0 + p1)
+            added = shmem_folios_added(m, inode, memcg, nid, f0 + p0, f0 + p1, young=True)
             shmem_acct_taken(m, inode, added)
         assert added == pay, (added, pay)
     if any(pt for *_, pt, _ in parts):

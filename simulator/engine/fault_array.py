@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..mm.booking import anon_pages_added_at, pgtables_added, shmem_folios_added_at
+from ..mm.booking import anon_pages_added_at, lru_add_faulted, pgtables_added, shmem_folios_added_at
 from ..mm.memcontrol import mod_memcg_state, obj_stock_take
 from ..mm.memory import fault_plans
 from ..mm.mm_types import PT_SHIFTS
@@ -101,7 +101,7 @@ def bulk_fault_array(
             obj_stock_take(task.memcg, k * XA_NODE_BYTES, 0, m.page_size)
         for nid in np.unique(data_nodes).tolist():
             sel = fd[data_nodes == nid]
-            shmem_folios_added_at(m, inode, task.memcg, nid, sel)
+            shmem_folios_added_at(m, inode, task.memcg, nid, sel, lru=False)
             shmem_acct_taken(m, inode, len(sel))
             per_node[nid] -= len(sel)
     if an.any():
@@ -116,8 +116,17 @@ def bulk_fault_array(
                 vma.zero.remove(p, p + 1)
         for nid in np.unique(anon_nodes).tolist():
             sel = ai[anon_nodes == nid]
-            anon_pages_added_at(m, task, vma, sel, nid)
+            anon_pages_added_at(m, task, vma, sel, nid, lru=False)
             per_node[nid] -= len(sel)
+    if d.any() or an.any():
+        # Onto the LRU in fault order: each fault's folio, then its COW copy.
+        pos = np.concatenate((np.flatnonzero(d) * 2, np.flatnonzero(an) * 2 + 1))
+        order = np.argsort(pos, kind="stable")
+        which = (pos[order] & 1).astype(np.int64)
+        index = np.concatenate((fidx[:n][d] if inode is not None and d.any()
+                                else np.zeros(0, np.int64), idx[:n][an]))[order]
+        nids = np.concatenate((data_nodes, anon_nodes))[order]
+        lru_add_faulted(m, task.memcg, (inode, vma), which, index, nids)
     for nid, c in per_node.items():
         pgtables_added(m, task, nid, c)
     if zero_new[:n].any():

@@ -9,14 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..mm.booking import shmem_folios_added
-from ..mm.shmem import (
-    ShmemInode,
-    shmem_acct_taken,
-    shmem_xa_insert,
-    xa_charge_taken,
-    xa_nodes_for,
-    xa_stock_pages,
-)
+from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_stock_pages
+from ..mm.shmem_inode import ShmemInode, xa_nodes_for
 from .book import charge_and_take_parts
 from .limits import snapshot_caps
 from .solve import largest_fit, range_fits, split_at

@@ -27,7 +27,7 @@ from .solve import INF
 if TYPE_CHECKING:
     from ..mm.machine import Machine
     from ..mm.memcontrol import MemCgroup
-    from ..mm.shmem import ShmemInode
+    from ..mm.shmem_inode import ShmemInode
     from ..mm.task import TaskStruct
 
 ALLOC, CHARGE, ACCT = "alloc", "charge", "acct"

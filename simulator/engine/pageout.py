@@ -1,6 +1,6 @@
 """MADV_PAGEOUT steps: the pages a range maps, reclaimed to swap by runs (bulk engine).
 
-The rules are the kernel's, in simulator/mm/madvise.py (`anon_pageout`, `kept_file_pages`)
+The rules are the kernel's, in simulator/mm/madvise.py (`kept_file_pages`) and vmscan.py (`anon_pageout`)
 and vmscan.py (`shrink_folio_list`: clean shmem folios freed, dirty ones to `shmem_writeout`);
 the reference engine takes the same walk one page at a time (reference.py `pageout_pages`).
 Both must leave the same state and counters.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.madvise import anon_pageout, kept_file_pages, unmap_file_range
-from ..mm.vmscan import shrink_folio_list
+from ..mm.madvise import kept_file_pages, unmap_file_range
+from ..mm.vmscan import anon_pageout, shrink_folio_list
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.madvise import anon_pageout, unmap_file_range
+from ..mm.madvise import unmap_file_range
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.memory import (
     PRESENT,
@@ -21,14 +21,9 @@ from ..mm.memory import (
     handle_mm_fault,
 )
 from ..mm.mm_types import VMA, pt_missing
-from ..mm.shmem import (
-    ShmemInode,
-    shmem_alloc_and_add_folio,
-    shmem_swapin_folio,
-    xa_nodes_for,
-    xa_stock_pages,
-)
-from ..mm.vmscan import shrink_folio_list
+from ..mm.shmem import shmem_alloc_and_add_folio, shmem_swapin_folio, xa_stock_pages
+from ..mm.shmem_inode import ShmemInode, xa_nodes_for
+from ..mm.vmscan import anon_pageout, shrink_folio_list
 from .limits import MemcgMax, snapshot_caps
 from .slicing import run_fast_path
 from .solve import range_fits

@@ -21,7 +21,7 @@ from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
 from ..mm.memory import map_file_pages
 from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.page_alloc import take_pages
-from ..mm.shmem import ShmemInode
+from ..mm.shmem_inode import ShmemInode
 from ..mm.swapfile import swap_free_nr
 from .limits import Caps, MemcgMax, snapshot_caps
 from .solve import largest_fit, new_regions, proportional, split_at
@@ -135,7 +135,7 @@ def bulk_swapin_range(
         else:
             f = vma.pgoff + a
             shmem_swap_removed(m, inode, f + p0, f + p1)
-            shmem_folios_added(m, inode, target, nid, f + p0, f + p1, dirty=True)
+            shmem_folios_added(m, inode, target, nid, f + p0, f + p1, dirty=True, young=True)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     m.swap.pswpin += n
     if any(pt for *_, pt in parts):

@@ -38,7 +38,8 @@ from ..mm.memory import (
     needs_swapin,
     range_walkable,
 )
-from ..mm.shmem import ShmemInode, shmem_get_folio
+from ..mm.shmem import shmem_get_folio
+from ..mm.shmem_inode import ShmemInode
 from ..mm.shmem_io import FillResult
 from .slicing import elapse, slice_pages
 

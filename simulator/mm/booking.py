@@ -21,25 +21,30 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .lru import LRU_INACTIVE_ANON, Lruvec, lru_add_range, lru_add_runs, lru_del, mem_cgroup_lruvec
 from .memcontrol import mod_memcg_state
 
 if TYPE_CHECKING:
     from .machine import Machine
     from .memcontrol import MemCgroup
     from .mm_types import VMA
-    from .shmem import ShmemInode
+    from .shmem_inode import ShmemInode
     from .task import TaskStruct
 
 
 # -- shmem folios -----------------------------------------------------------------------------
 def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
-                       b: int, dirty: bool = False) -> int:
+                       b: int, dirty: bool = False, young: bool = False) -> int:
     """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many.
 
     A folio instantiated on a hole is clean (uptodate, zeroed); one swapped in is `dirty` (its
-    swap copy is freed, so memory holds the only copy: `shmem_swapin_folio` dirties it).
+    swap copy is freed, so memory holds the only copy: `shmem_swapin_folio` dirties it). Each
+    goes to the head of its memcg's inactive anon list (shmem is swap-backed), `young` when a
+    fault maps it at once (its PTE's accessed bit).
     """
+    holes = inode.pages.hole_runs(a, b)
     added = inode.pages.fill(a, b, m.owner(memcg, nid))
+    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), LRU_INACTIVE_ANON, inode, holes, young)
     if dirty:
         inode.dirty.fill(a, b, 0)
     _shmem_stat(m, memcg, nid, added)
@@ -47,9 +52,13 @@ def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int
 
 
 def shmem_folios_added_at(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int,
-                          index: np.ndarray) -> int:
-    """Folios at the file pages `index` (holes, distinct), charged to `memcg`, on node `nid`."""
+                          index: np.ndarray, lru: bool = True) -> int:
+    """Folios at the file pages `index` (holes, distinct, in fault order), charged to `memcg`,
+    on node `nid`, mapped by the faults that add them. With `lru` False the caller puts them
+    on the LRU (`lru_add_faulted`), interleaved with the other pages of the same faults."""
     added = inode.pages.add_pages(index, m.owner(memcg, nid))
+    if lru:
+        _lru_add_at(m, mem_cgroup_lruvec(memcg, nid), inode, index)
     _shmem_stat(m, memcg, nid, added)
     return added
 
@@ -59,6 +68,7 @@ def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[
     `Machine.owners`), for the caller to uncharge and free, or to swap out."""
     removed = inode.pages.remove(a, b)
     inode.dirty.remove(a, b)
+    lru_del(m.lru, inode, a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _shmem_stat(m, memcg, nid, -n)
@@ -79,6 +89,36 @@ def shmem_folios_dirtied_at(m: Machine, inode: ShmemInode, index: np.ndarray) ->
     inode.dirty.add_pages(index[inode.pages.contains(index)], 0)
 
 
+def _lru_add_at(m: Machine, vec: Lruvec, obj: object, index: np.ndarray) -> None:
+    """New pages at `index` (distinct, in the order they were added) onto the inactive anon
+    list, young: consecutive indices as one run."""
+    idx = np.asarray(index, dtype=np.int64)
+    if not len(idx):
+        return
+    cuts = np.flatnonzero(np.diff(idx) != 1) + 1
+    starts = np.concatenate(([0], cuts))
+    ends = np.concatenate((cuts, [len(idx)]))
+    for i, j in zip(starts.tolist(), ends.tolist(), strict=True):
+        lru_add_range(m.lru, vec, LRU_INACTIVE_ANON, obj, int(idx[i]), int(idx[j - 1]) + 1, True)
+
+
+def lru_add_faulted(m: Machine, memcg: MemCgroup, objs: tuple[object, object],
+                    which: np.ndarray, index: np.ndarray, nids: np.ndarray) -> None:
+    """Pages added by a sequence of faults onto the LRU in the order the faults added them:
+    page i is page `index[i]` of `objs[which[i]]` (a file's folio, then the COW copy of the
+    same fault), on node `nids[i]`, all charged to `memcg`. Consecutive pages of one object
+    and node make one run."""
+    if not len(index):
+        return
+    brk = np.flatnonzero((np.diff(index) != 1) | (np.diff(which) != 0) | (np.diff(nids) != 0)) + 1
+    starts = np.concatenate(([0], brk)).tolist()
+    ends = np.concatenate((brk, [len(index)])).tolist()
+    for i, j in zip(starts, ends, strict=True):
+        vec = mem_cgroup_lruvec(memcg, int(nids[i]))
+        lru_add_range(m.lru, vec, LRU_INACTIVE_ANON, objs[int(which[i])], int(index[i]),
+                      int(index[j - 1]) + 1, True)
+
+
 def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
     if n:
         mod_memcg_state(memcg, "shmem", n)
@@ -87,15 +127,22 @@ def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
 
 # -- anonymous pages --------------------------------------------------------------------------
 def anon_pages_added(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int, nid: int) -> int:
-    """Private anonymous pages at every page of `[a, b)` of `vma` not yet one: how many."""
+    """Private anonymous pages at every page of `[a, b)` of `vma` not yet one: how many. Each
+    goes young to the head of the task's memcg's inactive anon list (a fault maps it)."""
+    holes = vma.cow.hole_runs(a, b)
     added = vma.cow.fill(a, b, nid)
+    lru_add_runs(m.lru, mem_cgroup_lruvec(task.memcg, nid), LRU_INACTIVE_ANON, vma, holes, True)
     anon_footprint(m, task, nid, added)
     return added
 
 
-def anon_pages_added_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray, nid: int) -> int:
-    """Private anonymous pages at the VMA pages `idx` (distinct, none one yet)."""
+def anon_pages_added_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray, nid: int,
+                        lru: bool = True) -> int:
+    """Private anonymous pages at the VMA pages `idx` (distinct, none one yet, in fault order);
+    `lru` as for `shmem_folios_added_at`."""
     added = vma.cow.add_pages(idx, nid)
+    if lru:
+        _lru_add_at(m, mem_cgroup_lruvec(task.memcg, nid), vma, idx)
     anon_footprint(m, task, nid, added)
     return added
 
@@ -104,6 +151,7 @@ def anon_pages_removed(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -
     """The private anonymous pages of `[a, b)` of `vma` go: {nid: pages}, for the caller to
     uncharge and free, or to swap out."""
     removed = vma.cow.remove(a, b)
+    lru_del(m.lru, vma, a, b)
     for nid, n in removed.items():
         anon_footprint(m, task, nid, -n)
     return removed

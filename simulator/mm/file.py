@@ -17,7 +17,7 @@ from .inode import iput
 
 if TYPE_CHECKING:
     from .machine import Machine
-    from .shmem import ShmemInode
+    from .shmem_inode import ShmemInode
     from .task import TaskStruct
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errno import EPERM
 from .memfd import check_write
-from .shmem import ShmemInode
+from .shmem_inode import ShmemInode
 from .shmem_io import FillResult
 from .truncate import zap_zero_ptes
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errno import EBADF, EOPNOTSUPP
 from .memfd import check_fallocate
-from .shmem import ShmemInode, shmem_free_range
+from .shmem_inode import ShmemInode, shmem_free_range
 from .shmem_io import FillResult, shmem_fallocate
 from .truncate import unmap_mapping_range, zap_zero_ptes
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .shmem import ShmemInode, shmem_free_range
+from .shmem_inode import ShmemInode, shmem_free_range
 
 if TYPE_CHECKING:
     from .machine import Machine

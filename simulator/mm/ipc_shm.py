@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .overcommit import OVERCOMMIT_NEVER
-from .shmem import ShmemInode, shmem_acct_size
+from .shmem import shmem_acct_size
+from .shmem_inode import ShmemInode
 
 if TYPE_CHECKING:
     from .machine import Machine

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .levels import COMMITTED_AS, MEMCG_USAGE, NODE_FREE, SWAP_USED, LevelLog
+from .lru import LruState
 from .memcontrol import MemCgroup
 from .overcommit import Overcommit, vm_commit_limit
 from .page_alloc import Node, zonelist
 from .profiles import KernelProfile, WhatIf
-from .shmem import ShmemInode, ShmemSb
+from .shmem_inode import ShmemInode, ShmemSb
 from .swapfile import SwapInfo
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class Costs:
     write: float = 600e-9
     swapin: float = 4e-6
     pageout: float = 4e-6
+    reclaim_scan: float = 100e-9  # a page looked at by reclaim (an estimate: not measured)
     syscall: float = 1e-6
     exit: float = 50e-6
     pgtable_rcu: float = 14e-3  # page tables freed by munmap, MADV_DONTNEED or exit: uncharged
@@ -113,6 +115,7 @@ class Machine:
     debug_vm: bool = False
     panic: str | None = None
     levels: LevelLog = None  # type: ignore[assignment]
+    lru: LruState = field(default_factory=LruState)
 
     def __post_init__(self) -> None:
         if self.log is None:

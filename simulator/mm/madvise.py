@@ -40,16 +40,13 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from .booking import anon_pages_removed, swap_ptes_added
 from .errno import EFAULT, EINVAL, ENOMEM
 from .extents import ExtentMap
 from .gup import PageSeq, WalkResult, faultin_range
-from .memcontrol import CTX_GUP, mem_cgroup_swapout
+from .memcontrol import CTX_GUP
 from .mm_types import VM_FAULT_OOM, VM_FAULT_SIGBUS
-from .page_alloc import free_pages
-from .shmem import ShmemInode
+from .shmem_inode import ShmemInode
 from .signal import wake_up_all
-from .swapfile import folio_alloc_swap
 from .zap import free_cow_pages, try_to_free_pte, unmap_pages
 
 if TYPE_CHECKING:
@@ -84,21 +81,6 @@ def kept_file_pages(vma: VMA, inode: ShmemInode) -> ExtentMap:
 def unmap_file_range(m: Machine, task: TaskStruct, vma: VMA, fa: int, fb: int) -> None:
     """`try_to_unmap()` of file pages `[fa, fb)`: their one mapping is `vma`'s."""
     unmap_pages(m, task, vma, fa - vma.pgoff, fb - vma.pgoff)
-
-
-def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
-    """Swap out the private anonymous pages `[s, e)` of `vma` (all present), in order: a slot
-    and the swap charge of the task's memcg each (`folio_alloc_swap`), then the PTE becomes a
-    swap PTE (MM_SWAPENTS) and the page leaves memory (`mem_cgroup_swapout`). Returns how many."""
-    k = folio_alloc_swap(m, task.memcg, e - s, task.name)
-    if not k:
-        return 0
-    for nid, n in anon_pages_removed(m, task, vma, s, s + k).items():
-        mem_cgroup_swapout(m, task.memcg, n)
-        free_pages(m, nid, n)
-    swap_ptes_added(m, task, vma, s, s + k)
-    m.swap.pswpout += k
-    return k
 
 
 POPULATE = ("populate_read", "populate_write")

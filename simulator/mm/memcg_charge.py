@@ -8,9 +8,14 @@ one cycle. The rest of memcontrol.c (the hierarchy, page counters, statistics, s
 the slab byte stock) is in memcontrol.py, below the OOM killer, so that the paths that only
 uncharge and free (zap, the OOM reaper, exit) need nothing above it.
 
+Reclaim (`try_to_free_mem_cgroup_pages`, vmscan_lru.py) runs before the OOM killer: the
+margin recheck, one stock drain, retries while reclaim progresses for a small charge, and up
+to MAX_RECLAIM_RETRIES (16) rounds without progress. With cgroup v1's memory+swap limit
+(`memsw_max`) the memsw counter is tried first; when it is the one refusing, reclaim may not
+swap (MEMCG_RECLAIM_MAY_SWAP cleared): only clean pages can go.
+
 Simplifications:
-    No reclaim yet (nothing is reclaimable without swap or clean page cache), so the 16 reclaim
-    rounds are a no-op and the OOM path is reached at once.
+    No per-CPU charge stock: the stock drain is a retry that finds nothing more.
 """
 
 from __future__ import annotations
@@ -23,11 +28,16 @@ from .memcontrol import (
     CTX_FAULT,
     PAGE_ALLOC_COSTLY_ORDER,
     memcg_memory_event,
+    memsw_margin,
+    memsw_refused,
     page_counter_charge,
     page_counter_try_charge,
 )
 from .oom_kill import mem_cgroup_out_of_memory, wait_for_oom_progress
 from .signal import wait_event_killable
+from .vmscan_lru import try_to_free_mem_cgroup_pages
+
+MAX_RECLAIM_RETRIES = 16
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -44,7 +54,8 @@ def try_charge_memcg(
     errno name ("ENOMEM"). Records `memcg.oom_pending` on the task for a deferred user-fault
     OOM ([2014]) or a v1 oom_kill_disable wait, which the fault handler acts on.
     """
-    passed_oom = False
+    passed_oom = drained = False
+    nr_retries = MAX_RECLAIM_RETRIES
     while True:
         over = page_counter_try_charge(memcg, nr_pages)
         if over is None:
@@ -53,14 +64,25 @@ def try_charge_memcg(
             page_counter_charge(memcg, nr_pages)
             return None
         memcg_memory_event(m, over, "max", task.name)
-        # try_to_free_mem_cgroup_pages(): nothing is reclaimable in this model, so the margin
-        # check, the stock drain and the MAX_RECLAIM_RETRIES (16) rounds all end without progress.
+        may_swap = not memsw_refused(over, nr_pages)
+        reclaimed = yield from try_to_free_mem_cgroup_pages(m, task, over, nr_pages, may_swap)
+        if memsw_margin(over) >= nr_pages:
+            continue
+        if not drained:
+            drained = True  # drain_all_stock(): no per-CPU stock in this model
+            continue
+        if reclaimed and nr_pages <= (1 << PAGE_ALLOC_COSTLY_ORDER):
+            continue
+        if nr_retries:
+            nr_retries -= 1
+            continue
         if passed_oom and task.dying:
             return ENOMEM
         victim = mem_cgroup_oom(m, task, over, nr_pages, ctx)
         if victim is None:
             return ENOMEM
         passed_oom = True
+        nr_retries = MAX_RECLAIM_RETRIES
         if victim is not task:
             yield from wait_for_oom_progress(m, task, victim)
 

@@ -51,6 +51,8 @@ class MemCgroup:
     low: int = 0
     min: int = 0
     swap_max: int = PAGE_COUNTER_MAX
+    memsw_max: int = PAGE_COUNTER_MAX  # v1 memory.memsw.limit_in_bytes: memory + swap
+    swappiness: int | None = None  # v1 memory.swappiness; None: vm.swappiness
     oom_group: bool = False
     oom_kill_disable: bool = False
     online: bool = True
@@ -76,6 +78,10 @@ class MemCgroup:
     )
     obj_stock: int = 0
     slab_nodes: dict[int, int] = field(default_factory=dict)
+    lruvecs: dict[int, Any] = field(default_factory=dict)  # node -> Lruvec (lru.py)
+    vmscan: dict[str, int] = field(
+        default_factory=lambda: {"pgscan": 0, "pgsteal": 0, "pgactivate": 0,
+                                 "pgdeactivate": 0, "pgrotated": 0})
     rcu_pgtables: dict[int, int] = field(default_factory=dict)  # freed page tables, per node,
     # still charged until their RCU grace period ends (`tlb_remove_table`)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
@@ -125,9 +131,26 @@ def mem_cgroup_margin(memcg: MemCgroup) -> int:
     return max(0, memcg.max - memcg.usage)
 
 
+def memsw_margin(memcg: MemCgroup) -> int:
+    """`mem_cgroup_margin()` with v1's memsw: pages chargeable before this memcg's max or its
+    memory+swap limit is hit."""
+    margin = max(0, memcg.max - memcg.usage)
+    if memcg.memsw_max < PAGE_COUNTER_MAX:
+        margin = min(margin, max(0, memcg.memsw_max - memcg.usage - memcg.swap_usage))
+    return margin
+
+
 def charge_margin(memcg: MemCgroup) -> int:
-    """Pages chargeable to `memcg` before any ancestor's max is hit (the hierarchy's margin)."""
-    return min([mem_cgroup_margin(c) for c in memcg.ancestors()])
+    """Pages chargeable to `memcg` before any ancestor's max (or memory+swap limit) is hit:
+    the hierarchy's margin."""
+    return min([memsw_margin(c) for c in memcg.ancestors()])
+
+
+def memsw_refused(memcg: MemCgroup, nr_pages: int) -> bool:
+    """v1: the memory+swap counter of `memcg` refuses `nr_pages` (it is charged first, so
+    reclaim then may not swap)."""
+    return (memcg.memsw_max < PAGE_COUNTER_MAX
+            and memcg.usage + memcg.swap_usage + nr_pages > memcg.memsw_max)
 
 
 def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None:
@@ -137,7 +160,7 @@ def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None
     """
     chain = memcg.ancestors()
     for c in chain:
-        if not c.is_root() and c.usage + nr_pages > c.max:
+        if not c.is_root() and (c.usage + nr_pages > c.max or memsw_refused(c, nr_pages)):
             return c
     levels = chain[-1].levels
     for c in chain:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errno import EBUSY, EPERM
-from .shmem import (
+from .shmem_inode import (
     F_SEAL_EXEC,
     F_SEAL_FUTURE_WRITE,
     F_SEAL_GROW,

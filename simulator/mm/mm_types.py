@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from .extents import ExtentMap
 
 if TYPE_CHECKING:
-    from .shmem import ShmemInode
+    from .shmem_inode import ShmemInode
 
 PT_SHIFTS = (27, 18, 9)  # PUD, PMD, PTE page: pages of address space each covers (log2)
 VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS = "ok", "oom", "sigbus"  # a fault's vm_fault_t
@@ -47,6 +47,7 @@ class VMA:
     cow: ExtentMap = field(default_factory=ExtentMap)
     zero: ExtentMap = field(default_factory=ExtentMap)
     swap: ExtentMap = field(default_factory=ExtentMap)
+    lru: ExtentMap = field(default_factory=ExtentMap)  # page -> stamp of its LRU run (lru.py)
 
     def pte_present(self, idx: int, write: bool) -> bool:
         """Whether an access needs no fault: the PTE is there and allows it."""

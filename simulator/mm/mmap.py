@@ -20,7 +20,7 @@ from .mmu_gather import tlb_remove_table
 from .oom_kill import __oom_reap_task_mm
 from .overcommit import OVERCOMMIT_NEVER, security_vm_enough_memory_mm
 from .page_alloc import free_pages
-from .shmem import ShmemInode
+from .shmem_inode import ShmemInode
 from .task import CAP_IPC_LOCK
 from .zap import free_cow_pages, free_pgtables, unmap_pages
 

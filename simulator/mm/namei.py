@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .shmem import ShmemInode
+from .shmem_inode import ShmemInode
 
 if TYPE_CHECKING:
     from .machine import Machine

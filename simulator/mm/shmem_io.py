@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errno import ENOSPC
 from .extents import ExtentMap
-from .shmem import ShmemInode, shmem_free_range
+from .shmem_inode import ShmemInode, shmem_free_range
 
 if TYPE_CHECKING:
     from .machine import Machine

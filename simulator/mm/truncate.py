@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .memfd import check_truncate
-from .shmem import ShmemInode, shmem_free_range
+from .shmem_inode import ShmemInode, shmem_free_range
 from .zap import free_cow_pages, unmap_pages
 
 if TYPE_CHECKING:

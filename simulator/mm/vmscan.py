@@ -14,11 +14,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .shmem import ShmemInode, shmem_free_range, shmem_writeout
+from .booking import anon_pages_removed, swap_ptes_added
+from .memcontrol import mem_cgroup_swapout
+from .page_alloc import free_pages
+from .shmem_inode import ShmemInode, shmem_free_range, shmem_writeout
+from .swapfile import folio_alloc_swap
 from .xarray import XA_CHUNK_SHIFT
 
 if TYPE_CHECKING:
     from .machine import Machine
+    from .mm_types import VMA
+    from .task import TaskStruct
 
 
 def __remove_mapping(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
@@ -54,3 +60,18 @@ def shrink_folio_list(m: Machine, inode: ShmemInode, a: int, b: int, task: str =
         if pos < e:
             __remove_mapping(m, inode, pos, e)
     return swapped
+
+
+def anon_pageout(m: Machine, task: TaskStruct, vma: VMA, s: int, e: int) -> int:
+    """Swap out the private anonymous pages `[s, e)` of `vma` (all present), in order: a slot
+    and the swap charge of the task's memcg each (`folio_alloc_swap`), then the PTE becomes a
+    swap PTE (MM_SWAPENTS) and the page leaves memory (`mem_cgroup_swapout`). Returns how many."""
+    k = folio_alloc_swap(m, task.memcg, e - s, task.name)
+    if not k:
+        return 0
+    for nid, n in anon_pages_removed(m, task, vma, s, s + k).items():
+        mem_cgroup_swapout(m, task.memcg, n)
+        free_pages(m, nid, n)
+    swap_ptes_added(m, task, vma, s, s + k)
+    m.swap.pswpout += k
+    return k

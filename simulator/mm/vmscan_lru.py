@@ -1,0 +1,329 @@
+"""LRU reclaim: memcg reclaim on a charge over max and direct reclaim in the allocator.
+
+Models the classic-LRU half of mm/vmscan.c (v6.18, no MGLRU): `try_to_free_mem_cgroup_pages`
+and `try_to_free_pages` -> `do_try_to_free_pages` (priority from DEF_PRIORITY down to 0, until
+`nr_to_reclaim` pages are reclaimed) -> `shrink_node_memcgs` (every memcg of the target's
+subtree, pre-order, each of its nodes) -> `shrink_lruvec` (`get_scan_count`'s targets, taken
+SWAP_CLUSTER_MAX at a time from each evictable list) -> `shrink_inactive_list` (isolate from
+the tail, `folio_check_references`, `shrink_folio_list`) and `shrink_active_list` (deactivate
+when `inactive_is_low`).
+
+`shrink_folio_list`'s outcomes, per kind of page:
+    * mapped by a VM_LOCKED mapping: unevictable (off the scanned lists until munlock);
+    * a young PTE (mapped by a fault since the last scan): kept for another trip round the
+      inactive list with PG_referenced set, or activated if PG_referenced was already set;
+    * clean shmem (a read fault's zeroed folio on a hole): unmapped and dropped
+      (`__remove_mapping`): the file has a hole there again, uncharged;
+    * dirty shmem: unmapped and written to swap (`shmem_writeout`), or kept (activated) when
+      there is no slot or no swap charge;
+    * anonymous: a swap slot and charge first (`folio_alloc_swap`), then unmapped into a swap
+      PTE; kept (activated) without.
+Anon lists (shmem and anonymous pages) are scanned only when `sc.may_swap` and swap can take
+pages (`can_reclaim_anon_pages`); swappiness 0 in memcg reclaim scans file pages only.
+
+Simplifications:
+    No reclaim cost tracking (`lru_note_cost`): SCAN_FRACT weighs anon and file by swappiness
+    alone. The proportional stop after `nr_to_reclaim` (shrink_lruvec's rebalancing of the
+    smaller list) is a plain stop. A PTE's accessed bit is set by the fault that maps the page,
+    not by later loads through it. No memory.low/min protection yet, no kswapd: the allocator
+    reclaims directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .extents import ExtentMap
+from .lru import (
+    LRU_ACTIVE_ANON,
+    LRU_INACTIVE_ANON,
+    LRU_INACTIVE_FILE,
+    LRU_UNEVICTABLE,
+    LruRun,
+    Lruvec,
+    is_active_lru,
+    is_file_lru,
+    isolate_lru_folios,
+    lru_add_range,
+)
+from .memcontrol import swap_margin
+from .mm_types import VMA
+from .shmem_inode import ShmemInode
+from .signal import wake_up_all
+from .vmscan import anon_pageout, shrink_folio_list
+from .zap import unmap_pages
+
+if TYPE_CHECKING:
+    from .machine import Machine
+    from .memcontrol import MemCgroup
+    from .task import TaskStruct
+
+DEF_PRIORITY = 12
+SWAP_CLUSTER_MAX = 32
+MAX_SWAPPINESS = 200
+EVICTABLE = (0, 1, 2, 3)
+
+
+@dataclass
+class ScanControl:
+    """`struct scan_control`: what one reclaim wants and what it did."""
+
+    nr_to_reclaim: int
+    target: MemCgroup
+    may_swap: bool = True
+    cgroup_reclaim: bool = True
+    priority: int = DEF_PRIORITY
+    nr_scanned: int = 0
+    nr_reclaimed: int = 0
+    nr_swapped: int = 0
+    task: str = ""
+
+
+def sc_swappiness(m: Machine, memcg: MemCgroup) -> int:
+    """`mem_cgroup_swappiness()`: v1's memory.swappiness of the memcg, else vm.swappiness."""
+    if memcg.swappiness is not None and not memcg.is_root():
+        return memcg.swappiness
+    return m.sysctl.get("swappiness", 60)
+
+
+def can_reclaim_anon_pages(m: Machine, memcg: MemCgroup) -> bool:
+    """`can_reclaim_anon_pages()`: swap has a free slot the memcg may charge (memory.swap.max
+    of it and its ancestors)."""
+    return m.swap.nr_free() > 0 and swap_margin(memcg) > 0
+
+
+def get_scan_count(m: Machine, vec: Lruvec, sc: ScanControl) -> list[int]:
+    """`get_scan_count()`: how many pages of each evictable list this priority scans."""
+    memcg = vec.memcg
+    swappiness = sc_swappiness(m, memcg)
+    balance = "fract"
+    if not sc.may_swap or not can_reclaim_anon_pages(m, memcg):
+        balance = "file"
+    elif sc.cgroup_reclaim and swappiness == 0:
+        balance = "file"
+    elif sc.priority == 0 and swappiness:
+        balance = "equal"
+    ap = swappiness
+    fp = MAX_SWAPPINESS - swappiness
+    nr = [0, 0, 0, 0]
+    for lru in EVICTABLE:
+        file = is_file_lru(lru)
+        scan = vec.nr[lru] >> sc.priority
+        if balance == "fract":
+            scan = scan * (fp if file else ap) // (ap + fp)
+        elif balance == "file" and not file:
+            scan = 0
+        nr[lru] = scan
+    return nr
+
+
+def inactive_is_low(vec: Lruvec, inactive_lru: int) -> bool:
+    """`inactive_is_low()`: the inactive list is short against the active one (ratio
+    int_sqrt(10 x GiB) from 1 GiB of the two lists, else 1)."""
+    inactive, active = vec.nr[inactive_lru], vec.nr[inactive_lru + 1]
+    gb = (inactive + active) >> 18  # 4 KiB pages
+    ratio = int((10 * gb) ** 0.5) if gb else 1
+    return inactive * ratio < active
+
+
+def shrink_lruvec(m: Machine, vec: Lruvec, sc: ScanControl) -> None:
+    """`shrink_lruvec()`: scan each list SWAP_CLUSTER_MAX at a time until its target is met
+    or enough is reclaimed."""
+    nr = get_scan_count(m, vec, sc)
+    start = sc.nr_reclaimed
+    while nr[LRU_INACTIVE_ANON] or nr[LRU_INACTIVE_FILE] or nr[LRU_INACTIVE_FILE + 1]:
+        for lru in EVICTABLE:
+            if nr[lru]:
+                k = min(nr[lru], SWAP_CLUSTER_MAX)
+                nr[lru] -= k
+                if is_active_lru(lru):
+                    if inactive_is_low(vec, lru - 1):
+                        shrink_active_list(m, vec, lru, k, sc)
+                else:
+                    shrink_inactive_list(m, vec, lru, k, sc)
+        if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
+            break
+    # Keep the inactive anon list from running dry behind an active one (`shrink_list` on the
+    # active list when `inactive_is_low`, as the loop above does for its targets).
+    if can_reclaim_anon_pages(m, vec.memcg) and inactive_is_low(vec, LRU_INACTIVE_ANON):
+        shrink_active_list(m, vec, LRU_ACTIVE_ANON, SWAP_CLUSTER_MAX, sc)
+
+
+def shrink_active_list(m: Machine, vec: Lruvec, lru: int, nr_to_scan: int,
+                       sc: ScanControl) -> None:
+    """`shrink_active_list()`: move pages from the active tail to the inactive head, their
+    PG_referenced cleared (a young executable file page would stay active: not modelled)."""
+    taken = isolate_lru_folios(m.lru, vec, lru, nr_to_scan)
+    n = 0
+    for run, s, e in taken:
+        lru_add_range(m.lru, vec, lru - 1, run.obj, s, e, young=False, referenced=False)
+        n += e - s
+    sc.nr_scanned += n
+    _count(vec.memcg, "pgdeactivate", n)
+
+
+def shrink_inactive_list(m: Machine, vec: Lruvec, lru: int, nr_to_scan: int,
+                         sc: ScanControl) -> None:
+    """`shrink_inactive_list()`: isolate up to `nr_to_scan` pages from the tail and decide
+    each (`shrink_folio_list`); what is kept goes back to the head, what is activated to the
+    active list."""
+    taken = isolate_lru_folios(m.lru, vec, lru, nr_to_scan)
+    scanned = sum(e - s for _, s, e in taken)
+    sc.nr_scanned += scanned
+    _count(vec.memcg, "pgscan", scanned)
+    for run, s, e in taken:
+        shrink_folio_range(m, vec, lru, run, s, e, sc)
+
+
+def shrink_folio_range(m: Machine, vec: Lruvec, lru: int, run: LruRun, s: int, e: int,
+                       sc: ScanControl) -> None:
+    """`shrink_folio_list()` for isolated pages `[s, e)` of one run (same flags, same kind)."""
+    obj = run.obj
+    for ls, le, locked in _locked_split(obj, s, e):
+        if locked:
+            lru_add_range(m.lru, vec, LRU_UNEVICTABLE, obj, ls, le, False, run.referenced)
+            continue
+        if run.young:  # folio_check_references: referenced_ptes
+            if run.referenced:
+                lru_add_range(m.lru, vec, lru + 1, obj, ls, le, False, True)
+                _count(vec.memcg, "pgactivate", le - ls)
+            else:
+                lru_add_range(m.lru, vec, lru, obj, ls, le, False, True)
+                _count(vec.memcg, "pgrotated", le - ls)
+            continue
+        before = vec.memcg.usage
+        if isinstance(obj, ShmemInode):
+            kept = reclaim_shmem(m, obj, ls, le, sc)
+        elif isinstance(obj, VMA):
+            kept = reclaim_anon(m, obj, ls, le, sc)
+        else:
+            kept = RECLAIMERS[type(obj)](m, obj, ls, le, sc)
+        freed = (le - ls) - sum(b - a for a, b in kept)
+        sc.nr_reclaimed += freed
+        _count(vec.memcg, "pgsteal", freed)
+        del before
+        for a, b in kept:  # `activate_locked`
+            lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True)
+            _count(vec.memcg, "pgactivate", b - a)
+
+
+# Reclaimers of other kinds of pages (the page cache of disk files): type -> function
+# (m, obj, start, end, sc) -> the ranges kept, on the model of reclaim_shmem.
+RECLAIMERS: dict[type, Any] = {}
+
+
+def _locked_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
+    """`[s, e)` cut where a VM_LOCKED mapping maps the pages (`folio_referenced` finds
+    VM_LOCKED: the folio becomes unevictable)."""
+    if isinstance(obj, VMA):
+        return [(s, e, obj.locked)]
+    vmas = getattr(obj, "vmas", ())
+    locked = [v for v in vmas if v.locked]
+    if not locked:
+        return [(s, e, False)]
+    lk = ExtentMap()
+    for v in locked:
+        for ms, me, _ in v.mapped.runs(max(0, s - v.pgoff), max(0, e - v.pgoff)):
+            lk.fill(ms + v.pgoff, me + v.pgoff, 0)
+    out: list[tuple[int, int, bool]] = []
+    pos = s
+    for ls, le, _ in lk.runs(s, e):
+        if ls > pos:
+            out.append((pos, ls, False))
+        out.append((ls, le, True))
+        pos = le
+    if pos < e:
+        out.append((pos, e, False))
+    return out
+
+
+def reclaim_shmem(m: Machine, inode: ShmemInode, s: int, e: int, sc: ScanControl
+                  ) -> list[tuple[int, int]]:
+    """shmem folios `[s, e)`: unmapped from every mapping (`try_to_unmap`), then dropped when
+    clean or written to swap when dirty (vmscan.shrink_folio_list). Returns the ranges still in
+    memory (refused a slot or a swap charge)."""
+    for v in list(inode.vmas):
+        lo, hi = max(0, s - v.pgoff), min(v.npages, e - v.pgoff)
+        if lo < hi and v.owner is not None and v.mapped.count(lo, hi):
+            unmap_pages(m, v.owner, v, lo, hi)
+    sc.nr_swapped += shrink_folio_list(m, inode, s, e, sc.task)
+    return [(a, b) for a, b, _ in inode.pages.runs(s, e)]
+
+
+def reclaim_anon(m: Machine, vma: VMA, s: int, e: int, sc: ScanControl) -> list[tuple[int, int]]:
+    """Private anonymous pages `[s, e)`: to swap (`folio_alloc_swap`, then a swap PTE), in
+    order, as far as slots and the swap charge go. Returns the ranges kept."""
+    task = vma.owner
+    k = anon_pageout(m, task, vma, s, e) if task is not None else 0
+    sc.nr_swapped += k
+    return [(s + k, e)] if s + k < e else []
+
+
+def shrink_node_memcgs(m: Machine, sc: ScanControl) -> None:
+    """`shrink_node_memcgs()` over every node: each memcg of the target's subtree in pre-order,
+    each of its lruvecs, until enough is reclaimed (cgroup reclaim stops early)."""
+    for memcg in sc.target.descendants_pre():
+        for nid in sorted(memcg.lruvecs):
+            shrink_lruvec(m, memcg.lruvecs[nid], sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                return
+
+
+def do_try_to_free_pages(m: Machine, sc: ScanControl) -> int:
+    """`do_try_to_free_pages()`: lower the priority until `nr_to_reclaim` pages are freed."""
+    for prio in range(DEF_PRIORITY, -1, -1):
+        sc.priority = prio
+        shrink_node_memcgs(m, sc)
+        if sc.nr_reclaimed >= sc.nr_to_reclaim:
+            break
+    return sc.nr_reclaimed
+
+
+def try_to_free_mem_cgroup_pages(
+    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, may_swap: bool = True
+) -> Generator[Any, Any, int]:
+    """Models `try_to_free_mem_cgroup_pages()`: reclaim at least SWAP_CLUSTER_MAX pages from
+    `memcg` and its descendants. A generator: the scan and the writes take simulated time.
+    Returns the pages reclaimed."""
+    sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX), memcg, may_swap=may_swap, task=task.name)
+    return (yield from _reclaim(m, task, sc))
+
+
+def try_to_free_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int]:
+    """Models `try_to_free_pages()` (`__alloc_pages_direct_reclaim`): global reclaim of
+    SWAP_CLUSTER_MAX pages from every memcg. Returns the pages reclaimed."""
+    sc = ScanControl(SWAP_CLUSTER_MAX, m.root, cgroup_reclaim=False, task=task.name)
+    return (yield from _reclaim(m, task, sc))
+
+
+def _reclaim(m: Machine, task: TaskStruct, sc: ScanControl) -> Generator[Any, Any, int]:
+    if not _has_lru_pages(sc.target):
+        return 0
+    got = do_try_to_free_pages(m, sc)
+    m.log.emit("vmscan", task=task.name, memcg=sc.target.path, pages=got, value=sc.nr_scanned,
+               detail=f"swapped={sc.nr_swapped}")
+    t = sc.nr_scanned * m.costs.reclaim_scan + sc.nr_swapped * m.costs.pageout
+    if t:
+        # Reclaim runs inside an allocation (a page may be held, not yet charged): the task
+        # sleeps in the kernel, and a SIGKILL meanwhile is seen when reclaim returns.
+        ev = m.env.timeout(t)
+        task.kernel_wait, task.wait_reason = ev, "direct reclaim"
+        try:
+            yield ev
+        finally:
+            task.kernel_wait, task.wait_reason = None, None
+    if got:
+        wake_up_all(m.oom_waiters)
+    return got
+
+
+def _has_lru_pages(memcg: MemCgroup) -> bool:
+    return any(sum(v.nr[:4]) for c in memcg.descendants_pre() for v in c.lruvecs.values())
+
+
+def _count(memcg: MemCgroup, item: str, n: int) -> None:
+    if n:
+        for c in memcg.ancestors():
+            c.vmscan[item] += n
