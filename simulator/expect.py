@@ -57,6 +57,8 @@ def memcg_mismatches(exp: dict[str, dict[str, Any]], run: RunResult, sc: Scenari
                 have = got["usage_pages"]
             elif key == "peak_usage":
                 have = got["max_usage_pages"]
+            elif key == "peak_memsw":
+                have = got["memsw_peak_pages"]
             else:
                 have = got[key]
             want_pages = parse_bytes(want) // ps if isinstance(want, str) else int(want)

@@ -229,7 +229,8 @@ def counters(m: Machine) -> dict[str, Any]:
             path: {"usage_pages": c.usage, "max_usage_pages": c.watermark, **c.stat,
                    **{f"peak_{k}": v for k, v in c.peak.items()}, "events": dict(c.events),
                    "swap_current_pages": c.swap_usage, "swap_peak_pages": c.swap_watermark,
-                   "swap_events": dict(c.swap_events)}
+                   "swap_events": dict(c.swap_events), "memsw_peak_pages": c.memsw_watermark,
+                   **c.vmscan}
             for path, c in m.memcgs.items()
         },
         "swap": {"total_pages": m.swap.pages, "used_pages": m.swap.inuse,

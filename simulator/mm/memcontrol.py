@@ -61,6 +61,7 @@ class MemCgroup:
     forced_peak: int = 0  # the highest usage a forced charge left (it alone may pass max)
     swap_usage: int = 0
     swap_watermark: int = 0
+    memsw_watermark: int = 0  # the highest memory + swap usage (v1 memory.memsw.max_usage_in_bytes)
     stat: dict[str, int] = field(
         default_factory=lambda: {
             "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "swap": 0, "slab": 0
@@ -166,6 +167,7 @@ def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None
     for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        c.memsw_watermark = max(c.memsw_watermark, c.usage + c.swap_usage)
         if levels is not None:
             levels.record(MEMCG_USAGE, c.path, c.usage)
     return None
@@ -178,6 +180,7 @@ def page_counter_charge(memcg: MemCgroup, nr_pages: int) -> None:
     for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
+        c.memsw_watermark = max(c.memsw_watermark, c.usage + c.swap_usage)
         c.forced_peak = max(c.forced_peak, c.usage)
         if levels is not None:
             levels.record(MEMCG_USAGE, c.path, c.usage)

@@ -6,7 +6,7 @@ Models mm/page_alloc.c (v6.18) `__alloc_pages()` -> `get_page_from_freelist()`, 
 watermarks) because this half calls the OOM killer, and the OOM killer frees pages: with both
 halves in one module the two would import each other.
 
-Simplifications: see page_alloc.py (no reclaim: kswapd wakes but frees nothing).
+Simplifications: see page_alloc.py; no kswapd (the allocator reclaims directly).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .memcg_charge import try_charge_memcg
 from .oom_kill import OomControl, out_of_memory, wait_for_oom_progress
 from .page_alloc import alloc_margin, free_pages, take_pages
+from .vmscan_lru import try_to_free_pages
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -48,10 +49,10 @@ def get_page_from_freelist(m: Machine, task: TaskStruct, oom_victim: bool = Fals
 def alloc_pages_slowpath(m: Machine, task: TaskStruct) -> Generator[Any, Any, int | None]:
     """Models `__alloc_pages_slowpath()` once every node is at its min watermark.
 
-    kswapd is woken and direct reclaim runs, but nothing is reclaimable in this model (no swap
-    out under pressure, no clean page cache), so `should_reclaim_retry` gives up. An OOM
-    victim takes the ALLOC_OOM reserves (or fails); anyone else calls
-    `__alloc_pages_may_oom` -> `out_of_memory`, waits for the victim, and retries.
+    Direct reclaim runs (`try_to_free_pages` over every memcg) and the allocation is retried
+    while it frees pages; when it frees nothing, an OOM victim takes the ALLOC_OOM reserves
+    (or fails) and anyone else calls `__alloc_pages_may_oom` -> `out_of_memory`, waits for
+    the victim, and retries. kswapd is not modelled.
     """
     while True:
         if task.oom_victim:
@@ -59,6 +60,13 @@ def alloc_pages_slowpath(m: Machine, task: TaskStruct) -> Generator[Any, Any, in
             if nid is None:
                 m.log.emit("page_alloc_fail", task=task.name, detail="OOM victim, reserves empty")
             return nid
+        # __alloc_pages_direct_reclaim: reclaim from every memcg, then retry while it frees
+        # something (should_reclaim_retry); kswapd is not modelled.
+        if (yield from try_to_free_pages(m, task)):
+            nid = get_page_from_freelist(m, task)
+            if nid is not None:
+                return nid
+            continue
         m.log.emit("alloc_slowpath_oom", task=task.name)
         victim = out_of_memory(m, task, OomControl())
         if victim is None:
