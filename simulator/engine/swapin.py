@@ -110,8 +110,8 @@ def bulk_swapin_range(
         return 0
     inode = vma.file
     total = alloc(n)
-    for memcg, nr in ((task.memcg, m.kmem_charge(total - n)), (target, n)):
-        if nr and page_counter_try_charge(memcg, nr) is not None:
+    for memcg, nr, sw in ((task.memcg, m.kmem_charge(total - n), False), (target, n, True)):
+        if nr and page_counter_try_charge(memcg, nr, swapin=sw) is not None:
             raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
     segs = take_pages(m.zonelist(task.node), total)
     parts = []
@@ -173,7 +173,7 @@ def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     if n <= 0:
         return 0
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
-    if page_counter_try_charge(memcg, n) is not None:
+    if page_counter_try_charge(memcg, n, swapin=True) is not None:
         raise AssertionError(f"bulk swap-in charge of {n} pages refused by {memcg.path}")
     shmem_swap_removed(m, inode, a, a + n)
     swap_free_nr(m, m.tagged_memcgs[tag], n)

@@ -154,10 +154,13 @@ def memsw_refused(memcg: MemCgroup, nr_pages: int) -> bool:
             and memcg.usage + memcg.swap_usage + nr_pages > memcg.memsw_max)
 
 
-def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None:
+def page_counter_try_charge(memcg: MemCgroup, nr_pages: int, swapin: bool = False
+                            ) -> MemCgroup | None:
     """Models `page_counter_try_charge()`: charge every ancestor, or none.
 
-    Returns None on success, else the memcg whose max refused (`mem_over_limit`).
+    Returns None on success, else the memcg whose max refused (`mem_over_limit`). `swapin`:
+    the pages replace swap entries of the same memcgs, one by one (`mem_cgroup_swapin_charge_folio`
+    then `mem_cgroup_swapin_uncharge_swap`): memory+swap rises by one page at a time only.
     """
     chain = memcg.ancestors()
     for c in chain:
@@ -167,7 +170,8 @@ def page_counter_try_charge(memcg: MemCgroup, nr_pages: int) -> MemCgroup | None
     for c in chain:
         c.usage += nr_pages
         c.watermark = max(c.watermark, c.usage)
-        c.memsw_watermark = max(c.memsw_watermark, c.usage + c.swap_usage)
+        c.memsw_watermark = max(c.memsw_watermark, c.usage + c.swap_usage
+                                - (nr_pages - 1 if swapin and nr_pages else 0))
         if levels is not None:
             levels.record(MEMCG_USAGE, c.path, c.usage)
     return None
