@@ -44,32 +44,32 @@ class Run:
     def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
                  check_invariants: bool = True, debug_vm: bool = False) -> None:
-        if isinstance(sc, Plan):
-            self.plan = sc
-        else:
-            self.plan = resolve(sc)
-        sc = self.plan.scenario
-        self.sc = sc
-        self.seed = sc.seed if seed is None else seed
-        self.kernel = kernel or sc.kernel
-        wi = sc.what_if.model_dump()
-        wi.update(what_if or {})
-        self.what_if = wi
-        self.env = simpy.Environment()
-        self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
-        self.m.engine = REFERENCE if reference else BULK
-        self.m.debug_vm = debug_vm
-        self.check = check_invariants
-        self.procs: dict[str, Proc] = {}
-        self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
-        with frozen_heap():
+        with frozen_heap():  # the collector off the scenario and the machine built
+            if isinstance(sc, Plan):
+                self.plan = sc
+            else:
+                self.plan = resolve(sc)
+            sc = self.plan.scenario
+            self.sc = sc
+            self.seed = sc.seed if seed is None else seed
+            self.kernel = kernel or sc.kernel
+            wi = sc.what_if.model_dump()
+            wi.update(what_if or {})
+            self.what_if = wi
+            self.env = simpy.Environment()
+            self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
+            self.m.engine = REFERENCE if reference else BULK
+            self.m.debug_vm = debug_vm
+            self.check = check_invariants
+            self.procs: dict[str, Proc] = {}
+            self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
             for i, tp in enumerate(self.plan.tasks):
                 spec = tp.spec
                 t = build_task(self.m, tp, pid=100 + i, rng=task_rng(self.seed, spec.name))
                 p = Proc(sim=self, m=self.m, task=t, spec=spec, plan=tp)
                 p.ops_done = self.env.event()
                 self.procs[spec.name] = p
-        self.fdt = FdTable.of((p.task for p in self.procs.values()), self.plan.fd_users)
+            self.fdt = FdTable.of((p.task for p in self.procs.values()), self.plan.fd_users)
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> RunResult:

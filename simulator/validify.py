@@ -51,6 +51,10 @@ def _keys(model: type[BaseModel]) -> dict[str, str]:
     return {name: f.alias or name for name, f in model.model_fields.items()}
 
 
+# Values that hold no size: skipped without a call (a 10,000-task file has 480,000 values).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """The key paths of every size written as a percentage, in file order."""
     if isinstance(node, SizeText):
@@ -59,13 +63,16 @@ def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ..
     elif isinstance(node, BaseModel):
         keys = _keys(type(node))
         for name, v in node.__dict__.items():
-            yield from percentages(v, (*path, keys[name]))
+            if type(v) not in _PLAIN:
+                yield from percentages(v, (*path, keys[name]))
     elif isinstance(node, (list, tuple)):
         for i, v in enumerate(node):
-            yield from percentages(v, (*path, i))
+            if type(v) not in _PLAIN:
+                yield from percentages(v, (*path, i))
     elif isinstance(node, dict):
         for k, v in node.items():
-            yield from percentages(v, (*path, k))
+            if type(v) not in _PLAIN:
+                yield from percentages(v, (*path, k))
 
 
 # Op sizes that may be a percentage of the file's size when the op runs.

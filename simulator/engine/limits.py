@@ -146,10 +146,17 @@ def snapshot_caps(m: Machine, task: TaskStruct, inode: ShmemInode | None,
     """Ask every limit of `LIMITS` what a step by `task` (touching `inode`, if any; charging
     `memcg`, the task's unless given) allows now."""
     charged = task.memcg if memcg is None else memcg
-    left = {ALLOC: INF, CHARGE: INF, ACCT: INF}
+    alloc = charge = acct = INF  # the least margin per resource (locals: every step asks)
     for lim in LIMITS:
         v = lim.margin(m, task, inode, charged)
-        if v is not None and v < left[lim.resource]:
-            left[lim.resource] = v
+        if v is None:
+            continue
+        r = lim.resource
+        if r == ALLOC:
+            alloc = min(alloc, v)
+        elif r == CHARGE:
+            charge = min(charge, v)
+        else:
+            acct = min(acct, v)
     guess = guess_free_2014(m, task) if inode is not None and inode.noreserve else None
-    return Caps(alloc=left[ALLOC], charge=left[CHARGE], acct=left[ACCT], guess_2014=guess)
+    return Caps(alloc=alloc, charge=charge, acct=acct, guess_2014=guess)

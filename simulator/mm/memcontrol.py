@@ -144,7 +144,15 @@ def memsw_margin(memcg: MemCgroup) -> int:
 def charge_margin(memcg: MemCgroup) -> int:
     """Pages chargeable to `memcg` before any ancestor's max (or memory+swap limit) is hit:
     the hierarchy's margin."""
-    return min([memsw_margin(c) for c in memcg.ancestors()])
+    margin = None
+    for c in memcg.ancestors():  # `mem_cgroup_margin` of each, inline (every bulk step asks)
+        left = c.max - c.usage
+        if c.memsw_max < PAGE_COUNTER_MAX:
+            left = min(left, c.memsw_max - c.usage - c.swap_usage)
+        if margin is None or left < margin:
+            margin = left
+    assert margin is not None
+    return max(0, margin)
 
 
 def memsw_refused(memcg: MemCgroup, nr_pages: int) -> bool:

@@ -108,9 +108,14 @@ def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
     runs out is where `__alloc_pages_may_oom` is reached.
     """
     total = 0
-    for n in nodes:
-        mark = alloc_oom_mark(n.min_wmark()) if oom_victim else n.min_wmark()
-        total += zone_margin(n, mark)
+    if oom_victim:
+        for n in nodes:
+            total += zone_margin(n, alloc_oom_mark(n.min_wmark()))
+        return total
+    for n in nodes:  # every bulk step asks: `zone_margin(n, n.min_wmark())` inline
+        free = n.free - n.watermark[WMARK_MIN]
+        if free > 0:
+            total += free
     return total
 
 
