@@ -108,9 +108,6 @@ def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     ram = machine_bytes(sc)
     for path, cg in sc.cgroups.items():
         where = ("cgroups", path)
-        if cg.memory_high != "max":
-            out.append(("memory.high is not modelled yet (no throttling): it has no effect",
-                        (*where, "memory.high")))
         if _bytes(cg.memory_low, ram):
             out.append(("memory.low is not modelled yet (no reclaim to protect from): it has no "
                         "effect", (*where, "memory.low")))

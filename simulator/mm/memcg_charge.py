@@ -22,6 +22,8 @@ from .errno import ENOMEM
 from .memcontrol import (
     CTX_FAULT,
     PAGE_ALLOC_COSTLY_ORDER,
+    drain_all_stock,
+    memcg_charge_done,
     memcg_memory_event,
     page_counter_charge,
     page_counter_try_charge,
@@ -48,6 +50,9 @@ def try_charge_memcg(
     while True:
         over = page_counter_try_charge(memcg, nr_pages)
         if over is None:
+            # done_restock: a batch that finds memory.high exceeded is paid for later
+            # (`mem_cgroup_handle_over_high`, memcg_high.py).
+            memcg_charge_done(task, memcg, nr_pages)
             return None
         if task.pf_memalloc:
             page_counter_charge(memcg, nr_pages)
@@ -55,6 +60,7 @@ def try_charge_memcg(
         memcg_memory_event(m, over, "max", task.name)
         # try_to_free_mem_cgroup_pages(): nothing is reclaimable in this model, so the margin
         # check, the stock drain and the MAX_RECLAIM_RETRIES (16) rounds all end without progress.
+        drain_all_stock(m, over)
         if passed_oom and task.dying:
             return ENOMEM
         victim = mem_cgroup_oom(m, task, over, nr_pages, ctx)

@@ -19,6 +19,8 @@ from .xarray import XA_CHUNK_SHIFT
 
 if TYPE_CHECKING:
     from .machine import Machine
+    from .memcontrol import MemCgroup
+    from .task import TaskStruct
 
 
 def __remove_mapping(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
@@ -54,3 +56,17 @@ def shrink_folio_list(m: Machine, inode: ShmemInode, a: int, b: int, task: str =
         if pos < e:
             __remove_mapping(m, inode, pos, e)
     return swapped
+
+
+def try_to_free_mem_cgroup_pages(m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int,
+                                 may_swap: bool) -> int:
+    """Models `try_to_free_mem_cgroup_pages()` in mm/vmscan.c (v6.18): reclaim up to
+    `nr_pages` from `memcg`'s subtree on behalf of `task`; returns the pages reclaimed.
+
+    Today it reclaims nothing: the model has no LRU lists and no page cache of regular files
+    to scan, and pages leave memory only by MADV_PAGEOUT, so 0 is exactly what the kernel's
+    reclaim finds here (the memory.high and memory.max paths then throttle or go to the OOM
+    killer). The reclaim work fills this in; its callers (`reclaim_high`, and
+    `try_charge_memcg`'s reclaim) already hold the task in a PSI memory stall around it.
+    """
+    return 0
