@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from strategies import scenarios
@@ -30,6 +31,7 @@ from simulator.mm.psi import (
     psi_group_change,
     psi_memstall_enter,
     psi_memstall_leave,
+    psi_memstall_wait,
     psi_show,
     psi_task_running,
 )
@@ -186,6 +188,34 @@ class TestHierarchy:
         b, root = psi_show(m.memcgs["/a/b"].psi, 3 * 10**9), psi_show(m.root.psi, 3 * 10**9)
         assert (b["some_total_us"], b["full_total_us"]) == (2_000_000, 2_000_000)
         assert (root["some_total_us"], root["full_total_us"]) == (2_000_000, 0)
+
+
+class TestTheApiForBulkSteps:
+    def test_a_known_stall_is_one_event(self, scenario):
+        """psi_memstall_wait: a step's stall of known length, one timeout, however many pages;
+        left even when the task is interrupted in it."""
+        run = Run(scenario(HIERARCHY))
+        m = run.m
+        inb = next(t for t in m.tasks if t.name == "inb")
+        psi_task_running(m, inb, True)
+
+        def step():
+            yield from psi_memstall_wait(m, inb, m.env.timeout(1.5))
+            try:
+                yield from psi_memstall_wait(m, inb, m.env.timeout(10))
+            except simpy.Interrupt:
+                pass
+
+        proc = m.env.process(step())
+
+        def killer():
+            yield m.env.timeout(2.0)
+            proc.interrupt("SIGKILL")
+
+        m.env.process(killer())
+        m.env.run(until=4.0)
+        assert inb.psi_memstall == 0
+        assert psi_show(m.memcgs["/a/b"].psi, 4 * 10**9)["some_total_us"] == 2_000_000
 
 
 class TestProperties:
