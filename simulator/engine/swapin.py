@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 def swapin_target(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> MemCgroup | None:
     """The memcg the swap-in a fault at VMA page `idx` charges, when that swap-in can be one of
     a sequential walk's fast pages (it changes nothing but the page itself: a swap PTE of an
-    anonymous mapping, or a file page of a shared mapping with no ZERO_PAGE PTE over it);
-    None otherwise."""
+    anonymous mapping, or a file page of a shared mapping with no ZERO_PAGE PTE over it, and
+    not, under a memory.high, a page of another memcg than the task's); None otherwise."""
     inode = vma.file
     if inode is None:
         tag = vma.swap.owner_of(idx)
@@ -112,7 +112,8 @@ def bulk_swapin_range(
     if run == 0:
         return 0
     target = swapin_target(m, task, vma, a)
-    assert target is not None
+    if target is None:
+        return 0  # another memcg's pages under a memory.high: one page at a time
     margins = MemcgMax.split_margins(task.memcg, target)
     high = swapin_high_margin(task, target)
     mm = task.mm
