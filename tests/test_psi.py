@@ -8,6 +8,7 @@ The expected averages were computed with the kernel's own `calc_load` / `fixed_p
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import simpy
 from hypothesis import given, settings
@@ -35,7 +36,8 @@ from simulator.mm.psi import (
     psi_show,
     psi_task_running,
 )
-from simulator.simulation import Run
+from simulator.scenario import load_scenario
+from simulator.simulation import Run, simulate
 
 P = PSI_PERIOD_NS  # 2.004 s: PSI_FREQ = 2 * HZ + 1 jiffies at HZ=250
 
@@ -228,3 +230,31 @@ class TestProperties:
         for p in [*groups, res.counters["pressure"]]:
             assert p["full_total_us"] <= p["some_total_us"] <= res.end_time * 1e6 + 1
             assert all(0 <= p[f"{k}_avg{w}"] <= 100 for k in ("some", "full") for w in (10, 60, 300))
+
+
+class TestWhereTheModelStalls:
+    def test_waiting_for_an_oom_victim_is_a_stall(self, scenario):
+        """A charger at memory.max waits for the victim it chose to exit (`costs.exit`, 50 us):
+        in the kernel it loops through reclaim meanwhile, a memory stall."""
+        res = Run(scenario("""
+            name: oom-wait
+            duration: 1s
+            machine: {nodes: [{memory: 256MiB}]}
+            cgroups: {/app: {memory.max: 8MiB}}
+            tasks:
+              - {name: hog, cgroup: /app, ops: [{alloc_anon: {size: 6MiB}}, {sleep: 10s}]}
+              - {name: grower, cgroup: /app, start: 100ms, ops: [{alloc_anon: {size: 4MiB}}]}
+            """)).run()
+        assert (res.tasks["hog"].outcome, res.tasks["grower"].outcome) == ("oom_killed", "ok")
+        p = res.counters["memcg"]["/app"]["pressure"]
+        assert 50 <= p["some_total_us"] < 1000 and p["full_total_us"] == p["some_total_us"]
+
+    def test_a_refault_loop_is_a_stall_and_a_v1_oom_wait_is_not(self):
+        """No victim: the user fault refaults through reclaim forever (stalled); v1
+        oom_kill_disable: the task sleeps in mem_cgroup_oom_synchronize (idle)."""
+        root = Path(__file__).resolve().parent.parent / "scenarios"
+        refault = simulate(load_scenario(root / "memcg-no-victim.yaml"))
+        assert refault.counters["memcg"]["/app"]["pressure"]["full_total_us"] > 1_900_000
+        v1 = simulate(load_scenario(root / "v1-oom-kill-disable.yaml"))
+        assert refault.tasks["reader"].outcome == v1.tasks["reader"].outcome == "hung"
+        assert v1.counters["pressure"]["some_total_us"] == 0
