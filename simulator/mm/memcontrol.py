@@ -2,8 +2,9 @@
 
 Models mm/memcontrol.c, mm/memcontrol-v1.c and mm/page_counter.c (v6.18):
 `page_counter_try_charge`, `mem_cgroup_margin`, `memcg_memory_event`,
-`mem_cgroup_get_oom_group`, and the swap side of cgroup v2: `__mem_cgroup_try_charge_swap`,
-`__mem_cgroup_uncharge_swap`, `mem_cgroup_swapout` and the memcg choice of
+`mem_cgroup_get_oom_group`, the memory.high check of `try_charge_memcg` (`consume_stock`,
+`refill_stock`, `drain_all_stock`), and the swap side of cgroup v2:
+`__mem_cgroup_try_charge_swap`, `__mem_cgroup_uncharge_swap`, `mem_cgroup_swapout` and the memcg choice of
 `mem_cgroup_swapin_charge_folio`; and the byte stock slab objects are charged through
 (`obj_cgroup_charge`, `refill_obj_stock`). The charge path that reaches the OOM killer
 (`try_charge_memcg`, `mem_cgroup_oom`, `mem_cgroup_oom_synchronize`) is memcg_charge.py.
@@ -12,10 +13,12 @@ Simplifications:
     No per-CPU charge stock (the kernel's 64-page batches move usage ahead of use, but the page
     at which the limit is hit is the same); no reclaim yet (nothing is reclaimable without swap
     or clean page cache), so the 16 reclaim rounds are a no-op and the OOM path is reached at
-    once; memory.high throttling and memory.low/min protection are held as settings for the
-    reclaim issue. swap.max limits swap-out (MADV_PAGEOUT), the only swap-out modelled. Memcgs
-    are never taken offline (there is no rmdir), so the memcg recorded at swap-out is always
-    the one charged at swap-in.
+    once; memory.low/min protection are held as settings for the reclaim issue. memory.high:
+    this module finds the charges whose batch sees it exceeded (`memcg_charge_done`, with the
+    per-CPU charge stock kept only as a per-task count); memcg_high.py throttles. swap.max
+    limits swap-out (MADV_PAGEOUT), the only swap-out modelled. Memcgs are never taken offline
+    (there is no rmdir), so the memcg recorded at swap-out is always the one charged at
+    swap-in.
 """
 
 from __future__ import annotations
