@@ -5,6 +5,8 @@ their `high` events, the sleep as a PSI stall, and whole runs throttled on both 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from simulator.mm.memcg_high import (
     MEMCG_MAX_HIGH_DELAY_JIFFIES,
@@ -210,3 +212,21 @@ class TestRuns:
         assert res.tasks["f"].outcome == "hung" and res.tasks["f"].op_name == "fallocate"
         throttles = [e for e in res.events if e[1] == "memcg_high_throttle"]
         assert len(throttles) > 10 and all(e[5] == 2 * MEMCG_CHARGE_BATCH for e in throttles)
+
+
+class TestBulkStock:
+    @given(st.integers(0, 63), st.lists(st.integers(1, 300), max_size=6))
+    def test_a_bulk_step_leaves_the_stock_one_page_charges_leave(self, left, steps):
+        """memcg_charge_done_bulk for n charges = n one-page `memcg_charge_done` calls."""
+        from simulator.mm.memcontrol import MemCgroup, memcg_charge_done_bulk
+        from simulator.mm.task import TaskStruct
+
+        root = MemCgroup(path="/")
+        app = MemCgroup(path="/app", parent=root)
+        one, bulk = (TaskStruct(pid=i, name=str(i), memcg=app, mm=None) for i in (1, 2))
+        one.memcg_stock[app] = bulk.memcg_stock[app] = left
+        for n in steps:
+            for _ in range(n):
+                memcg_charge_done(one, app, 1)
+            memcg_charge_done_bulk(bulk, app, n)
+            assert one.memcg_stock == bulk.memcg_stock
