@@ -176,7 +176,15 @@ class ExpectTask(Strict):
     reason: str | None = None
 
 
-MemcgExpect = dict[str, Union[Size, dict[str, int]]]
+class Bound(Strict):
+    """An expected counter's range, both ends included; either may be left out."""
+
+    min: Union[int, float, str, None] = None
+    max: Union[int, float, str, None] = None
+
+
+# usage, anon, ...: a size; events: {name: count or Bound}; pressure: {name: value or Bound}.
+MemcgExpect = dict[str, Union[Size, dict[str, Union[int, float, str, Bound]]]]
 
 
 class WhatIfSpec(Strict):

@@ -25,6 +25,7 @@ from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
 from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages
 from .mm.profiles import PROFILES, WhatIf
+from .mm.psi import now_ns, psi_show
 from .mm.shmem_inode import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
 from .outcome import DURATION_RAN_OUT, RunResult, TaskOutcome
@@ -151,7 +152,7 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         parent = ensure_memcg(m, path.rsplit("/", 1)[0] or "/")
         c = MemCgroup(path=path, parent=parent)
         c.max = PAGE_COUNTER_MAX if cp.max is None else cp.max
-        c.high = PAGE_COUNTER_MAX if cp.high is None else cp.high
+        c.high = PAGE_COUNTER_MAX if cp.high is None or not m.profile.memcg_high else cp.high
         c.swap_max = PAGE_COUNTER_MAX if cp.swap_max is None else cp.swap_max
         c.memsw_max = PAGE_COUNTER_MAX if cp.memsw_max is None else cp.memsw_max
         c.swappiness = cp.swappiness
@@ -223,16 +224,19 @@ def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> 
 
 
 def counters(m: Machine) -> dict[str, Any]:
-    """Final counters: per memcg, per node, overcommit, swap, files."""
+    """Final counters: per memcg, per node, overcommit, swap, files, and the system's memory
+    pressure (the root memcg's is the same group)."""
+    now = now_ns(m)
     return {
         "memcg": {
             path: {"usage_pages": c.usage, "max_usage_pages": c.watermark, **c.stat,
                    **{f"peak_{k}": v for k, v in c.peak.items()}, "events": dict(c.events),
                    "swap_current_pages": c.swap_usage, "swap_peak_pages": c.swap_watermark,
                    "swap_events": dict(c.swap_events), "memsw_peak_pages": c.memsw_watermark,
-                   **c.vmscan}
+                   **c.vmscan, "pressure": psi_show(c.psi, now)}
             for path, c in m.memcgs.items()
         },
+        "pressure": psi_show(m.root.psi, now),
         "swap": {"total_pages": m.swap.pages, "used_pages": m.swap.inuse,
                  "free_pages": m.swap.nr_free(), "pswpin": m.swap.pswpin,
                  "pswpout": m.swap.pswpout},

@@ -17,16 +17,19 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from .scenario_errors import ScenarioError
-from .scenario_model import RESERVED_EXPECT_KEYS, StartAfter
+from .scenario_model import RESERVED_EXPECT_KEYS, Bound, StartAfter
 from .scenario_ops import op_args, op_name
-from .units import SizeText, parse_bytes
+from .units import SizeText, UnitError, parse_bytes, parse_seconds
 
 if TYPE_CHECKING:
     from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
 MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped")
-MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events")
+MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events", "pressure")
+MEMCG_EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
+PRESSURE_TOTALS = ("some_total", "full_total")  # durations
+PRESSURE_AVGS = tuple(f"{k}_avg{w}" for k in ("some", "full") for w in (10, 60, 300))  # percent
 MAP_OPS = ("munmap", "touch", "mlock", "munlock", "mlock2", "madvise", "mprotect")
 
 
@@ -108,6 +111,38 @@ def start_cycle(sc: Scenario) -> tuple[int, list[str]] | None:
     return None
 
 
+def check_counter_expect(kind: str, want: Any, where: tuple[Any, ...]) -> None:
+    """`events: {high: 17}` or `{high: {min: 1}}` (counts); `pressure: {some_total: {min: 1s},
+    some_avg10: {max: 5}}` (totals as durations, averages as percentages): names and values."""
+    if not isinstance(want, dict):
+        raise ScenarioError(f"expected a mapping of {kind} to values", where)
+    names = MEMCG_EVENTS if kind == "events" else (*PRESSURE_TOTALS, *PRESSURE_AVGS)
+    for name, v in want.items():
+        if name not in names:
+            raise ScenarioError(f"expected one of {', '.join(names)}", (*where, name))
+        ends = [v.min, v.max] if isinstance(v, Bound) else [v]
+        for end in ends:
+            if end is None:
+                continue
+            try:
+                expect_number(kind, name, end)
+            except (UnitError, ValueError) as e:
+                raise ScenarioError(str(e), (*where, name)) from None
+
+
+def expect_number(kind: str, name: str, v: Any) -> float:
+    """An expected events count, pressure total (in microseconds) or average (percent)."""
+    if kind == "events":
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"expected a count, got {v!r}")
+        return v
+    if name in PRESSURE_TOTALS:
+        return parse_seconds(v) * 1e6
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100:
+        raise ValueError(f"expected a percentage (0-100), got {v!r}")
+    return float(v)
+
+
 def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     """Settings that are accepted but change nothing (not modelled, or ignored): a message and
     the key path of each, in file order."""
@@ -115,9 +150,6 @@ def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     ram = machine_bytes(sc)
     for path, cg in sc.cgroups.items():
         where = ("cgroups", path)
-        if cg.memory_high != "max":
-            out.append(("memory.high is not modelled yet (no throttling): it has no effect",
-                        (*where, "memory.high")))
         if _bytes(cg.memory_low, ram):
             out.append(("memory.low is not modelled yet (no reclaim to protect from): it has no "
                         "effect", (*where, "memory.low")))
@@ -247,6 +279,8 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
                     if stat not in MEMCG_EXPECT_KEYS:
                         raise ScenarioError(f"expected one of {', '.join(MEMCG_EXPECT_KEYS)}",
                                             ("expect", key, path, stat))
+                    if stat in ("events", "pressure"):
+                        check_counter_expect(stat, stats[stat], ("expect", key, path, stat))
             continue
         if key not in names:
             raise ScenarioError(f"no task named {key!r}", ("expect", key))

@@ -375,6 +375,8 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.oom_kill_disable"] = disable == 0
         if draw(st.integers(0, 2)) == 0:
             spec["memory.swap.max"] = kib(draw(st.sampled_from([0, 4, 32, 200])))
+        if draw(st.integers(0, 2)) == 0:  # throttled a little past it, or 2 s a batch
+            spec["memory.high"] = kib(inside + draw(st.integers(0, 200)))
         cgroups[path] = spec
     return {
         "name": "differential",

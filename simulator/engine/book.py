@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.memcontrol import page_counter_try_charge
+from ..mm.memcontrol import memcg_charge_done_bulk, page_counter_try_charge
 from ..mm.page_alloc import take_pages
 
 if TYPE_CHECKING:
@@ -28,4 +28,5 @@ def charge_and_take_parts(
     over = page_counter_try_charge(task.memcg, total - uncharged)
     if over is not None:
         raise AssertionError(f"bulk charge of {total} pages refused by {over.path}")
+    memcg_charge_done_bulk(task, task.memcg, total - uncharged)
     return take_pages(m.zonelist(task.node), total)

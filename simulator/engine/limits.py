@@ -9,7 +9,7 @@ meets the limit as the kernel does: reclaim, OOM, an error).
 Three resources are counted by a step: `alloc`, every page taken from the allocator; `charge`,
 the pages of those charged to a memcg (all but 3.15's page tables); `acct`, the data pages
 accounted to the overcommit and to the tmpfs mount. A new limit is one class here, added to
-`LIMITS`: memory.high, kswapd's low watermark, memsw and a mempolicy's nodes are the next.
+`LIMITS`: kswapd's low watermark, memsw and a mempolicy's nodes are the next.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import override
 
-from ..mm.memcontrol import charge_margin, mem_cgroup_margin
+from ..mm.memcontrol import charge_margin, high_margin, mem_cgroup_margin
 from ..mm.overcommit import guess_free_2014, vm_commit_margin
 from ..mm.page_alloc import alloc_margin
 from .solve import INF
@@ -87,6 +87,28 @@ class MemcgMax(Limit):
                 min((mem_cgroup_margin(c) for c in both), default=INF))
 
 
+class MemcgHigh(Limit):
+    """memory.high of the charged memcg and every ancestor, where the charge path notices it.
+
+    memory.high never refuses a charge; what it changes is the charge whose 64-page batch
+    (`consume_stock` found the task's stock empty) finds the memcg or an ancestor over high:
+    that charge adds a batch to the task's pending pages, and the reclaim and the penalty
+    sleep follow after the fault (or past one batch in a system call). So the step stops
+    right before it (`high_margin`), the one-page path takes that page, and the walker runs
+    `mem_cgroup_handle_over_high` there. Below high a step runs up to the first batch over
+    it; over high the steps are a batch long, one per high event and throttling sleep: the
+    bulk engine still goes by events (throttling decisions), not by pages.
+    """
+
+    resource = CHARGE
+    edge = "try_charge_memcg: memcg_nr_pages_over_high; mem_cgroup_handle_over_high"
+
+    @override
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        return high_margin(task, memcg)
+
+
 class CommitLimit(Limit):
     """Mode 2's CommitLimit for files accounted page by page (VM_NORESERVE): the one-page
     `__vm_enough_memory` calls that pass (`vm_enough_memory`)."""
@@ -114,7 +136,8 @@ class TmpfsBlocks(Limit):
         return None if inode is None else inode.sb.free_blocks()
 
 
-LIMITS: tuple[Limit, ...] = (ZoneWatermarks(), MemcgMax(), CommitLimit(), TmpfsBlocks())
+LIMITS: tuple[Limit, ...] = (ZoneWatermarks(), MemcgMax(), MemcgHigh(), CommitLimit(),
+                             TmpfsBlocks())
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from .booking import anon_footprint
 from .debug import vm_debug_check
 from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event, page_counter_uncharge
 from .page_alloc import free_pages
+from .psi import psi_memstall_enter, psi_memstall_leave
 from .signal import do_send_sig_info, wait_event_killable, wake_up_all
 from .task import OOM_SCORE_ADJ_MIN
 from .zap import free_cow_pages
@@ -292,11 +293,18 @@ def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -
 
     In the kernel the charging task keeps looping (reclaim, then `out_of_memory` finds the
     victim still exiting and aborts the scan) until the victim's memory is freed; here it
-    sleeps until memory is freed, a victim is reaped, or it is killed itself.
+    sleeps until memory is freed, a victim is reaped, or it is killed itself. For PSI the
+    wait is a memory stall: the loop it stands for is the allocator's reclaim retries, each
+    in `psi_memstall_enter` (`try_charge_memcg`, `__alloc_pages_direct_reclaim`).
     """
     if victim.exited or (victim.mm is not None and victim.mm.mmf_oom_skip):
         return
-    yield from wait_event_killable(m, current, m.oom_waiters, "waiting for OOM victim to exit")
+    psi_memstall_enter(m, current)
+    try:
+        yield from wait_event_killable(m, current, m.oom_waiters,
+                                       "waiting for OOM victim to exit")
+    finally:
+        psi_memstall_leave(m, current)
 
 
 def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
@@ -320,5 +328,10 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
             yield from wait_for_oom_progress(m, task, victim)
         return
     m.log.emit("pagefault_out_of_memory", task=task.name, memcg=task.memcg.path)
-    yield from wait_event_killable(m, task, m.oom_waiters,
-                                   "refault loop: VM_FAULT_OOM with no OOM victim")
+    # The refault loop goes through `try_charge_memcg`'s reclaim each time: a memory stall.
+    psi_memstall_enter(m, task)
+    try:
+        yield from wait_event_killable(m, task, m.oom_waiters,
+                                       "refault loop: VM_FAULT_OOM with no OOM victim")
+    finally:
+        psi_memstall_leave(m, task)

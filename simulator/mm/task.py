@@ -29,6 +29,12 @@ class TaskStruct:
         oom_victim: `tsk_is_oom_victim` (TIF_MEMDIE set by `mark_oom_victim`).
         memcg_in_oom: the memcg a user fault recorded for `mem_cgroup_oom_synchronize`.
         exit_event: triggered once the task has exited and its mm is torn down.
+        memcg_nr_pages_over_high: pages charged in batches that found memory.high exceeded,
+            not yet paid for (`current->memcg_nr_pages_over_high`).
+        memcg_stock: pages left of the last charge batch, per memcg (the per-CPU
+            `memcg_stock`, kept here only as a count: see `consume_stock`).
+        psi_running: the task is non-idle for PSI (running its ops, not asleep).
+        psi_memstall: nesting depth of its memory stall sections (PF_MEMSTALL while > 0).
     """
 
     pid: int
@@ -52,6 +58,10 @@ class TaskStruct:
     wait_reason: str | None = None
     cursor: int | None = None
     fds: set[str] = field(default_factory=set)
+    memcg_nr_pages_over_high: int = 0
+    memcg_stock: dict[MemCgroup, int] = field(default_factory=dict)
+    psi_running: bool = False
+    psi_memstall: int = 0
 
     @property
     def comm(self) -> str:
