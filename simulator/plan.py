@@ -85,6 +85,7 @@ class CgroupPlan:
     min: int
     oom_group: bool
     oom_kill_disable: bool | None  # None: not written, inherited from the parent
+    mems: tuple[int, ...] | None = None  # cpuset.mems (None: not written)
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,7 @@ def resolve_cgroup(spec: CgroupSpec, ps: int, ram_pages: int) -> CgroupPlan:
         min=parse_pages(spec.memory_min, ps, ram_pages),
         oom_group=spec.memory_oom_group, oom_kill_disable=(spec.memory_oom_kill_disable
                           if "memory_oom_kill_disable" in spec.model_fields_set else None),
+        mems=None if spec.cpuset_mems is None else tuple(sorted(set(spec.cpuset_mems))),
     )
 
 

@@ -16,7 +16,7 @@ from .scenario_ops import Op
 from .scenario_types import Duration, Flag, Size, SizeOrMax, Strict
 from .units import parse_bytes
 
-RESERVED_EXPECT_KEYS = ("memcg", "files")
+RESERVED_EXPECT_KEYS = ("memcg", "files", "nodes")
 
 
 class NodeSpec(Strict):
@@ -109,6 +109,10 @@ class CgroupSpec(Strict):
     memory_swap_max: SizeOrMax = Field(default="max", alias="memory.swap.max")
     memory_oom_group: Flag = Field(default=False, alias="memory.oom.group")
     memory_oom_kill_disable: Flag = Field(default=False, alias="memory.oom_kill_disable")
+    cpuset_mems: list[int] | None = Field(
+        default=None, alias="cpuset.mems", description="the NUMA nodes its tasks may allocate "
+        "from (cgroup v2 cpuset): effective mems are these within the parent's effective mems, "
+        "or the parent's if that leaves none")
 
 
 # -- ops --------------------------------------------------------------------------------------
@@ -139,6 +143,16 @@ class Footprint(Strict):
     committed: Size = "256KiB"
 
 
+class MempolicySpec(Strict):
+    """A task's NUMA memory policy (set_mempolicy(2)): `default`/`local` allocate on the
+    task's node and fall back by distance; `preferred` (one node) likewise from its node;
+    `bind` only from its nodes (an OOM there is CONSTRAINT_MEMORY_POLICY); `interleave`
+    spreads pages over its nodes by index, falling back like `preferred`."""
+
+    mode: Literal["default", "local", "preferred", "bind", "interleave"] = "default"
+    nodes: list[int] | None = None
+
+
 class TaskSpec(Strict):
     """A process and the ops it runs."""
 
@@ -150,6 +164,7 @@ class TaskSpec(Strict):
     capabilities: list[Literal["ipc_lock", "sys_resource", "sys_admin"]] = []
     footprint: Footprint = Field(default_factory=Footprint)
     node: int = Field(default=0, ge=0)
+    mempolicy: MempolicySpec | None = None
     ops: list[Op] = []
 
 

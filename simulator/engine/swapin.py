@@ -19,6 +19,7 @@ from ..mm.booking import (
 )
 from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
 from ..mm.memory import map_file_pages
+from ..mm.mempolicy import step_zonelist
 from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.page_alloc import take_pages
 from ..mm.shmem import ShmemInode
@@ -113,7 +114,7 @@ def bulk_swapin_range(
     for memcg, nr in ((task.memcg, m.kmem_charge(total - n)), (target, n)):
         if nr and page_counter_try_charge(memcg, nr) is not None:
             raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
-    segs = take_pages(m.zonelist(task.node), total)
+    segs = take_pages(step_zonelist(m, task), total)
     parts = []
     p0 = taken = 0
     for i, (nid, c) in enumerate(segs):
@@ -178,7 +179,7 @@ def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     shmem_swap_removed(m, inode, a, a + n)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     p = a
-    for nid, c in take_pages(m.zonelist(task.node), n):
+    for nid, c in take_pages(step_zonelist(m, task), n):
         shmem_folios_added(m, inode, memcg, nid, p, p + c, dirty=True)
         p += c
     m.swap.pswpin += n

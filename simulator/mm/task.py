@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .mempolicy import Mempolicy
+
 if TYPE_CHECKING:
     from .memcontrol import MemCgroup
     from .mm_types import MM
@@ -29,6 +31,10 @@ class TaskStruct:
         oom_victim: `tsk_is_oom_victim` (TIF_MEMDIE set by `mark_oom_victim`).
         memcg_in_oom: the memcg a user fault recorded for `mem_cgroup_oom_synchronize`.
         exit_event: triggered once the task has exited and its mm is torn down.
+        node: the node it runs on (`numa_node_id()`).
+        mempolicy: `task->mempolicy` (default: local allocation).
+        mems_allowed: `task->mems_allowed`, its cpuset's effective mems (None: every node).
+        il_prev: `task->il_prev`, the last node `interleave_nodes` gave (-1: none yet).
     """
 
     pid: int
@@ -40,6 +46,9 @@ class TaskStruct:
     caps: frozenset[str] = frozenset()
     rlimit_memlock: int = 0
     node: int = 0
+    mempolicy: Mempolicy = field(default_factory=Mempolicy)
+    mems_allowed: tuple[int, ...] | None = None
+    il_prev: int = -1
     sigkill: bool = False
     oom_victim: bool = False
     exiting: bool = False
