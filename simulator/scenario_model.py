@@ -184,6 +184,7 @@ class ExpectTask(Strict):
 
 
 MemcgExpect = dict[str, Union[Size, dict[str, int]]]
+NodesExpect = dict[int, dict[str, Size]]  # `nodes:` node id -> counter -> size or pages
 
 
 class WhatIfSpec(Strict):
@@ -222,7 +223,7 @@ class Scenario(Strict):
     cgroups: dict[str, CgroupSpec] = {}
     tasks: list[TaskSpec] = Field(min_length=1)
     what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
-    expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect]]] = {}
+    expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect], NodesExpect]] = {}
     sweep: SweepSpec | None = None
     # Set by the loader: `file:line: key: message` of each setting accepted but without effect.
     _warnings: tuple[str, ...] = PrivateAttr(default=())
