@@ -239,13 +239,13 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
         if key == "memcg":
             if not isinstance(exp, dict):
                 raise ScenarioError("expected a mapping of cgroup path to counters", ("expect", key))
-            for path, stats in exp.items():
-                if path != "/" and path not in sc.cgroups:
-                    raise ScenarioError(f"no such cgroup {path!r}", ("expect", key, path))
+            for cg_path, stats in exp.items():
+                if cg_path != "/" and cg_path not in sc.cgroups:
+                    raise ScenarioError(f"no such cgroup {cg_path!r}", ("expect", key, cg_path))
                 for stat in stats:
                     if stat not in MEMCG_EXPECT_KEYS:
                         raise ScenarioError(f"expected one of {', '.join(MEMCG_EXPECT_KEYS)}",
-                                            ("expect", key, path, stat))
+                                            ("expect", key, cg_path, stat))
             continue
         if key not in names:
             raise ScenarioError(f"no task named {key!r}", ("expect", key))
