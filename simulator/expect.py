@@ -20,6 +20,9 @@ def mismatches(sc: Scenario, run: RunResult) -> list[str]:
         if name == "memcg":
             out.extend(memcg_mismatches(exp, run, sc))  # type: ignore[arg-type]
             continue
+        if name == "nodes":
+            out.extend(node_mismatches(exp, run, sc))  # type: ignore[arg-type]
+            continue
         got = run.tasks.get(name)
         if got is None:
             out.append(f"{name}: no outcome recorded")
@@ -88,3 +91,16 @@ def counter_mismatches(path: str, kind: str, want: dict[str, Any], got: dict[str
 def shown(name: str, have: float) -> str:
     """A counter as the message shows it: totals in seconds."""
     return f"{have / 1e6:g}s" if name in PRESSURE_TOTALS else f"{have:g}"
+def node_mismatches(exp: dict[Any, dict[str, Any]], run: RunResult, sc: Scenario) -> list[str]:
+    """Counters of NUMA nodes, by node id: final (`shmem`, `free`) or peak (`peak_shmem`;
+    `peak_free` is the fewest free pages), a size or a number of pages each."""
+    out = []
+    ps = parse_bytes(sc.machine.page_size)
+    for nid, stats in exp.items():
+        got = run.counters["nodes"][int(nid)]
+        for key, want in stats.items():
+            want_pages = parse_bytes(want) // ps if isinstance(want, str) else int(want)
+            if got[key] != want_pages:
+                out.append(f"node {nid}: expected {key} {want} ({want_pages} pages), "
+                           f"got {got[key]} pages")
+    return out

@@ -187,10 +187,12 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
         if n.distance is not None and len(n.distance) != len(sc.machine.nodes):
             raise ScenarioError(f"expected {len(sc.machine.nodes)} distances, one per node",
                                 ("machine", "nodes", i, "distance"))
-    for path in sc.cgroups:
+    nr_nodes = len(sc.machine.nodes)
+    for path, cg in sc.cgroups.items():
         if not path.startswith("/") or path == "/" or path.endswith("/") or "//" in path:
             raise ScenarioError("expected a cgroup path such as /app or /app/worker (not the root)",
                                 ("cgroups", path))
+        check_nodes(cg.cpuset_mems, nr_nodes, ("cgroups", path, "cpuset.mems"))
         # memory.max above the machine's memory is accepted, as the kernel does: no limit in
         # practice.
     mount_paths = Counter(m.path for m in sc.mounts)
@@ -221,6 +223,7 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
         if t.node >= len(sc.machine.nodes):
             raise ScenarioError(f"no node {t.node}; the machine has {len(sc.machine.nodes)}",
                                 ("tasks", ti, "node"))
+        check_mempolicy(sc, ti)
         for oi, op in enumerate(t.ops):
             name, args = op_name(op), op_args(op)
             where = ("tasks", ti, "ops", oi, name)
@@ -269,24 +272,92 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
                 if name == "touch" and args.pattern == "stride" and args.stride is None:
                     raise ScenarioError("pattern stride needs a stride (e.g. 8KiB)", (*where, "stride"))
     for key, exp in sc.expect.items():
+        if key == "nodes":
+            check_node_expect(exp, nr_nodes)
+            continue
         if key == "memcg":
             if not isinstance(exp, dict):
                 raise ScenarioError("expected a mapping of cgroup path to counters", ("expect", key))
-            for path, stats in exp.items():
-                if path != "/" and path not in sc.cgroups:
-                    raise ScenarioError(f"no such cgroup {path!r}", ("expect", key, path))
+            for cg_path, stats in exp.items():
+                if cg_path != "/" and cg_path not in sc.cgroups:
+                    raise ScenarioError(f"no such cgroup {cg_path!r}", ("expect", key, cg_path))
                 for stat in stats:
                     if stat not in MEMCG_EXPECT_KEYS:
                         raise ScenarioError(f"expected one of {', '.join(MEMCG_EXPECT_KEYS)}",
-                                            ("expect", key, path, stat))
+                                            ("expect", key, cg_path, stat))
                     if stat in ("events", "pressure"):
-                        check_counter_expect(stat, stats[stat], ("expect", key, path, stat))
+                        check_counter_expect(stat, stats[stat], ("expect", key, cg_path, stat))
             continue
         if key not in names:
             raise ScenarioError(f"no task named {key!r}", ("expect", key))
         if isinstance(exp, dict):
             raise ScenarioError("expected an outcome or {outcome, errno, op, page, reason}",
                                 ("expect", key))
+
+
+def check_nodes(nodes: list[int] | None, nr_nodes: int, where: tuple[Any, ...]) -> None:
+    """A node list names nodes of the machine, at least one."""
+    if nodes is None:
+        return
+    if not nodes:
+        raise ScenarioError("expected at least one node", where)
+    for k, n in enumerate(nodes):
+        if not 0 <= n < nr_nodes:
+            raise ScenarioError(f"no node {n}; the machine has {nr_nodes} (0-{nr_nodes - 1})",
+                                (*where, k))
+
+
+def task_mems(sc: Scenario, cgroup: str) -> tuple[int, ...]:
+    """The cpuset's effective mems of a cgroup (as `cpuset_effective_mems`), for the checks."""
+    eff = tuple(range(len(sc.machine.nodes)))
+    parts = [p for p in cgroup.split("/") if p]
+    for i in range(len(parts)):
+        spec = sc.cgroups.get("/" + "/".join(parts[:i + 1]))
+        mems = None if spec is None else spec.cpuset_mems
+        own = eff if mems is None else tuple(n for n in eff if n in mems)
+        eff = own or eff
+    return eff
+
+
+def check_mempolicy(sc: Scenario, ti: int) -> None:
+    """A policy's nodes: required for preferred, bind and interleave (one for preferred),
+    none for default and local, all on the machine, and some within the task's cpuset mems
+    (set_mempolicy(2) refuses a policy left with no node: EINVAL)."""
+    t = sc.tasks[ti]
+    mp = t.mempolicy
+    if mp is None:
+        return
+    where = ("tasks", ti, "mempolicy")
+    if mp.mode in ("default", "local"):
+        if mp.nodes:
+            raise ScenarioError(f"mode {mp.mode} takes no nodes", (*where, "nodes"))
+        return
+    if mp.nodes is None:
+        raise ScenarioError(f"mode {mp.mode} needs nodes (e.g. nodes: [0])", where)
+    check_nodes(mp.nodes, len(sc.machine.nodes), (*where, "nodes"))
+    if mp.mode == "preferred" and len(set(mp.nodes)) != 1:
+        raise ScenarioError("mode preferred takes one node", (*where, "nodes"))
+    mems = task_mems(sc, t.cgroup)
+    if not any(n in mems for n in mp.nodes):
+        raise ScenarioError(f"no node of the policy is in the cgroup's cpuset.mems "
+                            f"({','.join(map(str, mems))}): set_mempolicy fails with EINVAL",
+                            (*where, "nodes"))
+
+
+NODE_EXPECT_KEYS = ("free", "anon", "shmem", "peak_free", "peak_anon", "peak_shmem")
+
+
+def check_node_expect(exp: Any, nr_nodes: int) -> None:
+    """`expect: {nodes: {NID: {shmem: 2MiB, ...}}}`: nodes of the machine, known counters."""
+    if not isinstance(exp, dict):
+        raise ScenarioError("expected a mapping of node id to counters", ("expect", "nodes"))
+    for nid, stats in exp.items():
+        if not str(nid).isdigit() or int(nid) >= nr_nodes:
+            raise ScenarioError(f"no node {nid}; the machine has {nr_nodes}", ("expect", "nodes", nid))
+        for stat in stats:
+            if stat not in NODE_EXPECT_KEYS:
+                raise ScenarioError(f"expected one of {', '.join(NODE_EXPECT_KEYS)}",
+                                    ("expect", "nodes", nid, stat))
 
 
 def check_range(rng: list[Any], length: int | None, page: int, where: tuple[Any, ...]) -> None:

@@ -91,8 +91,10 @@ def outcomes(r: RunResult) -> dict[str, tuple[Any, ...]]:
 
 
 def kills(r: RunResult) -> list[tuple[Any, ...]]:
-    """The OOM kills in order: victim, constraint, memcg and points."""
-    return [(k["victim"], k["constraint"], k["memcg"], k["points"]) for k in r.oom_kills]
+    """The OOM kills in order: victim, constraint (and the kernel's, with its nodemask), memcg
+    and points."""
+    return [(k["victim"], k["constraint"], k["oom_constraint"], k["nodemask"], k["memcg"],
+             k["points"]) for k in r.oom_kills]
 
 
 def events(r: RunResult) -> list[tuple[Any, ...]]:

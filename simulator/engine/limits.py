@@ -9,7 +9,7 @@ meets the limit as the kernel does: reclaim, OOM, an error).
 Three resources are counted by a step: `alloc`, every page taken from the allocator; `charge`,
 the pages of those charged to a memcg (all but 3.15's page tables); `acct`, the data pages
 accounted to the overcommit and to the tmpfs mount. A new limit is one class here, added to
-`LIMITS`: kswapd's low watermark, memsw and a mempolicy's nodes are the next.
+`LIMITS`: kswapd's low watermark and memsw are the next.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, ClassVar
 from typing_extensions import override
 
 from ..mm.memcontrol import charge_margin, high_margin, mem_cgroup_margin
+from ..mm.mempolicy import allowed_nodes
 from ..mm.overcommit import guess_free_2014, vm_commit_margin
 from ..mm.page_alloc import alloc_margin
 from .solve import INF
@@ -47,10 +48,13 @@ class Limit:
 
 
 class ZoneWatermarks(Limit):
-    """Every node's free pages above its min watermark (`__zone_watermark_ok`, ALLOC_WMARK_MIN).
+    """The free pages above the min watermark (`__zone_watermark_ok`, ALLOC_WMARK_MIN) of
+    every node the step's allocations may use: the bind policy's nodes, else the cpuset's mems
+    (`allowed_nodes`).
 
-    The sum over all nodes: the zonelist's order does not change a sum, and every node can be
-    taken down to min before `__alloc_pages_slowpath` reaches the OOM killer.
+    A sum over those nodes: the zonelist's order (and interleaving) does not change a sum, and
+    every allowed node is taken down to min before `__alloc_pages_slowpath` reaches the OOM
+    killer; nodes outside the nodemask do not count, however free.
     """
 
     resource = ALLOC
@@ -59,7 +63,7 @@ class ZoneWatermarks(Limit):
     @override
     def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
                memcg: MemCgroup) -> int | None:
-        return alloc_margin(m.nodes)
+        return alloc_margin(allowed_nodes(m, task))
 
 
 class MemcgMax(Limit):

@@ -25,6 +25,7 @@ from ..mm.memcontrol import (
     swapin_memcg,
 )
 from ..mm.memory import map_file_pages
+from ..mm.mempolicy import step_zonelist
 from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.page_alloc import take_pages
 from ..mm.shmem_inode import ShmemInode
@@ -143,7 +144,7 @@ def bulk_swapin_range(
     else:
         for memcg, nr in charges:
             memcg_charge_done_bulk(task, memcg, nr)
-    segs = take_pages(m.zonelist(task.node), total)
+    segs = take_pages(step_zonelist(m, task), total)
     parts = []
     p0 = taken = 0
     for i, (nid, c) in enumerate(segs):
@@ -209,7 +210,7 @@ def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     shmem_swap_removed(m, inode, a, a + n)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     p = a
-    for nid, c in take_pages(m.zonelist(task.node), n):
+    for nid, c in take_pages(step_zonelist(m, task), n):
         shmem_folios_added(m, inode, memcg, nid, p, p + c, dirty=True)
         p += c
     m.swap.pswpin += n

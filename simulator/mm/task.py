@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .mempolicy import Mempolicy
+
 if TYPE_CHECKING:
     from .memcontrol import MemCgroup
     from .mm_types import MM
@@ -35,6 +37,10 @@ class TaskStruct:
             `memcg_stock`, kept here only as a count: see `consume_stock`).
         psi_running: the task is non-idle for PSI (running its ops, not asleep).
         psi_memstall: nesting depth of its memory stall sections (PF_MEMSTALL while > 0).
+        node: the node it runs on (`numa_node_id()`).
+        mempolicy: `task->mempolicy` (default: local allocation).
+        mems_allowed: `task->mems_allowed`, its cpuset's effective mems (None: every node).
+        il_prev: `task->il_prev`, the last node `interleave_nodes` gave (-1: none yet).
     """
 
     pid: int
@@ -46,6 +52,9 @@ class TaskStruct:
     caps: frozenset[str] = frozenset()
     rlimit_memlock: int = 0
     node: int = 0
+    mempolicy: Mempolicy = field(default_factory=Mempolicy)
+    mems_allowed: tuple[int, ...] | None = None
+    il_prev: int = -1
     sigkill: bool = False
     oom_victim: bool = False
     exiting: bool = False
