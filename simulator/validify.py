@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
-MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped")
-MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events", "pressure")
+MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped", "swap")
+MEMCG_RECLAIM = ("pgscan", "pgsteal")  # counts since the start, in pages
+MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "peak_memsw",
+                     *MEMCG_RECLAIM, "events", "pressure")
 MEMCG_EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
 PRESSURE_TOTALS = ("some_total", "full_total")  # durations
 PRESSURE_AVGS = tuple(f"{k}_avg{w}" for k in ("some", "full") for w in (10, 60, 300))  # percent

@@ -136,6 +136,8 @@ def bulk_fault_array(
             for p in idx[:n][mapf[:n] & in_zero[:n]].tolist():
                 vma.zero.remove(p, p + 1)
         added = vma.mapped.add_pages(idx[:n][mapf[:n]], 0)
+        if inode is not None:  # the faults' PTEs have their accessed bits set
+            inode.young.add_pages(np.unique(fidx[:n][mapf[:n]]), 0)
         task.mm.rss["shmem"] += added
         mod_memcg_state(task.memcg, "file_mapped", added)
     return n, int(act[:n].sum())

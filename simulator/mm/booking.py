@@ -34,17 +34,20 @@ if TYPE_CHECKING:
 
 # -- shmem folios -----------------------------------------------------------------------------
 def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
-                       b: int, dirty: bool = False, young: bool = False) -> int:
+                       b: int, dirty: bool = False, young: bool = False,
+                       referenced: bool = False) -> int:
     """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many.
 
     A folio instantiated on a hole is clean (uptodate, zeroed); one swapped in is `dirty` (its
     swap copy is freed, so memory holds the only copy: `shmem_swapin_folio` dirties it). Each
     goes to the head of its memcg's inactive anon list (shmem is swap-backed), `young` when a
-    fault maps it at once (its PTE's accessed bit).
+    fault maps it at once (its PTE's accessed bit), `referenced` when write(2) or fallocate
+    made it (`shmem_get_folio_gfp` sets PG_referenced for SGP_WRITE).
     """
     holes = inode.pages.hole_runs(a, b)
     added = inode.pages.fill(a, b, m.owner(memcg, nid))
-    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), LRU_INACTIVE_ANON, inode, holes, young)
+    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), LRU_INACTIVE_ANON, inode, holes, young,
+                 referenced)
     if dirty:
         inode.dirty.fill(a, b, 0)
     _shmem_stat(m, memcg, nid, added)
@@ -69,6 +72,7 @@ def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[
     removed = inode.pages.remove(a, b)
     inode.dirty.remove(a, b)
     lru_del(m.lru, inode, a, b)
+    inode.young.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _shmem_stat(m, memcg, nid, -n)
@@ -152,6 +156,7 @@ def anon_pages_removed(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -
     uncharge and free, or to swap out."""
     removed = vma.cow.remove(a, b)
     lru_del(m.lru, vma, a, b)
+    vma.young.remove(a, b)
     for nid, n in removed.items():
         anon_footprint(m, task, nid, -n)
     return removed

@@ -326,8 +326,11 @@ def do_anonymous_page(
 
 
 def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
-    """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped."""
+    """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped; the
+    faults' PTEs have their accessed bits set (`folio_referenced` will find them)."""
     added = vma.mapped.fill(a, b, 0)
+    if vma.file is not None:
+        vma.file.young.fill(vma.pgoff + a, vma.pgoff + b, 0)
     task.mm.rss["shmem"] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added

@@ -86,6 +86,8 @@ class ShmemInode:
     holders: set[int] = field(default_factory=set)
     vmas: list[VMA] = field(default_factory=list)
     lru: ExtentMap = field(default_factory=ExtentMap)  # page -> stamp of its LRU run (lru.py)
+    young: ExtentMap = field(default_factory=ExtentMap)  # pages a PTE has accessed since the
+    # last reclaim scan looked (the accessed bits `folio_referenced` tests and clears)
     i_mmap_writable: int = 0
     evicted: bool = False
 

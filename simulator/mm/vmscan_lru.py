@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any
 
 from .extents import ExtentMap
 from .lru import (
-    LRU_ACTIVE_ANON,
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
@@ -146,10 +145,6 @@ def shrink_lruvec(m: Machine, vec: Lruvec, sc: ScanControl) -> None:
                     shrink_inactive_list(m, vec, lru, k, sc)
         if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
             break
-    # Keep the inactive anon list from running dry behind an active one (`shrink_list` on the
-    # active list when `inactive_is_low`, as the loop above does for its targets).
-    if can_reclaim_anon_pages(m, vec.memcg) and inactive_is_low(vec, LRU_INACTIVE_ANON):
-        shrink_active_list(m, vec, LRU_ACTIVE_ANON, SWAP_CLUSTER_MAX, sc)
 
 
 def shrink_active_list(m: Machine, vec: Lruvec, lru: int, nr_to_scan: int,
@@ -186,28 +181,54 @@ def shrink_folio_range(m: Machine, vec: Lruvec, lru: int, run: LruRun, s: int, e
         if locked:
             lru_add_range(m.lru, vec, LRU_UNEVICTABLE, obj, ls, le, False, run.referenced)
             continue
-        if run.young:  # folio_check_references: referenced_ptes
-            if run.referenced:
-                lru_add_range(m.lru, vec, lru + 1, obj, ls, le, False, True)
-                _count(vec.memcg, "pgactivate", le - ls)
+        for ys, ye, young in _young_split(obj, ls, le):
+            if young:  # folio_check_references: referenced_ptes (the bits are cleared)
+                obj.young.remove(ys, ye)
+                if run.referenced:
+                    lru_add_range(m.lru, vec, lru + 1, obj, ys, ye, False, True)
+                    _count(vec.memcg, "pgactivate", ye - ys)
+                else:
+                    lru_add_range(m.lru, vec, lru, obj, ys, ye, False, True)
+                    _count(vec.memcg, "pgrotated", ye - ys)
             else:
-                lru_add_range(m.lru, vec, lru, obj, ls, le, False, True)
-                _count(vec.memcg, "pgrotated", le - ls)
-            continue
-        before = vec.memcg.usage
-        if isinstance(obj, ShmemInode):
-            kept = reclaim_shmem(m, obj, ls, le, sc)
-        elif isinstance(obj, VMA):
-            kept = reclaim_anon(m, obj, ls, le, sc)
-        else:
-            kept = RECLAIMERS[type(obj)](m, obj, ls, le, sc)
-        freed = (le - ls) - sum(b - a for a, b in kept)
-        sc.nr_reclaimed += freed
-        _count(vec.memcg, "pgsteal", freed)
-        del before
-        for a, b in kept:  # `activate_locked`
-            lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True)
-            _count(vec.memcg, "pgactivate", b - a)
+                _reclaim_range(m, vec, lru, obj, ys, ye, sc)
+
+
+def _young_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
+    """`[s, e)` cut where the pages' accessed bits are set."""
+    return _split_by(obj.young, s, e)
+
+
+def _split_by(marks: ExtentMap, s: int, e: int) -> list[tuple[int, int, bool]]:
+    """`[s, e)` as consecutive ranges, each wholly in `marks` (True) or wholly out."""
+    out: list[tuple[int, int, bool]] = []
+    pos = s
+    for ms, me, _ in marks.runs(s, e):
+        if ms > pos:
+            out.append((pos, ms, False))
+        out.append((ms, me, True))
+        pos = me
+    if pos < e:
+        out.append((pos, e, False))
+    return out
+
+
+def _reclaim_range(m: Machine, vec: Lruvec, lru: int, obj: Any, ls: int, le: int,
+                   sc: ScanControl) -> None:
+    """FOLIOREF_RECLAIM for pages `[ls, le)`: the kind's reclaimer frees what it can, the rest
+    is activated (`activate_locked`)."""
+    if isinstance(obj, ShmemInode):
+        kept = reclaim_shmem(m, obj, ls, le, sc)
+    elif isinstance(obj, VMA):
+        kept = reclaim_anon(m, obj, ls, le, sc)
+    else:
+        kept = RECLAIMERS[type(obj)](m, obj, ls, le, sc)
+    freed = (le - ls) - sum(b - a for a, b in kept)
+    sc.nr_reclaimed += freed
+    _count(vec.memcg, "pgsteal", freed)
+    for a, b in kept:  # `activate_locked`
+        lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True)
+        _count(vec.memcg, "pgactivate", b - a)
 
 
 # Reclaimers of other kinds of pages (the page cache of disk files): type -> function
@@ -228,16 +249,7 @@ def _locked_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
     for v in locked:
         for ms, me, _ in v.mapped.runs(max(0, s - v.pgoff), max(0, e - v.pgoff)):
             lk.fill(ms + v.pgoff, me + v.pgoff, 0)
-    out: list[tuple[int, int, bool]] = []
-    pos = s
-    for ls, le, _ in lk.runs(s, e):
-        if ls > pos:
-            out.append((pos, ls, False))
-        out.append((ls, le, True))
-        pos = le
-    if pos < e:
-        out.append((pos, e, False))
-    return out
+    return _split_by(lk, s, e)
 
 
 def reclaim_shmem(m: Machine, inode: ShmemInode, s: int, e: int, sc: ScanControl
