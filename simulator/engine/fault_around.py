@@ -91,8 +91,9 @@ def do_fault_around_range(m: Machine, vma: VMA, a: int, n: int,
     F, base, b = FAULT_AROUND_PAGES, vma.start, a + n
     ws = max((base + a) // F * F - base, 0)  # the first window's start, the last's end
     we = min(((base + b - 1) // F + 1) * F - base, vma.npages)
-    if not inode.pages.count(vma.pgoff + ws, vma.pgoff + we):
-        return None  # no page cache near: nothing to map around
+    cached = inode.pages.count(vma.pgoff + ws, vma.pgoff + we)
+    if not cached or cached == vma.mapped.count(ws, we):
+        return None  # no page cache near, or all of it mapped: nothing to map around
     c0 = fault_around_pages(m, vma, ws, we)
     if not c0:
         return None
