@@ -12,16 +12,19 @@ from typing import TYPE_CHECKING
 
 from ..mm.booking import anon_pages_added, pgtables_added, shmem_folios_added
 from ..mm.memory import (
+    fault_around_pages,
     map_file_pages,
     needs_swapin,
     range_payload,
     range_walkable,
+    should_fault_around,
     zero_mode,
 )
 from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_stock_pages
 from ..mm.shmem_inode import xa_nodes_for
 from .book import charge_and_take_parts
+from .fault_around import AroundStep, do_fault_around_range, edge_windows, filemap_map_windows
 from .fault_array import bulk_fault_array
 from .limits import Caps, snapshot_caps
 from .solve import largest_fit, new_regions, proportional, range_fits, split_at
@@ -49,6 +52,12 @@ def bulk_fault(
         a = seq.start + pos
         if not vma.pte_present(a, write) and needs_swapin(m, vma, a, write):
             n = bulk_swapin_range(m, task, vma, a, limit, caps)
+            if n and not write and should_fault_around(vma):
+                # Every page of the run faulted (do_read_fault) and none was cached: the
+                # first and last windows map the cached pages beyond it.
+                edges = [r for w in edge_windows(vma, a, a + n)
+                         for r in fault_around_pages(m, vma, *w)]
+                filemap_map_windows(m, task, vma, AroundStep(runs=edges))
             return n, n, n
     if seq.arr is None and range_walkable(m, vma, write):
         n, nf = bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
@@ -150,6 +159,7 @@ def bulk_fault_range(
         n = largest_fit(limit, fits, proportional(limit, whole, caps.mem, caps.guess_2014))
     if n == 0:
         return 0, 0
+    around = do_fault_around_range(m, vma, a, n, write)  # before the step changes any PTE
     if write:
         already = (vma.mapped if vma.shared else vma.cow).count(a, a + n)
     else:
@@ -205,4 +215,7 @@ def bulk_fault_range(
         # A read does not fault where a ZERO_PAGE PTE is, even over a folio added since.
         for hs, he in vma.zero.hole_runs(s - vma.pgoff, e - vma.pgoff):
             map_file_pages(m, task, vma, hs, he)
-    return n, n - already
+    if around is None:
+        return n, n - already
+    filemap_map_windows(m, task, vma, around)
+    return n, n - already - around.covered

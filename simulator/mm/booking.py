@@ -73,6 +73,7 @@ def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[
     inode.dirty.remove(a, b)
     lru_del(m.lru, inode, a, b)
     inode.young.remove(a, b)
+    inode.falloc.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _shmem_stat(m, memcg, nid, -n)
@@ -121,6 +122,24 @@ def lru_add_faulted(m: Machine, memcg: MemCgroup, objs: tuple[object, object],
         vec = mem_cgroup_lruvec(memcg, int(nids[i]))
         lru_add_range(m.lru, vec, LRU_INACTIVE_ANON, objs[int(which[i])], int(index[i]),
                       int(index[j - 1]) + 1, True)
+def shmem_folios_fallocated(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]]) -> None:
+    """The folios fallocate instantiated on the holes `runs` are not uptodate (`shmem_fallocate`
+    leaves them so, for its undo to recognise them)."""
+    for a, b in runs:
+        inode.falloc.fill(a, b, 0)
+
+
+def shmem_folios_uptodate(m: Machine, inode: ShmemInode, a: int, b: int) -> None:
+    """The folios of file pages `[a, b)` are uptodate: written, or cleared by a fault."""
+    if len(inode.falloc):
+        inode.falloc.remove(a, b)
+
+
+def shmem_folios_uptodate_at(m: Machine, inode: ShmemInode, index: np.ndarray) -> None:
+    """The folios at the file pages `index` (any order, repeats allowed) are uptodate."""
+    if len(inode.falloc):
+        for i in np.unique(np.asarray(index, dtype=np.int64)[inode.falloc.contains(index)]):
+            inode.falloc.remove(int(i), int(i) + 1)
 
 
 def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:

@@ -63,6 +63,9 @@ class ShmemInode:
         dirty: the folios present that are dirty (PG_dirty, tag 0): written (write(2), a
             write through a shared mapping), fallocated, or swapped in. The others are clean
             (a read fault's zeroed folio on a hole), and reclaim frees them.
+        falloc: the folios present that are not uptodate (tag 0): fallocated on a hole and
+            not yet written or faulted (`shmem_fallocate` leaves them !uptodate). Fault-around
+            does not map them.
         xa: the page cache xarray's nodes, and the memcg each was charged to.
         noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
             tmpfs files); otherwise the whole size was accounted at creation.
@@ -79,6 +82,7 @@ class ShmemInode:
     pages: ExtentMap = field(default_factory=ExtentMap)
     swap: ExtentMap = field(default_factory=ExtentMap)
     dirty: ExtentMap = field(default_factory=ExtentMap)
+    falloc: ExtentMap = field(default_factory=ExtentMap)
     xa: XaShape = field(default_factory=XaShape)
     seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
     noreserve: bool = True
