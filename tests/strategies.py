@@ -418,6 +418,10 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.high"] = kib(inside + draw(st.integers(0, 200)))
         if nnodes > 1 and draw(st.integers(0, 3)) == 0:
             spec["cpuset.mems"] = draw(node_sets(nnodes))
+        if "memory.max" in spec and draw(st.integers(0, 3)) == 0:  # v1 memory+swap
+            spec["memory.memsw.limit_in_bytes"] = kib(min(ram, inside + draw(st.integers(4, 600))))
+        if draw(st.integers(0, 4)) == 0:  # v1 per-memcg swappiness (0: file pages only)
+            spec["memory.swappiness"] = draw(st.sampled_from([0, 1, 60, 200]))
         cgroups[path] = spec
     if nnodes > 1:
         for task in tasks:
