@@ -233,6 +233,8 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
                 created_fds.add(args.fd)
             if name == "shmget":
                 fd_sizes[args.fd] = _bytes(args.size)
+            if name == "memory_reclaim" and args.cgroup != "/" and args.cgroup not in sc.cgroups:
+                raise ScenarioError(f"no such cgroup {args.cgroup!r}", (*where, "cgroup"))
             if name == "open" and mount_of(args.path, mount_paths) is None:
                 raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
                                     f"{', '.join(mount_paths) or 'none'}", (*where, "path"))

@@ -168,3 +168,27 @@ class TestLruLists:
         assert inactive_is_low(vec, 0)
         vec.nr[0], vec.nr[1] = 1 << 18, 2 << 18  # 3 GiB: ratio int_sqrt(30) = 5
         assert not inactive_is_low(vec, 0)
+
+
+class TestMemoryReclaim:
+    def test_memory_reclaim_swaps_out_what_it_is_asked(self, scenario):
+        """A write to memory.reclaim reclaims the size asked (anonymous pages to swap)."""
+        ops = ["alloc_anon: {size: 16MiB}", "memory_reclaim: {cgroup: /app, size: 8MiB}"]
+        r = run(scenario, [("t", "/app", ops)], "{/app: {}}")
+        app = r.counters["memcg"]["/app"]
+        assert r.tasks["t"].outcome == "ok"
+        assert app["pgsteal"] >= 2048 and app["swap_peak_pages"] >= 2048
+
+    def test_memory_reclaim_without_anything_reclaimable_is_eagain(self, scenario):
+        """Nothing reclaimable (no swap): every batch frees nothing, and after
+        MAX_RECLAIM_RETRIES the write fails with EAGAIN."""
+        ops = ["alloc_anon: {size: 16MiB}", "memory_reclaim: {cgroup: /app, size: 8MiB}"]
+        r = run(scenario, [("t", "/app", ops)], "{/app: {}}", swap="0")
+        assert (r.tasks["t"].outcome, r.tasks["t"].errno) == ("error", "EAGAIN")
+
+    def test_memory_reclaim_swappiness_zero_reclaims_no_anon(self, scenario):
+        ops = ["alloc_anon: {size: 16MiB}",
+               "memory_reclaim: {cgroup: /app, size: 8MiB, swappiness: 0}"]
+        r = run(scenario, [("t", "/app", ops)], "{/app: {}}")
+        assert r.tasks["t"].errno == "EAGAIN"
+        assert r.counters["memcg"]["/app"]["swap_peak_pages"] == 0

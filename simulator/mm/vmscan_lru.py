@@ -35,6 +35,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errno import EAGAIN, EINTR
 from .extents import ExtentMap
 from .lru import (
     LRU_INACTIVE_ANON,
@@ -74,6 +75,8 @@ class ScanControl:
     target: MemCgroup
     may_swap: bool = True
     cgroup_reclaim: bool = True
+    proactive: bool = False
+    proactive_swappiness: int | None = None
     priority: int = DEF_PRIORITY
     nr_scanned: int = 0
     nr_reclaimed: int = 0
@@ -81,8 +84,11 @@ class ScanControl:
     task: str = ""
 
 
-def sc_swappiness(m: Machine, memcg: MemCgroup) -> int:
-    """`mem_cgroup_swappiness()`: v1's memory.swappiness of the memcg, else vm.swappiness."""
+def sc_swappiness(m: Machine, memcg: MemCgroup, sc: ScanControl | None = None) -> int:
+    """`sc_swappiness()`: a proactive reclaim's own swappiness, else `mem_cgroup_swappiness()`:
+    v1's memory.swappiness of the memcg, else vm.swappiness."""
+    if sc is not None and sc.proactive_swappiness is not None:
+        return sc.proactive_swappiness
     if memcg.swappiness is not None and not memcg.is_root():
         return memcg.swappiness
     return m.sysctl.get("swappiness", 60)
@@ -97,7 +103,7 @@ def can_reclaim_anon_pages(m: Machine, memcg: MemCgroup) -> bool:
 def get_scan_count(m: Machine, vec: Lruvec, sc: ScanControl) -> list[int]:
     """`get_scan_count()`: how many pages of each evictable list this priority scans."""
     memcg = vec.memcg
-    swappiness = sc_swappiness(m, memcg)
+    swappiness = sc_swappiness(m, memcg, sc)
     balance = "fract"
     if not sc.may_swap or not can_reclaim_anon_pages(m, memcg):
         balance = "file"
@@ -295,13 +301,36 @@ def do_try_to_free_pages(m: Machine, sc: ScanControl) -> int:
 
 
 def try_to_free_mem_cgroup_pages(
-    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, may_swap: bool = True
+    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, may_swap: bool = True,
+    proactive: bool = False, swappiness: int | None = None,
 ) -> Generator[Any, Any, int]:
     """Models `try_to_free_mem_cgroup_pages()`: reclaim at least SWAP_CLUSTER_MAX pages from
     `memcg` and its descendants. A generator: the scan and the writes take simulated time.
     Returns the pages reclaimed."""
-    sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX), memcg, may_swap=may_swap, task=task.name)
+    sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX), memcg, may_swap=may_swap, task=task.name,
+                     proactive=proactive, proactive_swappiness=swappiness)
     return (yield from _reclaim(m, task, sc))
+
+
+def user_proactive_reclaim(m: Machine, task: TaskStruct, memcg: MemCgroup, nr_to_reclaim: int,
+                           swappiness: int | None = None) -> Generator[Any, Any, str | None]:
+    """Models `user_proactive_reclaim()` (a write to memory.reclaim): reclaim in batches of a
+    quarter of what is left (at least SWAP_CLUSTER_MAX) until `nr_to_reclaim` pages are freed;
+    a batch that frees nothing uses up one of MAX_RECLAIM_RETRIES (16) tries, and then the write
+    fails with EAGAIN. Returns the errno or None."""
+    nr_retries, nr_reclaimed = 16, 0
+    while nr_reclaimed < nr_to_reclaim:
+        if task.sigkill:
+            return EINTR
+        batch = (nr_to_reclaim - nr_reclaimed) // 4
+        got = yield from try_to_free_mem_cgroup_pages(m, task, memcg, batch, True, True,
+                                                      swappiness)
+        if not got:
+            if not nr_retries:
+                return EAGAIN
+            nr_retries -= 1
+        nr_reclaimed += got
+    return None
 
 
 def try_to_free_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int]:
