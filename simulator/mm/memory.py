@@ -397,9 +397,10 @@ def do_anonymous_page(
 def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
     """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped; the
     faults' PTEs have their accessed bits set (`folio_referenced` will find them)."""
-    added = vma.mapped.fill(a, b, 0)
     if vma.file is not None:
-        vma.file.young.fill(vma.pgoff + a, vma.pgoff + b, 0)
+        for hs, he in vma.mapped.hole_runs(a, b):  # only the PTEs these faults install
+            vma.file.young.fill(vma.pgoff + hs, vma.pgoff + he, 0)
+    added = vma.mapped.fill(a, b, 0)
     task.mm.rss["shmem"] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
@@ -407,9 +408,10 @@ def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
 
 def map_file_pages_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray) -> int:
     """`map_file_pages` for the VMA pages `idx` (any order)."""
+    if vma.file is not None and len(idx):  # only the PTEs these faults install
+        new = np.unique(np.asarray(idx, dtype=np.int64))
+        vma.file.young.add_pages(new[~vma.mapped.contains(new)] + vma.pgoff, 0)
     added = vma.mapped.add_pages(idx, 0) if len(idx) else 0
-    if vma.file is not None and len(idx):
-        vma.file.young.add_pages(np.unique(np.asarray(idx, dtype=np.int64)) + vma.pgoff, 0)
     task.mm.rss["shmem"] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
