@@ -12,6 +12,7 @@ from .engine.rng import frozen_heap, task_rng
 from .mm.booking import anon_footprint, kernel_pages_added, pgtables_added
 from .mm.debug import check_invariants
 from .mm.file import FdTable
+from .mm.kswapd import kswapd
 from .mm.levels import level_series
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import (
@@ -90,6 +91,8 @@ class Run:
 
     def _run(self) -> RunResult:
         env = self.env
+        for node in self.m.nodes:
+            env.process(kswapd(self.m, node))
         for p in self.procs.values():
             p.task.process = env.process(run_task(p))
         duration = self.plan.duration
@@ -266,7 +269,8 @@ def node_counters(n: Node) -> dict[str, Any]:
     return {"nid": n.nid, "managed": n.managed, "free": n.free,
             "min": n.min_wmark(), "low": n.low_wmark(), "high": n.high_wmark(), **n.stat,
             **{f"peak_{k}": v for k, v in n.stat.peak.items()},
-            "peak_free": n.free if n.lowest_free is None else min(n.free, n.lowest_free)}
+            "peak_free": n.free if n.lowest_free is None else min(n.free, n.lowest_free),
+            "kswapd_wakeups": n.kswapd_wakeups}
 
 
 def counters(m: Machine) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .levels import NODE_FREE
 
@@ -80,6 +80,9 @@ class Node:
     distance: list[int] = field(default_factory=list)
     stat: NodeStat = field(default_factory=NodeStat)
     lowest_free: int | None = None  # the fewest free pages the node has had (`peak_free`)
+    kswapd_wait: Any = field(default=None, repr=False, compare=False)  # kswapd's wait queue
+    kswapd_failures: int = 0  # balance_pgdat runs that reclaimed nothing
+    kswapd_wakeups: int = 0
     levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def min_wmark(self) -> int:
@@ -135,6 +138,16 @@ def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
     return total
 
 
+def wakeup_kswapd(node: Node) -> None:
+    """`wakeup_kswapd()`: wake the node's kswapd unless it is already awake or has given up
+    (`kswapd_failures` >= MAX_RECLAIM_RETRIES). Called where the fast path failed, so every
+    node of the zonelist is at its low watermark: none is balanced."""
+    ev = node.kswapd_wait
+    if ev is None or ev.triggered or node.kswapd_failures >= 16:
+        return
+    ev.succeed()
+
+
 def take_pages(
     nodes: list[Node], nr_pages: int, oom_victim: bool = False
 ) -> list[tuple[int, int]]:
@@ -156,6 +169,9 @@ def take_pages(
     segs: list[tuple[int, int]] = []
     left = nr_pages
     marks = [lambda n: n.low_wmark(), lambda n: n.min_wmark()]
+    if nr_pages > sum(zone_margin(n, n.low_wmark()) for n in nodes):
+        for n in nodes:  # the fast path fails: `wake_all_kswapds` before the min pass
+            wakeup_kswapd(n)
     if oom_victim:
         marks.append(lambda n: alloc_oom_mark(n.min_wmark()))
     for mark in marks:

@@ -85,6 +85,7 @@ class ScanControl:
     proactive_swappiness: int | None = None
     memcg_low_reclaim: bool = False
     memcg_low_skipped: bool = False
+    nid: int | None = None  # kswapd's node: reclaim only there
     priority: int = DEF_PRIORITY
     nr_scanned: int = 0
     nr_reclaimed: int = 0
@@ -176,6 +177,8 @@ def shrink_lruvec(m: Machine, vec: Lruvec, sc: ScanControl) -> None:
                     shrink_inactive_list(m, vec, lru, k, sc)
         if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
             break
+    if sc.nr_reclaimed > start:  # `shrink_node`: the node is reclaimable, kswapd may retry
+        m.nodes[vec.nid].kswapd_failures = 0
 
 
 def shrink_active_list(m: Machine, vec: Lruvec, lru: int, nr_to_scan: int,
@@ -318,6 +321,8 @@ def shrink_node_memcgs(m: Machine, sc: ScanControl) -> None:
                 continue
             memcg_memory_event(m, memcg, "low", sc.task)
         for nid in sorted(memcg.lruvecs):
+            if sc.nid is not None and nid != sc.nid:
+                continue
             shrink_lruvec(m, memcg.lruvecs[nid], sc)
             if sc.nr_reclaimed >= sc.nr_to_reclaim:
                 return
