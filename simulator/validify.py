@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
-MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped")
-MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events")
+MEMCG_STATS = ("usage", "anon", "shmem", "file", "kernel", "pagetables", "file_mapped")
+MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events",
+                     "workingset_refault")
 MAP_OPS = ("munmap", "touch", "mlock", "munlock", "mlock2", "madvise", "mprotect")
 
 
@@ -160,6 +161,13 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
             raise ScenarioError("expected an absolute path", ("mounts", i, "path"))
         if mount_paths[mnt.path] > 1:
             raise ScenarioError("mounted twice", ("mounts", i, "path"))
+        if mnt.files and mnt.type != "disk":
+            raise ScenarioError("only a disk mount (type: disk) has files", ("mounts", i, "files"))
+        for fname in mnt.files:
+            if not fname or "/" in fname:
+                raise ScenarioError("expected a file name (no /)", ("mounts", i, "files", fname))
+    disk_files = {f"{mnt.path.rstrip('/')}/{n}": _bytes(v)
+                  for mnt in sc.mounts for n, v in mnt.files.items()}
 
     names = Counter(t.name for t in sc.tasks)
     fd_sizes: dict[str, int] = {}
@@ -190,8 +198,10 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
             if name == "shmget":
                 fd_sizes[args.fd] = _bytes(args.size)
             if name == "open" and mount_of(args.path, mount_paths) is None:
-                raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
+                raise ScenarioError(f"{args.path!r} is on no mount; mounts: "
                                     f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
+            if name == "open" and args.path in disk_files:
+                fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), disk_files[args.path])
             if name == "ftruncate":
                 fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), _bytes(args.size))
             if name in ("write", "fallocate"):

@@ -9,7 +9,7 @@ import numpy as np
 from ..mm.booking import anon_pages_added_at, lru_add_faulted, pgtables_added, shmem_folios_added_at
 from ..mm.memcontrol import mod_memcg_state, obj_stock_take
 from ..mm.memory import fault_plans
-from ..mm.mm_types import PT_SHIFTS
+from ..mm.mm_types import PT_SHIFTS, file_rss_item
 from ..mm.shmem import shmem_acct_taken, xa_charge_taken
 from ..mm.xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
 from ..mm.zap import unmap_pages
@@ -32,7 +32,10 @@ def bulk_fault_array(
     mm = task.mm
     inode = vma.file
     plans = fault_plans(m, vma, idx, write)
-    stop = np.flatnonzero(plans.sigbus | plans.swapin)
+    stops = plans.sigbus | plans.swapin
+    if getattr(inode, "file_lru", False):
+        stops = stops | plans.data  # a disk read: `filemap_fault`, one page at a time
+    stop = np.flatnonzero(stops)
     if len(stop):
         if stop[0] == 0:
             return 0, 0
@@ -136,7 +139,7 @@ def bulk_fault_array(
             for p in idx[:n][mapf[:n] & in_zero[:n]].tolist():
                 vma.zero.remove(p, p + 1)
         added = vma.mapped.add_pages(idx[:n][mapf[:n]], 0)
-        task.mm.rss["shmem"] += added
+        task.mm.rss[file_rss_item(inode)] += added
         mod_memcg_state(task.memcg, "file_mapped", added)
     return n, int(act[:n].sum())
 

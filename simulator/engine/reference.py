@@ -75,6 +75,8 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, plan: FaultPlan
         return caps.guess_2014 is None and swapin_fits(caps, margins, pt, 1, m.kmem_charge(pt))
     inode = vma.file
     data = plan.data
+    if data and getattr(inode, "file_lru", False):
+        return False  # a disk read (`filemap_fault`): the one-page path, in both engines
     slab = 0
     if data:
         index = vma.pgoff + idx
@@ -113,7 +115,7 @@ def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int
         if vma.cow.has(idx):
             done += anon_pageout(m, task, vma, idx, idx + 1)
             continue
-        if inode is None or not vma.mapped.has(idx):
+        if inode is None or not vma.mapped.has(idx) or getattr(inode, "file_lru", False):
             continue  # no PTE, ZERO_PAGE, or a swap PTE: nothing to reclaim
         index = vma.pgoff + idx
         mapcount = sum(1 for o in inode.vmas

@@ -35,6 +35,7 @@ from ..mm.memory import (
     VM_FAULT_OK,
     fault_dirty_shared_page,
     handle_mm_fault,
+    needs_disk_read,
     needs_swapin,
     range_walkable,
 )
@@ -91,6 +92,7 @@ def faultin_range(
                 faulted = swapped = 0
             was_present = vma.pte_present(idx, write)
             swapin = not was_present and needs_swapin(m, vma, idx, write)
+            disk = not was_present and needs_disk_read(m, vma, idx, write)
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
                 yield elapse(m, faulted * cost)
@@ -99,8 +101,8 @@ def faultin_range(
             if write:
                 fault_dirty_shared_page(m, vma, seq, pos, pos + 1)
             pos += 1
-            if swapin:  # the synchronous swap read, after the page is in and mapped
-                yield elapse(m, swapin_cost)
+            if swapin or disk:  # the synchronous read, after the page is in and mapped
+                yield elapse(m, swapin_cost if swapin else m.costs.disk_read)
                 m.levels.mark()
         task.cursor = seq.at(min(pos, total - 1))
         m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),

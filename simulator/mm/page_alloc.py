@@ -62,7 +62,7 @@ class Node:
     free: int = 0
     distance: list[int] = field(default_factory=list)
     stat: dict[str, int] = field(
-        default_factory=lambda: {"anon": 0, "shmem": 0, "pagetables": 0, "kernel": 0, "slab": 0}
+        default_factory=lambda: {"anon": 0, "shmem": 0, "file": 0, "pagetables": 0, "kernel": 0, "slab": 0}
     )
     levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 

@@ -43,6 +43,8 @@ class ShmemSb:
     max_blocks: int = 0
     used_blocks: int = 0
     noswap: bool = False
+    disk: bool = False  # a disk filesystem (pagecache.py): its files' data is on disk
+    disk_files: dict[str, int] = field(default_factory=dict)  # name -> size in bytes, at mount
 
     def free_blocks(self) -> int | None:
         """Blocks left before ENOSPC, or None for an unlimited mount."""

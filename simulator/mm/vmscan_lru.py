@@ -194,12 +194,13 @@ def shrink_folio_range(m: Machine, vec: Lruvec, lru: int, run: LruRun, s: int, e
                 _count(vec.memcg, "pgrotated", le - ls)
             continue
         before = vec.memcg.usage
-        if isinstance(obj, ShmemInode):
+        reclaimer = RECLAIMERS.get(type(obj))
+        if reclaimer is not None:
+            kept = reclaimer(m, obj, ls, le, sc)
+        elif isinstance(obj, ShmemInode):
             kept = reclaim_shmem(m, obj, ls, le, sc)
-        elif isinstance(obj, VMA):
-            kept = reclaim_anon(m, obj, ls, le, sc)
         else:
-            kept = RECLAIMERS[type(obj)](m, obj, ls, le, sc)
+            kept = reclaim_anon(m, obj, ls, le, sc)
         freed = (le - ls) - sum(b - a for a, b in kept)
         sc.nr_reclaimed += freed
         _count(vec.memcg, "pgsteal", freed)
