@@ -221,8 +221,10 @@ def lru_set_referenced(st: LruState, obj: Any, a: int, b: int) -> None:
         at = dq.index(run)
         tail = [(ts, te) for ts, te, t in obj.lru.runs(e, run.b) if t == stamp]
         new: list[LruRun] = []
-        for lo, hi, ref in [(s, e, True)] + [(tail[0][0], run.b, False)] * bool(tail):
-            pieces = [(s, e)] if ref else tail
+        parts = [(s, e, True, [(s, e)])]
+        if tail:
+            parts.append((tail[0][0], run.b, False, tail))
+        for lo, hi, ref, pieces in parts:
             n = sum(pe - ps for ps, pe in pieces)
             r = LruRun(obj, lo, hi, st.next_stamp, run.lruvec, run.lru, run.young, ref, n)
             st.next_stamp += 1
