@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..mm.booking import file_folios_added, shmem_folios_dirtied
 from ..mm.debug import vm_debug_check
+from ..mm.errno import EINVAL
 from ..mm.filemap_io import filemap_add_folio, filemap_get_folio
 from ..mm.lru import LRU_INACTIVE_FILE
 from ..mm.memcontrol import CTX_SYSCALL
@@ -68,6 +69,8 @@ def file_range(
             n_all = n_disk = 0
             cached = inode.pages.has(pos)
             err = yield from filemap_get_folio(m, task, inode, pos, write)
+            if err == EINVAL:
+                return pos - a, reads, None  # truncated below it meanwhile: EOF
             if err:
                 return pos - a, reads, (err if pos == a else None)
             if write:
