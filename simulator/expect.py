@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .scenario_model import ExpectTask
+from .scenario_model import Bound, ExpectTask
 from .units import parse_bytes
+from .validify import PRESSURE_TOTALS, expect_number
 
 if TYPE_CHECKING:
     from .outcome import RunResult
@@ -18,6 +19,9 @@ def mismatches(sc: Scenario, run: RunResult) -> list[str]:
     for name, exp in sc.expect.items():
         if name == "memcg":
             out.extend(memcg_mismatches(exp, run, sc))  # type: ignore[arg-type]
+            continue
+        if name == "nodes":
+            out.extend(node_mismatches(exp, run, sc))  # type: ignore[arg-type]
             continue
         got = run.tasks.get(name)
         if got is None:
@@ -48,10 +52,8 @@ def memcg_mismatches(exp: dict[str, dict[str, Any]], run: RunResult, sc: Scenari
     for path, stats in exp.items():
         got = run.counters["memcg"][path]
         for key, want in stats.items():
-            if key == "events":
-                for ev, n in want.items():
-                    if got["events"].get(ev) != n:
-                        out.append(f"memcg {path}: expected {n} {ev} events, got {got['events'].get(ev)}")
+            if key in ("events", "pressure"):
+                out.extend(counter_mismatches(path, key, want, got[key]))
                 continue
             if key == "usage":
                 have = got["usage_pages"]
@@ -64,4 +66,41 @@ def memcg_mismatches(exp: dict[str, dict[str, Any]], run: RunResult, sc: Scenari
             want_pages = parse_bytes(want) // ps if isinstance(want, str) else int(want)
             if have != want_pages:
                 out.append(f"memcg {path}: expected {key} {want} ({want_pages} pages), got {have} pages")
+    return out
+
+
+def counter_mismatches(path: str, kind: str, want: dict[str, Any], got: dict[str, Any]) -> list[str]:
+    """memory.events counts, or memory.pressure values (totals as durations, averages in
+    percent), each exact or within a `{min, max}` range."""
+    out = []
+    for name, w in want.items():
+        have = got[name] if kind == "events" else (
+            got[f"{name}_us"] if name in PRESSURE_TOTALS else got[name])
+        if isinstance(w, Bound):
+            lo = None if w.min is None else expect_number(kind, name, w.min)
+            hi = None if w.max is None else expect_number(kind, name, w.max)
+            if (lo is not None and have < lo) or (hi is not None and have > hi):
+                rng = " and ".join(x for x in (w.min is not None and f"at least {w.min}",
+                                               w.max is not None and f"at most {w.max}") if x)
+                out.append(f"memcg {path}: expected {kind} {name} {rng}, got {shown(name, have)}")
+        elif have != expect_number(kind, name, w):
+            out.append(f"memcg {path}: expected {kind} {name} {w}, got {shown(name, have)}")
+    return out
+
+
+def shown(name: str, have: float) -> str:
+    """A counter as the message shows it: totals in seconds."""
+    return f"{have / 1e6:g}s" if name in PRESSURE_TOTALS else f"{have:g}"
+def node_mismatches(exp: dict[Any, dict[str, Any]], run: RunResult, sc: Scenario) -> list[str]:
+    """Counters of NUMA nodes, by node id: final (`shmem`, `free`) or peak (`peak_shmem`;
+    `peak_free` is the fewest free pages), a size or a number of pages each."""
+    out = []
+    ps = parse_bytes(sc.machine.page_size)
+    for nid, stats in exp.items():
+        got = run.counters["nodes"][int(nid)]
+        for key, want in stats.items():
+            want_pages = parse_bytes(want) // ps if isinstance(want, str) else int(want)
+            if got[key] != want_pages:
+                out.append(f"node {nid}: expected {key} {want} ({want_pages} pages), "
+                           f"got {got[key]} pages")
     return out

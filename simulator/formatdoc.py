@@ -148,8 +148,13 @@ def render() -> str:
         "op's name; `reason` matches as a substring). The reserved key `memcg` maps cgroup paths "
         "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `kernel`, "
         "`pagetables`, `file_mapped`, each also as `peak_*` (the highest value during the run), "
-        "and `events: {max, oom, oom_kill, oom_group_kill}`. Sizes there take units; a bare "
-        "integer is pages.",
+        "`events: {low, high, max, oom, oom_kill, oom_group_kill}` (memory.events), and "
+        "`pressure: {some_total, full_total, some_avg10, some_avg60, some_avg300, full_avg10, "
+        "full_avg60, full_avg300}` (memory.pressure; the root `/` is the system's "
+        "/proc/pressure/memory): totals as durations (`1500ms`), averages as percentages. "
+        "Sizes there take units; a bare integer is pages. An event count or a pressure value "
+        "may be a range instead, both ends included and either left out: "
+        "`events: {high: {min: 1}}`, `pressure: {some_total: {min: 1s, max: 2s}}`.",
         "",
         "## Experiments: distributions, copies, repeats, sweeps",
         "",

@@ -32,6 +32,7 @@ from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.namei import do_filp_open
 from .mm.pagecache import DiskInode, is_disk_file
 from .mm.proc_base import __set_oom_adj
+from .mm.psi import psi_task_running
 from .mm.shmem import shmem_file_read_iter
 from .mm.shmem_inode import ShmemInode
 from .mm.truncate import shmem_setattr
@@ -454,8 +455,12 @@ def op_oom_score_adj(p: Proc, value: int) -> Generator[Any, Any, None]:
 
 @op("sleep")
 def op_sleep(p: Proc, seconds: float) -> Generator[Any, Any, None]:
-    """Sleep for a duration (in seconds)."""
-    yield p.m.env.timeout(seconds)
+    """Sleep for a duration (in seconds): idle for PSI meanwhile."""
+    psi_task_running(p.m, p.task, False)
+    try:
+        yield p.m.env.timeout(seconds)
+    finally:
+        psi_task_running(p.m, p.task, True)
 
 
 @op("exit")

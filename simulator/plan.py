@@ -87,6 +87,7 @@ class CgroupPlan:
     oom_kill_disable: bool | None  # None: not written, inherited from the parent
     memsw_max: int | None = None
     swappiness: int | None = None
+    mems: tuple[int, ...] | None = None  # cpuset.mems (None: not written)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,7 @@ def resolve_cgroup(spec: CgroupSpec, ps: int, ram_pages: int) -> CgroupPlan:
                           if "memory_oom_kill_disable" in spec.model_fields_set else None),
         memsw_max=limit_pages(spec.memory_memsw_limit_in_bytes, ps, ram_pages),
         swappiness=spec.memory_swappiness,
+        mems=None if spec.cpuset_mems is None else tuple(sorted(set(spec.cpuset_mems))),
     )
 
 

@@ -20,7 +20,8 @@ TASK_COLUMNS = ["scenario", "seed", "kernel", "zero_page_sealed_holes", "task", 
                 "op", "op_name", "page", "time", "reason"]
 OOM_KILL_COLUMNS = ["scenario", "seed", "kernel", "victim", "constraint", "memcg", "task_memcg",
                     "points", "totalpages", "time", "rss_pages", "pgtables_pages", "swapents",
-                    "oom_score_adj", "line", "task_line"]
+                    "oom_score_adj", "line", "task_line", "oom_constraint", "nodemask",
+                    "summary_line"]
 
 
 def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:

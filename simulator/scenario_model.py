@@ -16,7 +16,7 @@ from .scenario_ops import Op
 from .scenario_types import Duration, Flag, Size, SizeOrMax, Strict
 from .units import parse_bytes
 
-RESERVED_EXPECT_KEYS = ("memcg", "files")
+RESERVED_EXPECT_KEYS = ("memcg", "files", "nodes")
 
 
 class NodeSpec(Strict):
@@ -125,6 +125,10 @@ class CgroupSpec(Strict):
         default=None, ge=0, le=200, alias="memory.swappiness",
         description="cgroup v1: this memcg's swappiness (default: vm.swappiness); 0 reclaims "
                     "file pages only")
+    cpuset_mems: list[int] | None = Field(
+        default=None, alias="cpuset.mems", description="the NUMA nodes its tasks may allocate "
+        "from (cgroup v2 cpuset): effective mems are these within the parent's effective mems, "
+        "or the parent's if that leaves none")
 
 
 # -- ops --------------------------------------------------------------------------------------
@@ -155,6 +159,16 @@ class Footprint(Strict):
     committed: Size = "256KiB"
 
 
+class MempolicySpec(Strict):
+    """A task's NUMA memory policy (set_mempolicy(2)): `default`/`local` allocate on the
+    task's node and fall back by distance; `preferred` (one node) likewise from its node;
+    `bind` only from its nodes (an OOM there is CONSTRAINT_MEMORY_POLICY); `interleave`
+    spreads pages over its nodes by index, falling back like `preferred`."""
+
+    mode: Literal["default", "local", "preferred", "bind", "interleave"] = "default"
+    nodes: list[int] | None = None
+
+
 class TaskSpec(Strict):
     """A process and the ops it runs."""
 
@@ -166,6 +180,7 @@ class TaskSpec(Strict):
     capabilities: list[Literal["ipc_lock", "sys_resource", "sys_admin"]] = []
     footprint: Footprint = Field(default_factory=Footprint)
     node: int = Field(default=0, ge=0)
+    mempolicy: MempolicySpec | None = None
     ops: list[Op] = []
 
 
@@ -184,7 +199,16 @@ class ExpectTask(Strict):
     reason: str | None = None
 
 
-MemcgExpect = dict[str, Union[Size, dict[str, int]]]
+class Bound(Strict):
+    """An expected counter's range, both ends included; either may be left out."""
+
+    min: Union[int, float, str, None] = None
+    max: Union[int, float, str, None] = None
+
+
+# usage, anon, ...: a size; events: {name: count or Bound}; pressure: {name: value or Bound}.
+MemcgExpect = dict[str, Union[Size, dict[str, Union[int, float, str, Bound]]]]
+NodesExpect = dict[int, dict[str, Size]]  # `nodes:` node id -> counter -> size or pages
 
 
 class WhatIfSpec(Strict):
@@ -223,7 +247,7 @@ class Scenario(Strict):
     cgroups: dict[str, CgroupSpec] = {}
     tasks: list[TaskSpec] = Field(min_length=1)
     what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
-    expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect]]] = {}
+    expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect], NodesExpect]] = {}
     sweep: SweepSpec | None = None
     # Set by the loader: `file:line: key: message` of each setting accepted but without effect.
     _warnings: tuple[str, ...] = PrivateAttr(default=())

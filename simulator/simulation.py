@@ -20,17 +20,28 @@ from .mm.memcontrol import (
     mem_cgroup_css_alloc_oom_kill_disable,
     page_counter_charge,
 )
+from .mm.mempolicy import (
+    MPOL_DEFAULT,
+    Mempolicy,
+    allowed_zonelist,
+    cpuset_current_mems_allowed,
+    cpuset_effective_mems,
+    interleaved,
+    mpol_set_nodemask,
+    step_zonelist,
+)
 from .mm.mm_types import MM, PT_SHIFTS
 from .mm.oom_kill import KernelPanic
 from .mm.overcommit import Overcommit
 from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages
 from .mm.profiles import PROFILES, WhatIf
+from .mm.psi import now_ns, psi_show
 from .mm.shmem_inode import ShmemInode, ShmemSb
 from .mm.task import TaskStruct
 from .outcome import DURATION_RAN_OUT, RunResult, TaskOutcome
 from .plan import Plan, TaskPlan, resolve
 from .scenario_errors import ScenarioError
-from .scenario_model import Scenario
+from .scenario_model import Scenario, TaskSpec
 from .tasks import Proc, run_task
 
 MMAP_TOP = 0x7FFFF7FFF000 >> 12  # pages; the top of the mmap area before randomisation
@@ -44,32 +55,32 @@ class Run:
     def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
                  check_invariants: bool = True, debug_vm: bool = False) -> None:
-        if isinstance(sc, Plan):
-            self.plan = sc
-        else:
-            self.plan = resolve(sc)
-        sc = self.plan.scenario
-        self.sc = sc
-        self.seed = sc.seed if seed is None else seed
-        self.kernel = kernel or sc.kernel
-        wi = sc.what_if.model_dump()
-        wi.update(what_if or {})
-        self.what_if = wi
-        self.env = simpy.Environment()
-        self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
-        self.m.engine = REFERENCE if reference else BULK
-        self.m.debug_vm = debug_vm
-        self.check = check_invariants
-        self.procs: dict[str, Proc] = {}
-        self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
-        with frozen_heap():
+        with frozen_heap():  # the collector off the scenario and the machine built
+            if isinstance(sc, Plan):
+                self.plan = sc
+            else:
+                self.plan = resolve(sc)
+            sc = self.plan.scenario
+            self.sc = sc
+            self.seed = sc.seed if seed is None else seed
+            self.kernel = kernel or sc.kernel
+            wi = sc.what_if.model_dump()
+            wi.update(what_if or {})
+            self.what_if = wi
+            self.env = simpy.Environment()
+            self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
+            self.m.engine = REFERENCE if reference else BULK
+            self.m.debug_vm = debug_vm
+            self.check = check_invariants
+            self.procs: dict[str, Proc] = {}
+            self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
             for i, tp in enumerate(self.plan.tasks):
                 spec = tp.spec
-                t = build_task(self.m, tp, pid=100 + i, rng=task_rng(self.seed, spec.name))
+                t = build_task(self.m, self.plan, tp, pid=100 + i, rng=task_rng(self.seed, spec.name))
                 p = Proc(sim=self, m=self.m, task=t, spec=spec, plan=tp)
                 p.ops_done = self.env.event()
                 self.procs[spec.name] = p
-        self.fdt = FdTable.of((p.task for p in self.procs.values()), self.plan.fd_users)
+            self.fdt = FdTable.of((p.task for p in self.procs.values()), self.plan.fd_users)
 
     # -- running -------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -145,13 +156,14 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
                                "swappiness": s.swappiness},
         costs=Costs(**plan.costs), total_swap=plan.swap_pages,
         page_cache_pages=plan.page_cache_pages,
+        cpusets_enabled=any(c.mems is not None for c in plan.cgroups.values()),
     )
     for path in sorted(plan.cgroups, key=lambda p: p.count("/")):
         cp = plan.cgroups[path]
         parent = ensure_memcg(m, path.rsplit("/", 1)[0] or "/")
         c = MemCgroup(path=path, parent=parent)
         c.max = PAGE_COUNTER_MAX if cp.max is None else cp.max
-        c.high = PAGE_COUNTER_MAX if cp.high is None else cp.high
+        c.high = PAGE_COUNTER_MAX if cp.high is None or not m.profile.memcg_high else cp.high
         c.swap_max = PAGE_COUNTER_MAX if cp.swap_max is None else cp.swap_max
         c.memsw_max = PAGE_COUNTER_MAX if cp.memsw_max is None else cp.memsw_max
         c.swappiness = cp.swappiness
@@ -182,7 +194,8 @@ def ensure_memcg(m: Machine, path: str) -> MemCgroup:
     return c
 
 
-def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> TaskStruct:
+def build_task(m: Machine, plan: Plan, tp: TaskPlan, pid: int,
+               rng: np.random.Generator) -> TaskStruct:
     """A process as forked: its footprint charged to its memcg, its page tables, ASLR base."""
     ps = m.page_size
     spec = tp.spec
@@ -194,11 +207,12 @@ def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> 
         rlimit_memlock=(1 << 62) if tp.rlimit_memlock_pages is None else tp.rlimit_memlock_pages,
         node=spec.node,
     )
+    t.mems_allowed, t.mempolicy = task_numa(m, plan, spec)
     t.exit_event = m.env.event()
     anon, kernel = tp.anon_pages, tp.kernel_pages
     pts = max(len(PT_SHIFTS), tp.page_table_pages)
     total = anon + kernel + pts
-    nodes = m.zonelist(t.node)
+    nodes = footprint_zonelist(m, t)
     if sum(max(0, n.free - n.min_wmark()) for n in nodes) < total:
         raise ScenarioError(f"the machine has no room for task {spec.name}'s footprint")
     page_counter_charge(memcg, anon + m.kmem_charge(kernel + pts))
@@ -226,23 +240,57 @@ def build_task(m: Machine, tp: TaskPlan, pid: int, rng: np.random.Generator) -> 
     return t
 
 
+def footprint_zonelist(m: Machine, t: TaskStruct) -> list[Node]:
+    """Where a task's footprint comes from: its policy's zonelist; an interleaving task's
+    footprint is taken as if local (its image predates the policy), within its cpuset."""
+    if interleaved(t):
+        return allowed_zonelist(m, t.node, cpuset_current_mems_allowed(m, t))
+    return step_zonelist(m, t)
+
+
+def task_numa(m: Machine, plan: Plan, spec: TaskSpec) -> tuple[tuple[int, ...] | None, Mempolicy]:
+    """A task's cpuset mems (`cpuset_effective_mems` along its cgroup's ancestry; None when no
+    cgroup sets cpuset.mems) and its policy (`mpol_set_nodemask`)."""
+    mems = None
+    if m.cpusets_enabled:
+        parts = spec.cgroup.strip("/").split("/") if spec.cgroup != "/" else []
+        paths = ["/"] + ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+        chain = [plan.cgroups[p].mems if p in plan.cgroups else None for p in paths]
+        mems = cpuset_effective_mems(chain, tuple(range(len(m.nodes))))
+    mp = spec.mempolicy
+    if mp is None:
+        return mems, Mempolicy(MPOL_DEFAULT)
+    return mems, mpol_set_nodemask(mp.mode, tuple(mp.nodes or ()), mems)
+
+
+def node_counters(n: Node) -> dict[str, Any]:
+    """A node's final counters: free pages and its watermarks, each page counter of its
+    `stat` (a new item there is a new column here) with its peak, and `peak_free`, the fewest
+    free pages it had."""
+    return {"nid": n.nid, "managed": n.managed, "free": n.free,
+            "min": n.min_wmark(), "low": n.low_wmark(), "high": n.high_wmark(), **n.stat,
+            **{f"peak_{k}": v for k, v in n.stat.peak.items()},
+            "peak_free": n.free if n.lowest_free is None else min(n.free, n.lowest_free)}
+
+
 def counters(m: Machine) -> dict[str, Any]:
-    """Final counters: per memcg, per node, overcommit, swap, files."""
+    """Final counters: per memcg, per node, overcommit, swap, files, and the system's memory
+    pressure (the root memcg's is the same group)."""
+    now = now_ns(m)
     return {
         "memcg": {
             path: {"usage_pages": c.usage, "max_usage_pages": c.watermark, **c.stat,
                    **{f"peak_{k}": v for k, v in c.peak.items()}, "events": dict(c.events),
                    "swap_current_pages": c.swap_usage, "swap_peak_pages": c.swap_watermark,
                    "swap_events": dict(c.swap_events), "memsw_peak_pages": c.memsw_watermark,
-                   **c.vmscan}
+                   **c.vmscan, "pressure": psi_show(c.psi, now)}
             for path, c in m.memcgs.items()
         },
+        "pressure": psi_show(m.root.psi, now),
         "swap": {"total_pages": m.swap.pages, "used_pages": m.swap.inuse,
                  "free_pages": m.swap.nr_free(), "pswpin": m.swap.pswpin,
                  "pswpout": m.swap.pswpout},
-        "nodes": [{"nid": n.nid, "managed": n.managed, "free": n.free,
-                   "min": n.min_wmark(), "low": n.low_wmark(), "high": n.high_wmark(), **n.stat}
-                  for n in m.nodes],
+        "nodes": [node_counters(n) for n in m.nodes],
         "committed_as_pages": m.overcommit.committed_as,
         "commit_limit_pages": m.commit_limit(),
         "files": {fd: {"pages": len(i.pages), "size": i.size, "seals": sorted(i.seals),

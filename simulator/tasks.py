@@ -13,6 +13,8 @@ import simpy
 from .engine.rng import task_rng
 from .mm import exit as mm_exit
 from .mm.debug import vm_debug_check
+from .mm.memcg_high import mem_cgroup_handle_over_high
+from .mm.psi import psi_task_running
 from .ops import OPS, Killed, OpError, Sigbus, Sigsegv
 from .outcome import NOT_STARTED, TaskOutcome
 
@@ -75,11 +77,15 @@ def run_task(p: Proc) -> Generator[Any, Any, None]:
     try:
         yield from wait_start(p)
         m.log.emit("task_start", task=t.name, memcg=t.memcg.path)
+        psi_task_running(m, t, True)
         for i, o in enumerate(p.plan.ops):
             p.op_index, p.op_name, p.page = i, o.name, None
             m.log.emit("op_start", task=t.name, value=i, detail=o.name)
             yield from OPS[o.name](p, o.args)
             vm_debug_check(m)
+            if t.memcg_nr_pages_over_high and not t.sigkill:
+                # resume_user_mode_work(): the op returns to user space.
+                yield from mem_cgroup_handle_over_high(m, t)
             if t.sigkill:
                 raise Killed(p.page)
             if p.exit_now:
@@ -111,6 +117,7 @@ def do_exit(p: Proc) -> Generator[Any, Any, None]:
     """Models `do_exit()`: the task is exiting for `Costs.exit`, then its mm and fds go."""
     m, t = p.m, p.task
     t.exiting = True
+    psi_task_running(m, t, False)
     while True:
         try:
             yield m.env.timeout(m.costs.exit)

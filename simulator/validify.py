@@ -17,17 +17,20 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from .scenario_errors import ScenarioError
-from .scenario_model import RESERVED_EXPECT_KEYS, StartAfter
+from .scenario_model import RESERVED_EXPECT_KEYS, Bound, StartAfter
 from .scenario_ops import op_args, op_name
-from .units import SizeText, parse_bytes
+from .units import SizeText, UnitError, parse_bytes, parse_seconds
 
 if TYPE_CHECKING:
     from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
 MEMCG_STATS = ("usage", "anon", "shmem", "file", "kernel", "pagetables", "file_mapped")
-MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events",
+MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events", "pressure",
                      "workingset_refault")
+MEMCG_EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
+PRESSURE_TOTALS = ("some_total", "full_total")  # durations
+PRESSURE_AVGS = tuple(f"{k}_avg{w}" for k in ("some", "full") for w in (10, 60, 300))  # percent
 MAP_OPS = ("munmap", "touch", "mlock", "munlock", "mlock2", "madvise", "mprotect")
 
 
@@ -52,6 +55,10 @@ def _keys(model: type[BaseModel]) -> dict[str, str]:
     return {name: f.alias or name for name, f in model.model_fields.items()}
 
 
+# Values that hold no size: skipped without a call (a 10,000-task file has 480,000 values).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """The key paths of every size written as a percentage, in file order."""
     if isinstance(node, SizeText):
@@ -60,13 +67,16 @@ def percentages(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ..
     elif isinstance(node, BaseModel):
         keys = _keys(type(node))
         for name, v in node.__dict__.items():
-            yield from percentages(v, (*path, keys[name]))
+            if type(v) not in _PLAIN:
+                yield from percentages(v, (*path, keys[name]))
     elif isinstance(node, (list, tuple)):
         for i, v in enumerate(node):
-            yield from percentages(v, (*path, i))
+            if type(v) not in _PLAIN:
+                yield from percentages(v, (*path, i))
     elif isinstance(node, dict):
         for k, v in node.items():
-            yield from percentages(v, (*path, k))
+            if type(v) not in _PLAIN:
+                yield from percentages(v, (*path, k))
 
 
 # Op sizes that may be a percentage of the file's size when the op runs.
@@ -102,6 +112,38 @@ def start_cycle(sc: Scenario) -> tuple[int, list[str]] | None:
     return None
 
 
+def check_counter_expect(kind: str, want: Any, where: tuple[Any, ...]) -> None:
+    """`events: {high: 17}` or `{high: {min: 1}}` (counts); `pressure: {some_total: {min: 1s},
+    some_avg10: {max: 5}}` (totals as durations, averages as percentages): names and values."""
+    if not isinstance(want, dict):
+        raise ScenarioError(f"expected a mapping of {kind} to values", where)
+    names = MEMCG_EVENTS if kind == "events" else (*PRESSURE_TOTALS, *PRESSURE_AVGS)
+    for name, v in want.items():
+        if name not in names:
+            raise ScenarioError(f"expected one of {', '.join(names)}", (*where, name))
+        ends = [v.min, v.max] if isinstance(v, Bound) else [v]
+        for end in ends:
+            if end is None:
+                continue
+            try:
+                expect_number(kind, name, end)
+            except (UnitError, ValueError) as e:
+                raise ScenarioError(str(e), (*where, name)) from None
+
+
+def expect_number(kind: str, name: str, v: Any) -> float:
+    """An expected events count, pressure total (in microseconds) or average (percent)."""
+    if kind == "events":
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"expected a count, got {v!r}")
+        return v
+    if name in PRESSURE_TOTALS:
+        return parse_seconds(v) * 1e6
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 100:
+        raise ValueError(f"expected a percentage (0-100), got {v!r}")
+    return float(v)
+
+
 def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     """Settings that are accepted but change nothing (not modelled, or ignored): a message and
     the key path of each, in file order."""
@@ -109,9 +151,6 @@ def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     ram = machine_bytes(sc)
     for path, cg in sc.cgroups.items():
         where = ("cgroups", path)
-        if cg.memory_high != "max":
-            out.append(("memory.high is not modelled yet (no throttling): it has no effect",
-                        (*where, "memory.high")))
         if _bytes(cg.memory_low, ram):
             out.append(("memory.low is not modelled yet (no reclaim to protect from): it has no "
                         "effect", (*where, "memory.low")))
@@ -149,10 +188,12 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
         if n.distance is not None and len(n.distance) != len(sc.machine.nodes):
             raise ScenarioError(f"expected {len(sc.machine.nodes)} distances, one per node",
                                 ("machine", "nodes", i, "distance"))
-    for path in sc.cgroups:
+    nr_nodes = len(sc.machine.nodes)
+    for path, cg in sc.cgroups.items():
         if not path.startswith("/") or path == "/" or path.endswith("/") or "//" in path:
             raise ScenarioError("expected a cgroup path such as /app or /app/worker (not the root)",
                                 ("cgroups", path))
+        check_nodes(cg.cpuset_mems, nr_nodes, ("cgroups", path, "cpuset.mems"))
         # memory.max above the machine's memory is accepted, as the kernel does: no limit in
         # practice.
     mount_paths = Counter(m.path for m in sc.mounts)
@@ -190,6 +231,7 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
         if t.node >= len(sc.machine.nodes):
             raise ScenarioError(f"no node {t.node}; the machine has {len(sc.machine.nodes)}",
                                 ("tasks", ti, "node"))
+        check_mempolicy(sc, ti)
         for oi, op in enumerate(t.ops):
             name, args = op_name(op), op_args(op)
             where = ("tasks", ti, "ops", oi, name)
@@ -240,22 +282,92 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
                 if name == "touch" and args.pattern == "stride" and args.stride is None:
                     raise ScenarioError("pattern stride needs a stride (e.g. 8KiB)", (*where, "stride"))
     for key, exp in sc.expect.items():
+        if key == "nodes":
+            check_node_expect(exp, nr_nodes)
+            continue
         if key == "memcg":
             if not isinstance(exp, dict):
                 raise ScenarioError("expected a mapping of cgroup path to counters", ("expect", key))
-            for path, stats in exp.items():
-                if path != "/" and path not in sc.cgroups:
-                    raise ScenarioError(f"no such cgroup {path!r}", ("expect", key, path))
+            for cg_path, stats in exp.items():
+                if cg_path != "/" and cg_path not in sc.cgroups:
+                    raise ScenarioError(f"no such cgroup {cg_path!r}", ("expect", key, cg_path))
                 for stat in stats:
                     if stat not in MEMCG_EXPECT_KEYS:
                         raise ScenarioError(f"expected one of {', '.join(MEMCG_EXPECT_KEYS)}",
-                                            ("expect", key, path, stat))
+                                            ("expect", key, cg_path, stat))
+                    if stat in ("events", "pressure"):
+                        check_counter_expect(stat, stats[stat], ("expect", key, cg_path, stat))
             continue
         if key not in names:
             raise ScenarioError(f"no task named {key!r}", ("expect", key))
         if isinstance(exp, dict):
             raise ScenarioError("expected an outcome or {outcome, errno, op, page, reason}",
                                 ("expect", key))
+
+
+def check_nodes(nodes: list[int] | None, nr_nodes: int, where: tuple[Any, ...]) -> None:
+    """A node list names nodes of the machine, at least one."""
+    if nodes is None:
+        return
+    if not nodes:
+        raise ScenarioError("expected at least one node", where)
+    for k, n in enumerate(nodes):
+        if not 0 <= n < nr_nodes:
+            raise ScenarioError(f"no node {n}; the machine has {nr_nodes} (0-{nr_nodes - 1})",
+                                (*where, k))
+
+
+def task_mems(sc: Scenario, cgroup: str) -> tuple[int, ...]:
+    """The cpuset's effective mems of a cgroup (as `cpuset_effective_mems`), for the checks."""
+    eff = tuple(range(len(sc.machine.nodes)))
+    parts = [p for p in cgroup.split("/") if p]
+    for i in range(len(parts)):
+        spec = sc.cgroups.get("/" + "/".join(parts[:i + 1]))
+        mems = None if spec is None else spec.cpuset_mems
+        own = eff if mems is None else tuple(n for n in eff if n in mems)
+        eff = own or eff
+    return eff
+
+
+def check_mempolicy(sc: Scenario, ti: int) -> None:
+    """A policy's nodes: required for preferred, bind and interleave (one for preferred),
+    none for default and local, all on the machine, and some within the task's cpuset mems
+    (set_mempolicy(2) refuses a policy left with no node: EINVAL)."""
+    t = sc.tasks[ti]
+    mp = t.mempolicy
+    if mp is None:
+        return
+    where = ("tasks", ti, "mempolicy")
+    if mp.mode in ("default", "local"):
+        if mp.nodes:
+            raise ScenarioError(f"mode {mp.mode} takes no nodes", (*where, "nodes"))
+        return
+    if mp.nodes is None:
+        raise ScenarioError(f"mode {mp.mode} needs nodes (e.g. nodes: [0])", where)
+    check_nodes(mp.nodes, len(sc.machine.nodes), (*where, "nodes"))
+    if mp.mode == "preferred" and len(set(mp.nodes)) != 1:
+        raise ScenarioError("mode preferred takes one node", (*where, "nodes"))
+    mems = task_mems(sc, t.cgroup)
+    if not any(n in mems for n in mp.nodes):
+        raise ScenarioError(f"no node of the policy is in the cgroup's cpuset.mems "
+                            f"({','.join(map(str, mems))}): set_mempolicy fails with EINVAL",
+                            (*where, "nodes"))
+
+
+NODE_EXPECT_KEYS = ("free", "anon", "shmem", "peak_free", "peak_anon", "peak_shmem")
+
+
+def check_node_expect(exp: Any, nr_nodes: int) -> None:
+    """`expect: {nodes: {NID: {shmem: 2MiB, ...}}}`: nodes of the machine, known counters."""
+    if not isinstance(exp, dict):
+        raise ScenarioError("expected a mapping of node id to counters", ("expect", "nodes"))
+    for nid, stats in exp.items():
+        if not str(nid).isdigit() or int(nid) >= nr_nodes:
+            raise ScenarioError(f"no node {nid}; the machine has {nr_nodes}", ("expect", "nodes", nid))
+        for stat in stats:
+            if stat not in NODE_EXPECT_KEYS:
+                raise ScenarioError(f"expected one of {', '.join(NODE_EXPECT_KEYS)}",
+                                    ("expect", "nodes", nid, stat))
 
 
 def check_range(rng: list[Any], length: int | None, page: int, where: tuple[Any, ...]) -> None:

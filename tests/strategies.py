@@ -342,6 +342,38 @@ def sysctls(draw: Any) -> dict[str, Any]:
     return out
 
 
+def node_sets(nnodes: int) -> st.SearchStrategy[list[int]]:
+    """A non-empty set of the machine's nodes, as a sorted list."""
+    return st.sets(st.integers(0, nnodes - 1), min_size=1, max_size=nnodes).map(sorted)
+
+
+def effective_mems(cgroups: dict[str, Any], path: str, nnodes: int) -> list[int]:
+    """A cgroup's effective cpuset mems: each ancestor's cpuset.mems within its parent's, the
+    parent's where that leaves none (cgroup v2)."""
+    eff = list(range(nnodes))
+    parts = [p for p in path.split("/") if p]
+    for i in range(len(parts)):
+        mems = cgroups.get("/" + "/".join(parts[:i + 1]), {}).get("cpuset.mems")
+        if mems is not None:
+            eff = [n for n in eff if n in mems] or eff
+    return eff
+
+
+@st.composite
+def mempolicies(draw: Any, nnodes: int, mems: list[int]) -> dict[str, Any] | None:
+    """A task's NUMA policy (mostly none), its nodes meeting the cpuset's `mems`."""
+    mode = draw(st.sampled_from([None, None, None, "default", "local", "preferred", "bind",
+                                 "bind", "interleave", "interleave"]))
+    if mode is None or mode in ("default", "local"):
+        return None if mode is None else {"mode": mode}
+    if mode == "preferred":
+        return {"mode": mode, "nodes": [draw(st.sampled_from(mems))]}
+    nodes = draw(node_sets(nnodes))
+    if not set(nodes) & set(mems):
+        nodes = sorted({*nodes, draw(st.sampled_from(mems))})
+    return {"mode": mode, "nodes": nodes}
+
+
 @st.composite
 def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
     """The YAML-equivalent dict of a small random scenario.
@@ -389,7 +421,16 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.oom_kill_disable"] = disable == 0
         if draw(st.integers(0, 2)) == 0:
             spec["memory.swap.max"] = kib(draw(st.sampled_from([0, 4, 32, 200])))
+        if draw(st.integers(0, 2)) == 0:  # throttled a little past it, or 2 s a batch
+            spec["memory.high"] = kib(inside + draw(st.integers(0, 200)))
+        if nnodes > 1 and draw(st.integers(0, 3)) == 0:
+            spec["cpuset.mems"] = draw(node_sets(nnodes))
         cgroups[path] = spec
+    if nnodes > 1:
+        for task in tasks:
+            policy = draw(mempolicies(nnodes, effective_mems(cgroups, task["cgroup"], nnodes)))
+            if policy is not None:
+                task["mempolicy"] = policy
     return {
         "name": "differential",
         "seed": draw(st.integers(0, 2**16)),

@@ -22,7 +22,7 @@ runner = CliRunner()
 LONG = "a-task-with-a-name-much-longer-than-eighty-columns-would-ever-allow-in-a-table-cell-x"
 SMALL = f"""\
 name: small
-cgroups: {{/app: {{memory.max: 64MiB, memory.high: 32MiB}}}}
+cgroups: {{/app: {{memory.max: 64MiB, memory.low: 32MiB}}}}
 tasks:
   - name: {LONG}
     cgroup: /app
@@ -70,9 +70,9 @@ def test_warnings_go_to_stderr_and_into_the_json(tmp_path):
     res = runner.invoke(app, ["run", str(f), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["warnings"] == [f"{f}:2: cgroups./app.memory.high: memory.high is not modelled yet "
-                               "(no throttling): it has no effect"]
-    assert "warning:" in res.stderr and "memory.high" in res.stderr
+    assert doc["warnings"] == [f"{f}:2: cgroups./app.memory.low: memory.low is not modelled yet "
+                               "(no reclaim to protect from): it has no effect"]
+    assert "warning:" in res.stderr and "memory.low" in res.stderr
     assert set(doc) == {"scenario", "runs", "warnings"}
 
 

@@ -91,8 +91,10 @@ def outcomes(r: RunResult) -> dict[str, tuple[Any, ...]]:
 
 
 def kills(r: RunResult) -> list[tuple[Any, ...]]:
-    """The OOM kills in order: victim, constraint, memcg and points."""
-    return [(k["victim"], k["constraint"], k["memcg"], k["points"]) for k in r.oom_kills]
+    """The OOM kills in order: victim, constraint (and the kernel's, with its nodemask), memcg
+    and points."""
+    return [(k["victim"], k["constraint"], k["oom_constraint"], k["nodemask"], k["memcg"],
+             k["points"]) for k in r.oom_kills]
 
 
 def events(r: RunResult) -> list[tuple[Any, ...]]:
@@ -142,6 +144,30 @@ class TestBulkEqualsReference:
 
 class TestFoundByTheDifferentialTests:
     """Each case here is a minimal scenario on which the two engines once disagreed."""
+
+    def test_swapin_of_another_memcgs_pages_under_memory_high(self):
+        """A task under memory.high swapping in pages recorded for another memcg takes them one
+        at a time on both engines (the bulk step once asserted it could take them at once)."""
+        assert_same_run(yaml("""
+            name: swapin-across-memcgs-under-high
+            duration: 10s
+            machine: {nodes: [{memory: 64MiB}], swap: 4MiB}
+            cgroups: {/b: {memory.high: 1MiB}}
+            tasks:
+              - name: owner
+                ops:
+                  - memfd_create: {fd: f}
+                  - fallocate: {fd: f, length: 512KiB}
+                  - sleep: 5s
+              - name: reader
+                cgroup: /b
+                start: 1ms
+                ops:
+                  - mmap: {fd: f, map: m, prot: [read], flags: [shared]}
+                  - touch: {map: m, access: read}
+                  - madvise: {map: m, advice: pageout}
+                  - touch: {map: m, access: read}
+            """))
 
     def test_reread_after_fallocate_keeps_zero_ptes(self) -> None:
         """What-if zero page: a re-read over pages instantiated under ZERO_PAGE PTEs maps the

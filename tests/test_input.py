@@ -109,8 +109,6 @@ def test_memory_max_larger_than_the_machine_is_accepted():
 
 
 @pytest.mark.parametrize(("old", "new", "line", "key", "words"), [
-    ("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.high: 32MiB}", 4, "cgroups./app.memory.high",
-     "not modelled"),
     ("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.low: 32MiB}", 4, "cgroups./app.memory.low",
      "not modelled"),
     ("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.min: 128MiB}", 4, "cgroups./app.memory.min",
@@ -124,6 +122,12 @@ def test_ignored_settings_warn(old, new, line, key, words):
     """A setting that changes nothing is accepted with a warning naming its line and key."""
     sc = parse_scenario(BASE.replace(old, new), "w.yaml")
     assert any(w.startswith(f"w.yaml:{line}: {key}: ") and words in w for w in sc.warnings), sc.warnings
+
+
+def test_memory_high_is_modelled_and_not_warned_about():
+    """memory.high throttles now: it is a setting with an effect, so no warning."""
+    sc = parse_scenario(BASE.replace("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.high: 32MiB}"))
+    assert not sc.warnings, sc.warnings
 
 
 def test_a_plain_scenario_has_no_warnings():
@@ -229,3 +233,33 @@ def test_the_format_reference_states_the_rules():
     for rule in ("Fds are shared by name", "has run all its ops", "`pattern: random`",
                  "exactly once, in a random order", "the duration ran out", "Warnings"):
         assert rule in doc, rule
+
+
+@pytest.mark.parametrize(("expect", "words"), [
+    ("{memcg: {/app: {pressure: {some_avg5: 1}}}}", "expected one of some_total"),
+    ("{memcg: {/app: {pressure: {some_total: 5 parsecs}}}}", "expected a duration"),
+    ("{memcg: {/app: {pressure: {full_avg10: {min: 150}}}}}", "percentage"),
+    ("{memcg: {/app: {events: {hihg: 1}}}}", "expected one of low, high"),
+    ("{memcg: {/app: {events: {high: {min: -1}}}}}", "expected a count"),
+])
+def test_bad_pressure_and_events_expectations_name_the_key(expect, words):
+    """expect.memcg: unknown pressure or event names and bad values are refused at load."""
+    e = error_for(BASE + f"expect: {expect}\n")
+    assert words in str(e), str(e)
+
+
+def test_pressure_and_event_ranges_are_checked():
+    """Exact values and {min, max} ranges: met, and not met with a message saying which."""
+    from simulator.expect import mismatches
+
+    text = BASE.replace("ops:", "cgroup: /app\n    ops:") + (
+        "expect:\n  memcg:\n    /app:\n"
+        "      events: {high: 0, max: {max: 0}}\n"
+        "      pressure: {some_total: 0s, full_avg10: {max: 1}}\n")
+    sc = parse_scenario(text)
+    assert mismatches(sc, simulate(sc)) == []
+    bad = parse_scenario(text.replace("high: 0", "high: {min: 1}").replace("some_total: 0s",
+                                                                          "some_total: {min: 1s}"))
+    assert mismatches(bad, simulate(bad)) == [
+        "memcg /app: expected events high at least 1, got 0",
+        "memcg /app: expected pressure some_total at least 1s, got 0s"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.memcontrol import page_counter_try_charge
+from ..mm.memcontrol import memcg_charge_done_bulk, page_counter_try_charge
+from ..mm.mempolicy import step_zonelist
 from ..mm.page_alloc import take_pages
 
 if TYPE_CHECKING:
@@ -21,11 +22,13 @@ if TYPE_CHECKING:
 def charge_and_take_parts(
     m: Machine, task: TaskStruct, total: int, uncharged: int = 0
 ) -> list[tuple[int, int]]:
-    """Take `total` pages from the task's zonelist, in order, and charge all but `uncharged` of
-    them to its memcg."""
+    """Take `total` pages from the zonelist the task's NUMA policy gives every allocation of
+    the step (`step_zonelist`: the preferred node's, filtered by the bind nodes or the
+    cpuset's mems), in order, and charge all but `uncharged` of them to its memcg."""
     if total == 0:
         return []
     over = page_counter_try_charge(task.memcg, total - uncharged)
     if over is not None:
         raise AssertionError(f"bulk charge of {total} pages refused by {over.path}")
-    return take_pages(m.zonelist(task.node), total)
+    memcg_charge_done_bulk(task, task.memcg, total - uncharged)
+    return take_pages(step_zonelist(m, task), total)

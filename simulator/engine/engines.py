@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
 
+from ..mm.mempolicy import interleaved
 from . import walk
 from .fault import bulk_fault
 from .filemap import bulk_file_step, file_range, reference_file_step
@@ -94,23 +95,33 @@ class Engine:
 
 
 class BulkEngine(Engine):
-    """Closed-form steps: the largest prefix that needs no slow path, at once."""
+    """Closed-form steps: the largest prefix that needs no slow path, at once.
+
+    A task with an interleave policy is stepped page by page (the reference's steps): each of
+    its pages has its own node, which the page cache records page by page.
+    """
 
     name = "bulk"
 
     @override
     def fault_step(self, m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int,
                    limit: int, write: bool, ctx: str, swapin_fast: bool) -> tuple[int, int, int]:
+        if interleaved(task):
+            return reference_fault(m, task, vma, seq.at(pos), write, ctx, swapin_fast)
         return bulk_fault(m, task, vma, seq, pos, limit, write, swapin_fast)
 
     @override
     def fill_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int, limit: int,
                   filled: list[tuple[int, int]]) -> tuple[int, int]:
+        if interleaved(task):
+            return reference_fill(m, task, inode, pos, filled)
         return bulk_fill(m, task, inode, pos, limit, filled)
 
     @override
     def read_swapin_step(self, m: Machine, task: TaskStruct, inode: ShmemInode, pos: int,
                          stop: int) -> int:
+        if interleaved(task):
+            return reference_swapin_file(m, task, inode, pos)
         return bulk_swapin_file(m, task, inode, pos, stop - pos)
 
     @override

@@ -9,7 +9,7 @@ meets the limit as the kernel does: reclaim, OOM, an error).
 Three resources are counted by a step: `alloc`, every page taken from the allocator; `charge`,
 the pages of those charged to a memcg (all but 3.15's page tables); `acct`, the data pages
 accounted to the overcommit and to the tmpfs mount. A new limit is one class here, added to
-`LIMITS`: memory.high, kswapd's low watermark, memsw and a mempolicy's nodes are the next.
+`LIMITS`: kswapd's low watermark and memsw are the next.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import override
 
-from ..mm.memcontrol import charge_margin, mem_cgroup_margin
+from ..mm.memcontrol import charge_margin, high_margin, mem_cgroup_margin
+from ..mm.mempolicy import allowed_nodes
 from ..mm.overcommit import guess_free_2014, vm_commit_margin
 from ..mm.page_alloc import alloc_margin
 from .solve import INF
@@ -47,10 +48,13 @@ class Limit:
 
 
 class ZoneWatermarks(Limit):
-    """Every node's free pages above its min watermark (`__zone_watermark_ok`, ALLOC_WMARK_MIN).
+    """The free pages above the min watermark (`__zone_watermark_ok`, ALLOC_WMARK_MIN) of
+    every node the step's allocations may use: the bind policy's nodes, else the cpuset's mems
+    (`allowed_nodes`).
 
-    The sum over all nodes: the zonelist's order does not change a sum, and every node can be
-    taken down to min before `__alloc_pages_slowpath` reaches the OOM killer.
+    A sum over those nodes: the zonelist's order (and interleaving) does not change a sum, and
+    every allowed node is taken down to min before `__alloc_pages_slowpath` reaches the OOM
+    killer; nodes outside the nodemask do not count, however free.
     """
 
     resource = ALLOC
@@ -59,7 +63,7 @@ class ZoneWatermarks(Limit):
     @override
     def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
                memcg: MemCgroup) -> int | None:
-        return alloc_margin(m.nodes)
+        return alloc_margin(allowed_nodes(m, task))
 
 
 class MemcgMax(Limit):
@@ -85,6 +89,28 @@ class MemcgMax(Limit):
         return (min((mem_cgroup_margin(c) for c in only_a), default=INF),
                 min((mem_cgroup_margin(c) for c in only_b), default=INF),
                 min((mem_cgroup_margin(c) for c in both), default=INF))
+
+
+class MemcgHigh(Limit):
+    """memory.high of the charged memcg and every ancestor, where the charge path notices it.
+
+    memory.high never refuses a charge; what it changes is the charge whose 64-page batch
+    (`consume_stock` found the task's stock empty) finds the memcg or an ancestor over high:
+    that charge adds a batch to the task's pending pages, and the reclaim and the penalty
+    sleep follow after the fault (or past one batch in a system call). So the step stops
+    right before it (`high_margin`), the one-page path takes that page, and the walker runs
+    `mem_cgroup_handle_over_high` there. Below high a step runs up to the first batch over
+    it; over high the steps are a batch long, one per high event and throttling sleep: the
+    bulk engine still goes by events (throttling decisions), not by pages.
+    """
+
+    resource = CHARGE
+    edge = "try_charge_memcg: memcg_nr_pages_over_high; mem_cgroup_handle_over_high"
+
+    @override
+    def margin(self, m: Machine, task: TaskStruct, inode: ShmemInode | None,
+               memcg: MemCgroup) -> int | None:
+        return high_margin(task, memcg)
 
 
 class CommitLimit(Limit):
@@ -114,7 +140,8 @@ class TmpfsBlocks(Limit):
         return None if inode is None else inode.sb.free_blocks()
 
 
-LIMITS: tuple[Limit, ...] = (ZoneWatermarks(), MemcgMax(), CommitLimit(), TmpfsBlocks())
+LIMITS: tuple[Limit, ...] = (ZoneWatermarks(), MemcgMax(), MemcgHigh(), CommitLimit(),
+                             TmpfsBlocks())
 
 
 @dataclass(frozen=True)
@@ -146,10 +173,17 @@ def snapshot_caps(m: Machine, task: TaskStruct, inode: ShmemInode | None,
     """Ask every limit of `LIMITS` what a step by `task` (touching `inode`, if any; charging
     `memcg`, the task's unless given) allows now."""
     charged = task.memcg if memcg is None else memcg
-    left = {ALLOC: INF, CHARGE: INF, ACCT: INF}
+    alloc = charge = acct = INF  # the least margin per resource (locals: every step asks)
     for lim in LIMITS:
         v = lim.margin(m, task, inode, charged)
-        if v is not None and v < left[lim.resource]:
-            left[lim.resource] = v
+        if v is None:
+            continue
+        r = lim.resource
+        if r == ALLOC:
+            alloc = min(alloc, v)
+        elif r == CHARGE:
+            charge = min(charge, v)
+        else:
+            acct = min(acct, v)
     guess = guess_free_2014(m, task) if inode is not None and inode.noreserve else None
-    return Caps(alloc=left[ALLOC], charge=left[CHARGE], acct=left[ACCT], guess_2014=guess)
+    return Caps(alloc=alloc, charge=charge, acct=acct, guess_2014=guess)

@@ -27,7 +27,7 @@ from ..mm.vmscan import anon_pageout, shrink_folio_list
 from .limits import MemcgMax, snapshot_caps
 from .slicing import run_fast_path
 from .solve import range_fits
-from .swapin import file_swapin_run, swapin_fits, swapin_target
+from .swapin import file_swapin_run, swapin_fits, swapin_high_margin, swapin_target
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -72,7 +72,8 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, plan: FaultPlan
             return False  # a slow path: one page, its swap read's time passing at once
         caps = snapshot_caps(m, task, vma.file)
         margins = MemcgMax.split_margins(task.memcg, target)
-        return caps.guess_2014 is None and swapin_fits(caps, margins, pt, 1, m.kmem_charge(pt))
+        return caps.guess_2014 is None and swapin_fits(caps, margins, pt, 1, m.kmem_charge(pt),
+                                                       swapin_high_margin(task, target))
     inode = vma.file
     data = plan.data
     if data and getattr(inode, "file_lru", False):

@@ -17,14 +17,21 @@ from ..mm.booking import (
     shmem_swap_removed,
     swap_ptes_removed,
 )
-from ..mm.memcontrol import MemCgroup, page_counter_try_charge, swapin_memcg
+from ..mm.memcontrol import (
+    MemCgroup,
+    high_margin,
+    memcg_charge_done_bulk,
+    page_counter_try_charge,
+    swapin_memcg,
+)
 from ..mm.memory import map_file_pages
+from ..mm.mempolicy import step_zonelist
 from ..mm.mm_types import PT_SHIFTS, VMA
 from ..mm.page_alloc import take_pages
 from ..mm.shmem_inode import ShmemInode
 from ..mm.swapfile import swap_free_nr
 from .limits import Caps, MemcgMax, snapshot_caps
-from .solve import largest_fit, new_regions, proportional, split_at
+from .solve import INF, largest_fit, new_regions, proportional, split_at
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -34,8 +41,8 @@ if TYPE_CHECKING:
 def swapin_target(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> MemCgroup | None:
     """The memcg the swap-in a fault at VMA page `idx` charges, when that swap-in can be one of
     a sequential walk's fast pages (it changes nothing but the page itself: a swap PTE of an
-    anonymous mapping, or a file page of a shared mapping with no ZERO_PAGE PTE over it);
-    None otherwise."""
+    anonymous mapping, or a file page of a shared mapping with no ZERO_PAGE PTE over it, and
+    not, under a memory.high, a page of another memcg than the task's); None otherwise."""
     inode = vma.file
     if inode is None:
         tag = vma.swap.owner_of(idx)
@@ -43,16 +50,32 @@ def swapin_target(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> MemCgroup
         tag = inode.swap.owner_of(vma.pgoff + idx)
     else:
         return None
-    return None if tag is None else swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    if tag is None:
+        return None
+    target = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
+    if target is not task.memcg and (high_margin(task, task.memcg) is not None
+                                     or high_margin(task, target) is not None):
+        return None  # charges to two memcgs under a memory.high: one page at a time
+    return target
+
+
+def swapin_high_margin(task: TaskStruct, target: MemCgroup) -> int:
+    """Charges a fast swap-in step may make before memory.high needs the one-page path: its
+    page tables and folios all go to the task's memcg there (`swapin_target` sends the pages
+    of another memcg under a memory.high one by one)."""
+    if target is not task.memcg:
+        return INF
+    h = high_margin(task, target)
+    return INF if h is None else h
 
 
 def swapin_fits(caps: Caps, margins: tuple[int, int, int], pt: int, folios: int,
-                pt_charged: int) -> bool:
+                pt_charged: int, high: int = INF) -> bool:
     """Whether a swap-in step's page tables (of which `pt_charged` are charged) and folios
-    pass the allocator and every memcg."""
+    pass the allocator, every memcg's max and (`high`, see `swapin_high_margin`) memory.high."""
     only_pt, only_folios, both = margins
     return (pt + folios <= caps.alloc and pt_charged <= only_pt and folios <= only_folios
-            and pt_charged + folios <= both)
+            and pt_charged + folios <= both and pt_charged + folios <= high)
 
 
 def swapin_run(m: Machine, task: TaskStruct, vma: VMA, a: int, n: int) -> int:
@@ -90,8 +113,10 @@ def bulk_swapin_range(
     if run == 0:
         return 0
     target = swapin_target(m, task, vma, a)
-    assert target is not None
+    if target is None:
+        return 0  # another memcg's pages under a memory.high: one page at a time
     margins = MemcgMax.split_margins(task.memcg, target)
+    high = swapin_high_margin(task, target)
     mm = task.mm
     va0 = vma.start + a
 
@@ -103,17 +128,23 @@ def bulk_swapin_range(
 
     def fits(x: int) -> bool:
         pt = new_regions(mm.pt, va0, x)
-        return swapin_fits(caps, margins, pt, x, m.kmem_charge(pt))
+        return swapin_fits(caps, margins, pt, x, m.kmem_charge(pt), high)
 
     n = largest_fit(run, fits, proportional(run, alloc(run), caps.alloc, *margins[1:]))
     if n == 0:
         return 0
     inode = vma.file
     total = alloc(n)
-    for memcg, nr, sw in ((task.memcg, m.kmem_charge(total - n), False), (target, n, True)):
+    charges = ((task.memcg, m.kmem_charge(total - n)), (target, n))
+    for (memcg, nr), sw in zip(charges, (False, True), strict=True):
         if nr and page_counter_try_charge(memcg, nr, swapin=sw) is not None:
             raise AssertionError(f"bulk swap-in charge of {nr} pages refused by {memcg.path}")
-    segs = take_pages(m.zonelist(task.node), total)
+    if target is task.memcg:
+        memcg_charge_done_bulk(task, target, charges[0][1] + n)
+    else:
+        for memcg, nr in charges:
+            memcg_charge_done_bulk(task, memcg, nr)
+    segs = take_pages(step_zonelist(m, task), total)
     parts = []
     p0 = taken = 0
     for i, (nid, c) in enumerate(segs):
@@ -175,10 +206,11 @@ def bulk_swapin_file(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, li
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
     if page_counter_try_charge(memcg, n, swapin=True) is not None:
         raise AssertionError(f"bulk swap-in charge of {n} pages refused by {memcg.path}")
+    memcg_charge_done_bulk(task, memcg, n)
     shmem_swap_removed(m, inode, a, a + n)
     swap_free_nr(m, m.tagged_memcgs[tag], n)
     p = a
-    for nid, c in take_pages(m.zonelist(task.node), n):
+    for nid, c in take_pages(step_zonelist(m, task), n):
         shmem_folios_added(m, inode, memcg, nid, p, p + c, dirty=True)
         p += c
     m.swap.pswpin += n

@@ -30,6 +30,7 @@ from ..mm.booking import shmem_folios_dirtied
 from ..mm.debug import vm_debug_check
 from ..mm.errno import EINTR, EINVAL
 from ..mm.gup import PageSeq, WalkResult
+from ..mm.memcg_high import mem_cgroup_handle_over_high, over_high_pending
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.memory import (
     VM_FAULT_OK,
@@ -104,6 +105,14 @@ def faultin_range(
             if swapin or disk:  # the synchronous read, after the page is in and mapped
                 yield elapse(m, swapin_cost if swapin else m.costs.disk_read)
                 m.levels.mark()
+            if over_high_pending(task, ctx):
+                # A user fault returns to user space (memory.high's reclaim and penalty sleep):
+                # the fault's time first; then a fresh slice.
+                yield elapse(m, faulted * cost)
+                m.levels.mark()
+                faulted = 0
+                yield from mem_cgroup_handle_over_high(m, task)
+                end = pos
         task.cursor = seq.at(min(pos, total - 1))
         m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
                    pages=faulted, value=task.memcg.usage)
@@ -159,6 +168,12 @@ def shmem_fill_range(
                 start = pos
             else:
                 filled.append((pos - 1, pos))
+            if over_high_pending(task, CTX_SYSCALL):  # try_charge_memcg's synchronous call
+                yield elapse(m, (pos - start) * cost + swapped * swapin)
+                m.levels.mark()
+                start, swapped = pos, 0
+                yield from mem_cgroup_handle_over_high(m, task)
+                end = pos
         yield elapse(m, (pos - start) * cost + swapped * swapin)
     if task.sigkill:
         return FillResult(EINTR, pos - a, None, filled)
@@ -218,5 +233,11 @@ def read_range(
             n_sw += int(was_swapped)
             n_rd += int(not was_swapped)
             pos += 1
+            if over_high_pending(task, CTX_SYSCALL):  # try_charge_memcg's synchronous call
+                yield elapse(m, took(n_rd, n_sw))
+                m.levels.mark()
+                n_rd = n_sw = 0
+                yield from mem_cgroup_handle_over_high(m, task)
+                stop = pos
         yield elapse(m, took(n_rd, n_sw))
     return end - a, holes, swapped, None, 0.0

@@ -33,14 +33,20 @@ def field_rng(seed: int, run: int, path: str) -> np.random.Generator:
 
 
 def has_draws(raw: Any) -> bool:
-    """Whether a scenario (as parsed YAML) describes more than one workload."""
-    if isinstance(raw, dict):
-        if is_distribution(raw) or "repeat" in raw:
-            return True
-        return any(has_draws(v) for k, v in raw.items() if k != "sweep") or (
-            "count" in raw and "ops" in raw)
-    if isinstance(raw, list):
-        return any(has_draws(v) for v in raw)
+    """Whether a scenario (as parsed YAML) describes more than one workload.
+
+    A distribution, a `repeat` or a `count` beside `ops` anywhere but under `sweep`. Walked with
+    a stack, scalars skipped in place: a 10,000-task file is 270,000 values."""
+    stack = [raw]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if is_distribution(x) or "repeat" in x or ("count" in x and "ops" in x):
+                return True
+            stack.extend(v for k, v in x.items()
+                         if k != "sweep" and isinstance(v, (dict, list)))
+        elif isinstance(x, list):
+            stack.extend(v for v in x if isinstance(v, (dict, list)))
     return False
 
 

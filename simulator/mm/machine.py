@@ -115,6 +115,7 @@ class Machine:
     engine: Engine = None  # type: ignore[assignment]  # set by the run: bulk or reference
     swap: SwapInfo = None  # type: ignore[assignment]
     debug_vm: bool = False
+    cpusets_enabled: bool = False  # `cpusets_enabled()`: some cgroup sets cpuset.mems
     panic: str | None = None
     levels: LevelLog = None  # type: ignore[assignment]
     lru: LruState = field(default_factory=LruState)

@@ -27,6 +27,8 @@ from .errno import ENOMEM
 from .memcontrol import (
     CTX_FAULT,
     PAGE_ALLOC_COSTLY_ORDER,
+    drain_all_stock,
+    memcg_charge_done,
     memcg_memory_event,
     memsw_margin,
     memsw_refused,
@@ -59,6 +61,9 @@ def try_charge_memcg(
     while True:
         over = page_counter_try_charge(memcg, nr_pages)
         if over is None:
+            # done_restock: a batch that finds memory.high exceeded is paid for later
+            # (`mem_cgroup_handle_over_high`, memcg_high.py).
+            memcg_charge_done(task, memcg, nr_pages)
             return None
         if task.pf_memalloc:
             page_counter_charge(memcg, nr_pages)
@@ -69,7 +74,8 @@ def try_charge_memcg(
         if memsw_margin(over) >= nr_pages:
             continue
         if not drained:
-            drained = True  # drain_all_stock(): no per-CPU stock in this model
+            drained = True
+            drain_all_stock(m, over)
             continue
         if reclaimed and nr_pages <= (1 << PAGE_ALLOC_COSTLY_ORDER):
             continue

@@ -2,8 +2,9 @@
 
 Models mm/memcontrol.c, mm/memcontrol-v1.c and mm/page_counter.c (v6.18):
 `page_counter_try_charge`, `mem_cgroup_margin`, `memcg_memory_event`,
-`mem_cgroup_get_oom_group`, and the swap side of cgroup v2: `__mem_cgroup_try_charge_swap`,
-`__mem_cgroup_uncharge_swap`, `mem_cgroup_swapout` and the memcg choice of
+`mem_cgroup_get_oom_group`, the memory.high check of `try_charge_memcg` (`consume_stock`,
+`refill_stock`, `drain_all_stock`), and the swap side of cgroup v2:
+`__mem_cgroup_try_charge_swap`, `__mem_cgroup_uncharge_swap`, `mem_cgroup_swapout` and the memcg choice of
 `mem_cgroup_swapin_charge_folio`; and the byte stock slab objects are charged through
 (`obj_cgroup_charge`, `refill_obj_stock`). The charge path that reaches the OOM killer
 (`try_charge_memcg`, `mem_cgroup_oom`, `mem_cgroup_oom_synchronize`) is memcg_charge.py.
@@ -12,10 +13,12 @@ Simplifications:
     No per-CPU charge stock (the kernel's 64-page batches move usage ahead of use, but the page
     at which the limit is hit is the same); no reclaim yet (nothing is reclaimable without swap
     or clean page cache), so the 16 reclaim rounds are a no-op and the OOM path is reached at
-    once; memory.high throttling and memory.low/min protection are held as settings for the
-    reclaim issue. swap.max limits swap-out (MADV_PAGEOUT), the only swap-out modelled. Memcgs
-    are never taken offline (there is no rmdir), so the memcg recorded at swap-out is always
-    the one charged at swap-in.
+    once; memory.low/min protection are held as settings for the reclaim issue. memory.high:
+    this module finds the charges whose batch sees it exceeded (`memcg_charge_done`, with the
+    per-CPU charge stock kept only as a per-task count); memcg_high.py throttles. swap.max
+    limits swap-out (MADV_PAGEOUT), the only swap-out modelled. Memcgs are never taken offline
+    (there is no rmdir), so the memcg recorded at swap-out is always the one charged at
+    swap-in.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .levels import MEMCG_USAGE
+from .psi import PsiGroup
 from .signal import wake_up_all
 
 if TYPE_CHECKING:
@@ -91,6 +95,7 @@ class MemCgroup:
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
     waiters: list[Any] = field(default_factory=list)
     levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
+    psi: PsiGroup = field(default_factory=PsiGroup)  # memory.pressure (the root's: the system's)
 
     def ancestors(self) -> tuple[MemCgroup, ...]:
         """This memcg and its parents up to the root, nearest first.
@@ -147,7 +152,15 @@ def memsw_margin(memcg: MemCgroup) -> int:
 def charge_margin(memcg: MemCgroup) -> int:
     """Pages chargeable to `memcg` before any ancestor's max (or memory+swap limit) is hit:
     the hierarchy's margin."""
-    return min([memsw_margin(c) for c in memcg.ancestors()])
+    margin = None
+    for c in memcg.ancestors():  # `mem_cgroup_margin` of each, inline (every bulk step asks)
+        left = c.max - c.usage
+        if c.memsw_max < PAGE_COUNTER_MAX:
+            left = min(left, c.memsw_max - c.usage - c.swap_usage)
+        if margin is None or left < margin:
+            margin = left
+    assert margin is not None
+    return max(0, margin)
 
 
 def memsw_refused(memcg: MemCgroup, nr_pages: int) -> bool:
@@ -329,3 +342,100 @@ def mem_cgroup_get_oom_group(victim: TaskStruct, oom_domain: MemCgroup | None) -
         if c is oom_domain:
             break
     return found
+
+
+# -- memory.high: where the charge path notices it (`try_charge_memcg`'s done_restock) ---------
+MEMCG_CHARGE_BATCH = 64
+
+
+def consume_stock(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> bool:
+    """Models `consume_stock()`: the charge is taken from the pages pre-charged by the last
+    batch (`task.memcg_stock`), so `try_charge_memcg` returns before its memory.high check.
+
+    The model keeps the stock only as this count: the page counter is charged exactly, page
+    by page (memory.max is met at the same page either way). Per task, for every memcg it
+    charges; the kernel keeps it per CPU for up to 7 memcgs (NR_MEMCG_STOCK).
+    """
+    left = task.memcg_stock.get(memcg, 0)
+    if nr_pages > MEMCG_CHARGE_BATCH or left < nr_pages:
+        return False
+    task.memcg_stock[memcg] = left - nr_pages
+    return True
+
+
+def refill_stock(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> None:
+    """Models `refill_stock()`: the rest of a batch is kept for the next charges; a stock
+    over one batch is drained (`drain_stock`)."""
+    left = task.memcg_stock.get(memcg, 0) + nr_pages
+    task.memcg_stock[memcg] = 0 if left > MEMCG_CHARGE_BATCH else left
+
+
+def drain_all_stock(m: Machine, root_memcg: MemCgroup) -> None:
+    """Models `drain_all_stock()`: the stocks of `root_memcg` and its descendants go."""
+    for t in m.tasks:
+        for c in [c for c in t.memcg_stock if root_memcg in c.ancestors()]:
+            del t.memcg_stock[c]
+
+
+def memcg_over_high(memcg: MemCgroup) -> bool:
+    """Whether `memcg` or an ancestor is over its memory.high (`try_charge_memcg`'s walk)."""
+    return any(c.usage > c.high for c in memcg.ancestors())
+
+
+def memcg_charge_done(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> bool:
+    """Models `try_charge_memcg()` after the page counter took `nr_pages` (its consume_stock
+    and done_restock parts): unless the stock covered them, a batch was charged, its rest goes
+    to the stock, and if the memcg or an ancestor is over memory.high the batch is added to
+    `current->memcg_nr_pages_over_high` (reclaim and throttling follow on the return to user,
+    or at once past one batch). Returns whether it was.
+
+    Simplification: the kernel reads the usage with the batch charged (up to 63 pages ahead
+    of use); the model's usage is exact, so the check sees up to 63 pages less.
+    """
+    if memcg.is_root() or consume_stock(task, memcg, nr_pages):
+        return False
+    batch = max(MEMCG_CHARGE_BATCH, nr_pages)
+    if batch > nr_pages:
+        refill_stock(task, memcg, batch - nr_pages)
+    if memcg_over_high(memcg):
+        task.memcg_nr_pages_over_high += batch
+        return True
+    return False
+
+
+def memcg_charge_done_bulk(task: TaskStruct, memcg: MemCgroup, n: int) -> None:
+    """`memcg_charge_done` for n one-page charges of a bulk step at once: the stock after
+    them. The step was cut where a batch would see memory.high exceeded (`high_margin`), so
+    none does; checked."""
+    if memcg.is_root() or n <= 0:
+        return
+    left = task.memcg_stock.get(memcg, 0)
+    if n <= left:
+        task.memcg_stock[memcg] = left - n
+        return
+    if memcg_over_high(memcg):
+        # The usage only grows in a step: the last batch is the one that could have seen it.
+        last_refill = left + 1 + (n - left - 1) // MEMCG_CHARGE_BATCH * MEMCG_CHARGE_BATCH
+        over = min(c.high - (c.usage - n) + 1 for c in memcg.ancestors())
+        assert last_refill < over, f"bulk step crossed memory.high of {memcg.path} at a batch"
+    task.memcg_stock[memcg] = MEMCG_CHARGE_BATCH - 1 - (n - left - 1) % MEMCG_CHARGE_BATCH
+
+
+def high_margin(task: TaskStruct, memcg: MemCgroup) -> int | None:
+    """One-page charges to `memcg` before the one whose batch finds the memcg or an ancestor
+    over memory.high (that charge takes the one-page path, `memcg_charge_done`); None when no
+    memory.high is set in the hierarchy.
+
+    The k-th charge from now takes a batch when k = stock + 1 + 64 j; the memcg or an
+    ancestor c is over high from the k-th on when k > c.high - c.usage.
+    """
+    if memcg.is_root():
+        return None
+    chain = [c for c in memcg.ancestors() if c.high < PAGE_COUNTER_MAX]
+    if not chain:
+        return None
+    over = min(max(1, c.high - c.usage + 1) for c in chain)
+    first = task.memcg_stock.get(memcg, 0) + 1
+    if over <= first:
+        return first - 1
+    return first - 1 + -(-(over - first) // MEMCG_CHARGE_BATCH) * MEMCG_CHARGE_BATCH

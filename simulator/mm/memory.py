@@ -34,6 +34,7 @@ from .booking import (
 )
 from .filemap_io import filemap_fault
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
+from .mempolicy import get_vma_policy_ilx
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, file_rss_item, pt_missing
 from .page_alloc import free_pages
 from .page_alloc_slowpath import alloc_charged_page, alloc_pages
@@ -255,7 +256,7 @@ def handle_mm_fault(
     index = vma.pgoff + idx
     if h == "do_cow_fault":
         # do_cow_fault()/wp_page_copy(): the anonymous copy is allocated and charged first.
-        nid = yield from alloc_charged_page(m, task, ctx)
+        nid = yield from alloc_charged_page(m, task, ctx, ilx=get_vma_policy_ilx(vma, idx))
         if nid is None:
             return VM_FAULT_OOM
         if plan.data or plan.swapin:
@@ -315,7 +316,7 @@ def do_swap_page(
     assert tag is not None
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
     assert memcg is task.memcg, "anonymous pages are charged to their task's memcg"
-    nid = yield from alloc_charged_page(m, task, ctx, memcg)
+    nid = yield from alloc_charged_page(m, task, ctx, memcg, get_vma_policy_ilx(vma, idx))
     if nid is None:
         return VM_FAULT_OOM
     if vma.swap.owner_of(idx) != tag:
@@ -337,7 +338,7 @@ def do_anonymous_page(
     if not write:
         vma.zero.fill(idx, idx + 1, 0)
         return VM_FAULT_OK
-    nid = yield from alloc_charged_page(m, task, ctx)
+    nid = yield from alloc_charged_page(m, task, ctx, ilx=get_vma_policy_ilx(vma, idx))
     if nid is None:
         return VM_FAULT_OOM
     vma.zero.remove(idx, idx + 1)

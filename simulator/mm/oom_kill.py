@@ -4,10 +4,13 @@ Models mm/oom_kill.c (v6.18): `oom_badness`, `constrained_alloc`, `oom_evaluate_
 `select_bad_process`, `out_of_memory`, `oom_kill_process`, `__oom_kill_process`,
 `mark_oom_victim`, `queue_oom_reaper`/`oom_reap_task`, and memcg's `mem_cgroup_out_of_memory`.
 
+The OOM domain of a global OOM follows the allocation's nodemask (`constrained_alloc`): a bind
+policy's nodes, or the cpuset's mems (which `prepare_alloc_pages` makes the nodemask of a task
+in a cpuset), confine `totalpages` and the candidates (`oom_cpuset_eligible`).
+
 Simplifications:
-    One thread per process and no mm shared between processes; no cpuset or mempolicy
-    constraints yet (they come with NUMA placement); no OOM notifiers; the reaper always gets
-    the mmap lock on its first try.
+    One thread per process and no mm shared between processes; no OOM notifiers; the reaper
+    always gets the mmap lock on its first try; no __GFP_THISNODE allocations.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from .booking import anon_footprint
 from .debug import vm_debug_check
 from .memcontrol import mem_cgroup_get_oom_group, memcg_memory_event, page_counter_uncharge
+from .mempolicy import Nodemask, cpuset_mems_allowed_intersects, mempolicy_in_oom_domain
 from .page_alloc import free_pages
+from .psi import psi_memstall_enter, psi_memstall_leave
 from .signal import do_send_sig_info, wait_event_killable, wake_up_all
 from .task import OOM_SCORE_ADJ_MIN
 from .zap import free_cow_pages
@@ -30,7 +35,8 @@ if TYPE_CHECKING:
     from .task import TaskStruct
 
 LONG_MIN = -(1 << 63)
-CONSTRAINT_NONE, CONSTRAINT_MEMCG = "CONSTRAINT_NONE", "CONSTRAINT_MEMCG"
+CONSTRAINT_NONE, CONSTRAINT_CPUSET = "CONSTRAINT_NONE", "CONSTRAINT_CPUSET"
+CONSTRAINT_MEMORY_POLICY, CONSTRAINT_MEMCG = "CONSTRAINT_MEMORY_POLICY", "CONSTRAINT_MEMCG"
 OOM_REAPER_DELAY = 2.0  # seconds: `queue_oom_reaper` waits 2 * HZ
 
 
@@ -43,6 +49,7 @@ class OomControl:
     """Models `struct oom_control`: the OOM domain and the victim being chosen."""
 
     memcg: MemCgroup | None = None
+    nodemask: Nodemask | None = None
     order: int = 0
     totalpages: int = 1
     constraint: str = CONSTRAINT_NONE
@@ -74,8 +81,15 @@ def oom_badness(task: TaskStruct, totalpages: int) -> int | None:
     return points + adj
 
 
-def constrained_alloc(m: Machine, oc: OomControl) -> str:
-    """Models `constrained_alloc()`: the constraint and `totalpages` of the OOM domain."""
+def constrained_alloc(m: Machine, oc: OomControl, current: TaskStruct) -> str:
+    """Models `constrained_alloc()`: the constraint and `totalpages` of the OOM domain.
+
+    A memcg OOM: its max (+ swap). An allocation whose nodemask leaves out a node with memory
+    (a bind policy's nodes, or the cpuset's mems that `prepare_alloc_pages` makes the
+    nodemask): CONSTRAINT_MEMORY_POLICY, the present pages of those nodes + swap. A nodemask
+    covering every node but a cpuset that does not (not reached by a task's allocation here,
+    as in the kernel): CONSTRAINT_CPUSET, the cpuset's nodes. Else all RAM + swap.
+    """
     if oc.memcg is not None:
         limit = oc.memcg.max
         if m.total_swap and m.sysctl.get("swappiness", 60):
@@ -83,14 +97,34 @@ def constrained_alloc(m: Machine, oc: OomControl) -> str:
         oc.totalpages = max(1, min(limit, m.totalram + m.total_swap))
         return CONSTRAINT_MEMCG
     oc.totalpages = max(1, m.totalram + m.total_swap)
+    mask = oc.nodemask
+    if mask is not None and any(n.nid not in mask for n in m.nodes):
+        oc.totalpages = m.total_swap + sum(m.nodes[nid].present for nid in mask)
+        return CONSTRAINT_MEMORY_POLICY
+    mems = current.mems_allowed if m.cpusets_enabled else None
+    if mems is not None and any(n.nid not in mems for n in m.nodes):
+        oc.totalpages = m.total_swap + sum(m.nodes[nid].present for nid in mems)
+        return CONSTRAINT_CPUSET
     return CONSTRAINT_NONE
 
 
-def oom_candidates(m: Machine, oc: OomControl) -> list[TaskStruct]:
-    """The scan order: memcg pre-order then tasks in attach order, or `for_each_process`."""
+def oom_cpuset_eligible(m: Machine, task: TaskStruct, current: TaskStruct,
+                        oc: OomControl) -> bool:
+    """Models `oom_cpuset_eligible()`: in a mempolicy-constrained OOM (a nodemask) a task is a
+    candidate unless it is bound to nodes outside it (`mempolicy_in_oom_domain`; its cpuset
+    does not matter); otherwise unless its cpuset's mems miss the current task's
+    (`cpuset_mems_allowed_intersects`)."""
+    if oc.nodemask is not None:
+        return mempolicy_in_oom_domain(task, oc.nodemask)
+    return not m.cpusets_enabled or cpuset_mems_allowed_intersects(current, task)
+
+
+def oom_candidates(m: Machine, oc: OomControl, current: TaskStruct) -> list[TaskStruct]:
+    """The scan order: memcg pre-order then tasks in attach order, or `for_each_process`
+    less the tasks outside the OOM's nodes (`oom_cpuset_eligible`)."""
     if oc.memcg is not None:
         return [t for c in oc.memcg.descendants_pre() for t in c.tasks if not t.exited]
-    return [t for t in m.tasks if not t.exited]
+    return [t for t in m.tasks if not t.exited and oom_cpuset_eligible(m, t, current, oc)]
 
 
 def oom_evaluate_task(oc: OomControl, task: TaskStruct) -> bool:
@@ -111,9 +145,9 @@ def oom_evaluate_task(oc: OomControl, task: TaskStruct) -> bool:
     return True
 
 
-def select_bad_process(m: Machine, oc: OomControl) -> None:
+def select_bad_process(m: Machine, oc: OomControl, current: TaskStruct) -> None:
     """Models `select_bad_process()` (and `mem_cgroup_scan_tasks` for a memcg OOM)."""
-    for t in oom_candidates(m, oc):
+    for t in oom_candidates(m, oc, current):
         if not oom_evaluate_task(oc, t):
             oc.chosen = None
             return
@@ -135,7 +169,9 @@ def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct
         mark_oom_victim(m, current)
         queue_oom_reaper(m, current)
         return current
-    oc.constraint = constrained_alloc(m, oc)
+    oc.constraint = constrained_alloc(m, oc, current)
+    if oc.constraint != CONSTRAINT_MEMORY_POLICY:
+        oc.nodemask = None
     panic_on_oom = m.sysctl.get("panic_on_oom", 0)
     if panic_on_oom == 2 or (panic_on_oom == 1 and oc.constraint == CONSTRAINT_NONE):
         m.panic = (f"Out of memory: {'compulsory' if panic_on_oom == 2 else 'system-wide'}"
@@ -143,12 +179,13 @@ def out_of_memory(m: Machine, current: TaskStruct, oc: OomControl) -> TaskStruct
         raise KernelPanic(m.panic)
     if (oc.memcg is None and m.sysctl.get("oom_kill_allocating_task", 0)
             and current.mm is not None and not oom_unkillable_task(current)
+            and oom_cpuset_eligible(m, current, current, oc)
             and current.oom_score_adj != OOM_SCORE_ADJ_MIN):
         oc.chosen = current
         oc.chosen_points = oom_badness(current, oc.totalpages) or 0
         oom_kill_process(m, current, oc, "Out of memory (oom_kill_allocating_task)")
         return current
-    select_bad_process(m, oc)
+    select_bad_process(m, oc, current)
     if oc.abort is not None:
         m.log.emit("oom_abort", task=current.name, detail=f"victim {oc.abort.name} still exiting")
         return oc.abort
@@ -178,7 +215,7 @@ def oom_kill_process(m: Machine, current: TaskStruct, oc: OomControl, message: s
         queue_oom_reaper(m, victim)
         return
     group = mem_cgroup_get_oom_group(victim, oc.memcg)
-    oom_kill_task(m, victim, message, oc)
+    oom_kill_task(m, victim, message, oc, current)
     if group is not None:
         memcg_memory_event(m, group, "oom_group_kill", victim.name)
         for c in group.descendants_pre():
@@ -186,7 +223,7 @@ def oom_kill_process(m: Machine, current: TaskStruct, oc: OomControl, message: s
                 if t is victim or t.exited or t.oom_score_adj == OOM_SCORE_ADJ_MIN:
                     continue
                 if not task_will_free_mem(t):
-                    oom_kill_task(m, t, message, oc)
+                    oom_kill_task(m, t, message, oc, current)
 
 
 def kill_report(task: TaskStruct, message: str, page_kb: int) -> str:
@@ -213,7 +250,33 @@ def dump_task(task: TaskStruct, page_size: int) -> str:
             f"{task.oom_score_adj:5d} {task.comm}")
 
 
-def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) -> None:
+def nodelist(mask: Nodemask | None) -> str:
+    """A nodemask as `%*pbl` prints it (`0-1,3`); `(null)` for none."""
+    if mask is None:
+        return "(null)"
+    runs: list[list[int]] = []
+    for n in sorted(mask):
+        if runs and runs[-1][1] == n - 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
+def dump_oom_summary(m: Machine, oc: OomControl, current: TaskStruct, victim: TaskStruct) -> str:
+    """The `oom-kill:` line `dump_oom_summary()` prints before the kill: the constraint, the
+    nodemask (only a mempolicy-constrained OOM has one), the current task's cpuset and mems,
+    the OOM's memcg (or `global_oom`) and the victim's."""
+    mems = current.mems_allowed if current.mems_allowed is not None else tuple(range(len(m.nodes)))
+    where = f"oom_memcg={oc.memcg.path}" if oc.memcg is not None else "global_oom"
+    cpuset = current.memcg.path.rsplit("/", 1)[-1] or "/"  # the cgroup's name
+    return (f"oom-kill:constraint={oc.constraint},nodemask={nodelist(oc.nodemask)},cpuset={cpuset},"
+            f"mems_allowed={nodelist(mems)},{where},task_memcg={victim.memcg.path},"
+            f"task={victim.comm},pid={victim.pid},uid=0")
+
+
+def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl,
+                  current: TaskStruct) -> None:
     """Models `__oom_kill_process()` (once `oom_kill_task`): SIGKILL, mark, report, reap."""
     points = oom_badness(victim, oc.totalpages)
     line = kill_report(victim, message, m.page_kb)
@@ -223,6 +286,8 @@ def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) 
     m.oom_kills.append({
         "victim": victim.name,
         "constraint": "memcg" if oc.memcg is not None else "global",
+        "oom_constraint": oc.constraint,
+        "nodemask": None if oc.nodemask is None else list(oc.nodemask),
         "memcg": oc.memcg.path if oc.memcg is not None else None,
         "task_memcg": victim.memcg.path,
         "points": points,
@@ -234,6 +299,7 @@ def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl) 
         "oom_score_adj": victim.oom_score_adj,
         "line": line,
         "task_line": dump_task(victim, m.page_size),
+        "summary_line": dump_oom_summary(m, oc, current, victim),
     })
     m.log.emit("oom_kill", task=victim.name, memcg=victim.memcg.path, value=points, detail=line)
     queue_oom_reaper(m, victim)
@@ -292,11 +358,18 @@ def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -
 
     In the kernel the charging task keeps looping (reclaim, then `out_of_memory` finds the
     victim still exiting and aborts the scan) until the victim's memory is freed; here it
-    sleeps until memory is freed, a victim is reaped, or it is killed itself.
+    sleeps until memory is freed, a victim is reaped, or it is killed itself. For PSI the
+    wait is a memory stall: the loop it stands for is the allocator's reclaim retries, each
+    in `psi_memstall_enter` (`try_charge_memcg`, `__alloc_pages_direct_reclaim`).
     """
     if victim.exited or (victim.mm is not None and victim.mm.mmf_oom_skip):
         return
-    yield from wait_event_killable(m, current, m.oom_waiters, "waiting for OOM victim to exit")
+    psi_memstall_enter(m, current)
+    try:
+        yield from wait_event_killable(m, current, m.oom_waiters,
+                                       "waiting for OOM victim to exit")
+    finally:
+        psi_memstall_leave(m, current)
 
 
 def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
@@ -320,5 +393,10 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
             yield from wait_for_oom_progress(m, task, victim)
         return
     m.log.emit("pagefault_out_of_memory", task=task.name, memcg=task.memcg.path)
-    yield from wait_event_killable(m, task, m.oom_waiters,
-                                   "refault loop: VM_FAULT_OOM with no OOM victim")
+    # The refault loop goes through `try_charge_memcg`'s reclaim each time: a memory stall.
+    psi_memstall_enter(m, task)
+    try:
+        yield from wait_event_killable(m, task, m.oom_waiters,
+                                       "refault loop: VM_FAULT_OOM with no OOM victim")
+    finally:
+        psi_memstall_leave(m, task)

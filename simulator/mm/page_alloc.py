@@ -51,6 +51,23 @@ def setup_per_zone_wmarks(
     return marks
 
 
+NODE_STAT_ITEMS = ("anon", "shmem", "file", "pagetables", "kernel", "slab")
+
+
+class NodeStat(dict[str, int]):
+    """A node's page counters (`node_page_state`) that keep each item's peak (`peak`), so
+    that the per-node output has a `peak_` of each: every `stat[item] += n` records it."""
+
+    def __init__(self) -> None:
+        super().__init__(dict.fromkeys(NODE_STAT_ITEMS, 0))
+        self.peak: dict[str, int] = dict.fromkeys(NODE_STAT_ITEMS, 0)
+
+    def __setitem__(self, item: str, value: int) -> None:
+        super().__setitem__(item, value)
+        if value > self.peak.get(item, 0):
+            self.peak[item] = value
+
+
 @dataclass
 class Node:
     """A NUMA node with its one zone: `struct pglist_data` + `struct zone` counters."""
@@ -61,9 +78,8 @@ class Node:
     watermark: tuple[int, int, int] = (0, 0, 0)
     free: int = 0
     distance: list[int] = field(default_factory=list)
-    stat: dict[str, int] = field(
-        default_factory=lambda: {"anon": 0, "shmem": 0, "file": 0, "pagetables": 0, "kernel": 0, "slab": 0}
-    )
+    stat: NodeStat = field(default_factory=NodeStat)
+    lowest_free: int | None = None  # the fewest free pages the node has had (`peak_free`)
     levels: LevelLog | None = field(default=None, repr=False, compare=False)  # set by the Machine
 
     def min_wmark(self) -> int:
@@ -108,9 +124,14 @@ def alloc_margin(nodes: list[Node], oom_victim: bool = False) -> int:
     runs out is where `__alloc_pages_may_oom` is reached.
     """
     total = 0
-    for n in nodes:
-        mark = alloc_oom_mark(n.min_wmark()) if oom_victim else n.min_wmark()
-        total += zone_margin(n, mark)
+    if oom_victim:
+        for n in nodes:
+            total += zone_margin(n, alloc_oom_mark(n.min_wmark()))
+        return total
+    for n in nodes:  # every bulk step asks: `zone_margin(n, n.min_wmark())` inline
+        free = n.free - n.watermark[WMARK_MIN]
+        if free > 0:
+            total += free
     return total
 
 
@@ -127,6 +148,8 @@ def take_pages(
     local = nodes[0]
     if zone_margin(local, local.low_wmark()) >= nr_pages:  # the usual case: all from one node
         local.free -= nr_pages
+        if local.lowest_free is None or local.free < local.lowest_free:
+            local.lowest_free = local.free
         if local.levels is not None:
             local.levels.record(NODE_FREE, local.nid, local.free)
         return [(local.nid, nr_pages)]
@@ -142,6 +165,8 @@ def take_pages(
             got = min(left, zone_margin(n, mark(n)))
             if got:
                 n.free -= got
+                if n.lowest_free is None or n.free < n.lowest_free:
+                    n.lowest_free = n.free
                 if n.levels is not None:
                     n.levels.record(NODE_FREE, n.nid, n.free)
                 if segs and segs[-1][0] == n.nid:

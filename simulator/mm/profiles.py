@@ -38,6 +38,9 @@ class KernelProfile:
             selects in 6.18); [2014] 3.15 x86 freed them at once.
         pt_reclaim: MADV_DONTNEED frees the PTE tables it empties (CONFIG_PT_RECLAIM, 6.14+:
             `zap_pte_range` with `reclaim_pt`); before, only munmap and exit freed page tables.
+        memcg_high: memory.high throttles (cgroup v2's `mem_cgroup_handle_over_high`, 4.5+;
+            the reclaim-then-sleep form since 5.4); 3.15 had no memory.high, so it is ignored.
+        psi: pressure stall information is kept (4.20+); under 3.15 every total stays 0.
     """
 
     name: str
@@ -50,6 +53,8 @@ class KernelProfile:
     kmem_charged: bool
     pgtable_rcu_free: bool
     pt_reclaim: bool
+    memcg_high: bool = True
+    psi: bool = True
 
 
 PROFILES: dict[str, KernelProfile] = {
@@ -76,6 +81,8 @@ PROFILES: dict[str, KernelProfile] = {
         kmem_charged=False,
         pgtable_rcu_free=False,
         pt_reclaim=False,
+        memcg_high=False,
+        psi=False,
     ),
 }
 

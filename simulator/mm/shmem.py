@@ -38,6 +38,7 @@ from .memcontrol import (
     page_counter_uncharge,
     swapin_memcg,
 )
+from .mempolicy import shmem_ilx
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS
 from .overcommit import security_vm_enough_memory_mm
 from .page_alloc import free_pages
@@ -104,7 +105,7 @@ def shmem_alloc_and_add_folio(
         err = shmem_acct_blocks(m, task, inode, 1)
         if err:
             return err
-    nid = yield from alloc_pages(m, task)
+    nid = yield from alloc_pages(m, task, shmem_ilx(inode, index))  # shmem_alloc_folio
     if nid is None:
         if acct_first:
             shmem_unacct_blocks(m, inode, 1)
@@ -200,7 +201,7 @@ def shmem_swapin_folio(
     tag = inode.swap.owner_of(index)
     assert tag is not None
     memcg = swapin_memcg(m.tagged_memcgs[tag], task.memcg)
-    nid = yield from alloc_charged_page(m, task, ctx, memcg)
+    nid = yield from alloc_charged_page(m, task, ctx, memcg, shmem_ilx(inode, index))
     if nid is None:
         return ENOMEM
     if inode.evicted or inode.swap.owner_of(index) != tag:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from .psi import psi_task_running
+
 if TYPE_CHECKING:
     from .machine import Machine
     from .task import TaskStruct
@@ -41,16 +43,37 @@ def wait_event_killable(
     """Models `wait_event_killable()`: sleep until an event on `queue` (or SIGKILL) wakes us.
 
     `why` is kept on the task, so that a task still asleep at the end says what it waited for.
+    The task is idle for PSI while it sleeps (a caller that stalls on memory meanwhile holds
+    a memory stall section around it).
     """
     if task.sigkill:
         return
     ev = m.env.event()
     queue.append(ev)
     task.kernel_wait, task.wait_reason = ev, why
+    psi_task_running(m, task, False)
     try:
         yield ev
     finally:
         task.kernel_wait, task.wait_reason = None, None
+        psi_task_running(m, task, True)
+
+
+def schedule_timeout_killable(m: Machine, task: TaskStruct,
+                              seconds: float) -> Generator[Any, Any, None]:
+    """Models `schedule_timeout_killable()`: sleep for `seconds`, or until SIGKILL wakes us.
+
+    A sleep that ends by itself: a task still in it when the scenario's duration ends is
+    running, not hung (no `wait_reason`).
+    """
+    if task.sigkill:
+        return
+    ev = m.env.event()
+    task.kernel_wait = ev
+    try:
+        yield ev | m.env.timeout(seconds)
+    finally:
+        task.kernel_wait = None
 
 
 def wake_up_all(queue: list[Any]) -> None:

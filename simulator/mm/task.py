@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .mempolicy import Mempolicy
+
 if TYPE_CHECKING:
     from .memcontrol import MemCgroup
     from .mm_types import MM
@@ -29,6 +31,16 @@ class TaskStruct:
         oom_victim: `tsk_is_oom_victim` (TIF_MEMDIE set by `mark_oom_victim`).
         memcg_in_oom: the memcg a user fault recorded for `mem_cgroup_oom_synchronize`.
         exit_event: triggered once the task has exited and its mm is torn down.
+        memcg_nr_pages_over_high: pages charged in batches that found memory.high exceeded,
+            not yet paid for (`current->memcg_nr_pages_over_high`).
+        memcg_stock: pages left of the last charge batch, per memcg (the per-CPU
+            `memcg_stock`, kept here only as a count: see `consume_stock`).
+        psi_running: the task is non-idle for PSI (running its ops, not asleep).
+        psi_memstall: nesting depth of its memory stall sections (PF_MEMSTALL while > 0).
+        node: the node it runs on (`numa_node_id()`).
+        mempolicy: `task->mempolicy` (default: local allocation).
+        mems_allowed: `task->mems_allowed`, its cpuset's effective mems (None: every node).
+        il_prev: `task->il_prev`, the last node `interleave_nodes` gave (-1: none yet).
     """
 
     pid: int
@@ -40,6 +52,9 @@ class TaskStruct:
     caps: frozenset[str] = frozenset()
     rlimit_memlock: int = 0
     node: int = 0
+    mempolicy: Mempolicy = field(default_factory=Mempolicy)
+    mems_allowed: tuple[int, ...] | None = None
+    il_prev: int = -1
     sigkill: bool = False
     oom_victim: bool = False
     exiting: bool = False
@@ -52,6 +67,10 @@ class TaskStruct:
     wait_reason: str | None = None
     cursor: int | None = None
     fds: set[str] = field(default_factory=set)
+    memcg_nr_pages_over_high: int = 0
+    memcg_stock: dict[MemCgroup, int] = field(default_factory=dict)
+    psi_running: bool = False
+    psi_memstall: int = 0
 
     @property
     def comm(self) -> str:

@@ -50,6 +50,7 @@ from .lru import (
 )
 from .memcontrol import swap_margin
 from .mm_types import VMA
+from .psi import psi_memstall_wait
 from .shmem_inode import ShmemInode
 from .signal import wake_up_all
 from .vmscan import anon_pageout, shrink_folio_list
@@ -312,7 +313,7 @@ def _reclaim(m: Machine, task: TaskStruct, sc: ScanControl) -> Generator[Any, An
         ev = m.env.timeout(t)
         task.kernel_wait, task.wait_reason = ev, "direct reclaim"
         try:
-            yield ev
+            yield from psi_memstall_wait(m, task, ev)
         finally:
             task.kernel_wait, task.wait_reason = None, None
     if got:
