@@ -131,6 +131,8 @@ class BulkEngine(Engine):
     @override
     def file_step(self, m: Machine, task: TaskStruct, inode: DiskInode, pos: int, stop: int,
                   write: bool) -> tuple[int, int]:
+        if interleaved(task):
+            return reference_file_step(m, task, inode, pos, stop, write)
         return bulk_file_step(m, task, inode, pos, stop, write)
 
 

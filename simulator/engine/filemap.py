@@ -20,6 +20,7 @@ from ..mm.debug import vm_debug_check
 from ..mm.errno import EINVAL
 from ..mm.filemap_io import filemap_add_folio, filemap_get_folio
 from ..mm.lru import LRU_INACTIVE_FILE
+from ..mm.memcg_high import mem_cgroup_handle_over_high, over_high_pending
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.pagecache import folio_mark_accessed
 from .book import charge_and_take_parts
@@ -82,6 +83,12 @@ def file_range(
             n_disk += nd
             reads += nd
             pos += 1
+            if over_high_pending(task, CTX_SYSCALL):  # try_charge_memcg's synchronous call
+                yield elapse(m, took(n_all, n_disk))
+                m.levels.mark()
+                n_all = n_disk = 0
+                yield from mem_cgroup_handle_over_high(m, task)
+                stop = pos
         yield elapse(m, took(n_all, n_disk))
     return end - a, reads, None
 
