@@ -152,3 +152,17 @@ def test_a_fault_on_a_mapped_disk_file_reads_it_into_the_cache():
     assert c["file"] == c["file_mapped"] == 2 * PAGES_1M
     mm = r.m.tasks[0].mm
     assert mm.rss["file"] == 2 * PAGES_1M and mm.rss["shmem"] == 0
+
+
+def test_a_sequential_scan_of_a_mapped_disk_file_is_taken_in_closed_form():
+    """The bulk engine reads a sequential fault walk's missing pages in a few steps
+    (`bulk_fault_disk_range`), the reference one `filemap_fault` per page, to the same end:
+    each read page's disk time passes too (2 MiB: 512 x (fault + disk_read))."""
+    r = run([("m", ["open: {fd: b, path: /data/b}", "mmap: {fd: b, map: m, prot: [read], flags: [shared]}",
+                    "touch: {map: m, access: read}"])], memcg="16MiB")
+    steps = [e for e in r.result.events if e[1] == "fault_bulk"]
+    assert sum(e[5] for e in steps) == 2 * PAGES_1M and len(steps) < 10
+    assert r.m.tasks[0].ioac_read_pages == 2 * PAGES_1M
+    c = r.m.costs
+    t = r.result.tasks["m"].time
+    assert t >= 2 * PAGES_1M * (c.fault + c.disk_read)

@@ -130,6 +130,7 @@ def bulk_file_step(m: Machine, task: TaskStruct, inode: DiskInode, pos: int, sto
             k = min(cnt, e - s)
             file_folios_added(m, inode, task.memcg, nid, s, s + k, LRU_INACTIVE_FILE,
                               referenced=not write)
+            task.ioac_read_pages += 0 if write else k
             cnt -= k
             if s + k < e:
                 holes[hi] = (s + k, e)

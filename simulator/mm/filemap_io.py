@@ -8,8 +8,10 @@ is allocated, charged to the memcg of the task that reads it (`filemap_add_folio
 (`costs.disk_read` a page) and put on the inactive file list. A page that was evicted recently
 is a refault (`workingset_refault`), counted in the memcg and activated when its refault
 distance says it belonged to the workingset. The walk over a range is the engine's
-(`Machine.engine.file_range`): the bulk engine takes runs of pages in closed form, and the page
-where a limit binds (or a refault) goes through `filemap_get_folio` here.
+(`Machine.engine.file_range`, and `faultin_range` for faults): the bulk engine takes runs of
+pages in closed form, and the page where a limit binds (or a refault) goes through
+`filemap_get_folio` (`filemap_fault`) here. Each page read from disk counts in the task's read
+accounting (`task_io_account_read`), from which the walkers take the reads' time.
 
 Simplifications:
     No readahead, no partial pages: a write(2) never reads the page it overwrites, and the
@@ -68,6 +70,8 @@ def filemap_add_folio(
         lru = LRU_ACTIVE_FILE
     file_folios_added(m, inode, task.memcg, nid, index, index + 1, lru,
                       young=ctx != CTX_SYSCALL, referenced=ctx == CTX_SYSCALL and not write)
+    if not write:
+        task.ioac_read_pages += 1  # `task_io_account_read`: the page is read from disk
     return None
 
 

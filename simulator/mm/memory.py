@@ -291,9 +291,17 @@ def file_fault(
 
 
 def range_walkable_file(vma: VMA) -> bool:
-    """A disk file's missing pages are read one fault at a time (`filemap_fault`): its walks
-    take the array path, which stops at each."""
+    """A disk file's walks are not shmem's closed form (`disk_walkable` has theirs)."""
     return not getattr(vma.file, "file_lru", False)
+
+
+def disk_walkable(vma: VMA, write: bool) -> bool:
+    """Whether a sequential walk of a mapping of a disk file has a closed form: each faulting
+    page allocates its missing page tables, then at most its page-cache folio, read from disk
+    (`filemap_fault`). Shared mappings, or private ones read, with no private copies or swap
+    PTEs; a page with a shadow entry (a refault) is a one-page step."""
+    return (getattr(vma.file, "file_lru", False) and len(vma.cow) == 0 and len(vma.swap) == 0
+            and (vma.shared or not write))
 
 
 def needs_disk_read(m: Machine, vma: VMA, idx: int, write: bool) -> bool:

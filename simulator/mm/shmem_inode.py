@@ -118,8 +118,8 @@ def shmem_unacct_blocks(m: Machine, inode: ShmemInode, pages: int) -> None:
 
 def xa_nodes_for(m: Machine, inode: ShmemInode | None, a: int, b: int) -> int:
     """The xarray nodes entries at every index of `[a, b)` would add now (0 when the kernel
-    profile does not charge them)."""
-    if inode is None or not m.profile.kmem_charged:
+    profile does not charge them, and for a disk file, whose nodes are not modelled)."""
+    if inode is None or not m.profile.kmem_charged or inode.sb.disk:
         return 0
     return xa_new_nodes(inode.xa, inode.max_index(), a, b)
 
