@@ -14,10 +14,11 @@ from simulator.simulation import Run
 PAGES_1M = 256
 
 
-def text(tasks, memcg="4MiB", files="{a: 8MiB, b: 2MiB}", swap="0", costs="{}", duration="5s"):
+def text(tasks, memcg="4MiB", files="{a: 8MiB, b: 2MiB}", swap="0", costs="{}", duration="5s",
+         nodes="[{memory: 512MiB}]"):
     """A scenario: one disk mount /data with `files`, a memcg /app, and `tasks` (name, ops)."""
     lines = ["name: t", f"duration: {duration}", "seed: 1",
-             f"machine: {{nodes: [{{memory: 512MiB}}], swap: {swap}, costs: {costs}}}",
+             f"machine: {{nodes: {nodes}, swap: {swap}, costs: {costs}}}",
              f"mounts: [{{path: /data, type: disk, files: {files}}}]",
              f"cgroups: {{/app: {{memory.max: {memcg}}}}}", "tasks:"]
     for name, ops in tasks:
@@ -166,3 +167,12 @@ def test_a_sequential_scan_of_a_mapped_disk_file_is_taken_in_closed_form():
     c = r.m.costs
     t = r.result.tasks["m"].time
     assert t >= 2 * PAGES_1M * (c.fault + c.disk_read)
+
+
+def test_a_populating_scan_splits_across_nodes_as_page_by_page():
+    """mlock of a disk file's mapping on a machine of two small nodes: the closed form's pages
+    land on the nodes where one fault at a time puts them (page tables, then each folio)."""
+    r = run([("m", ["open: {fd: f, path: /data/f}", "mmap: {fd: f, map: m, prot: [read], flags: [shared]}",
+                    "mlock: {map: m}"])], files="{f: 1096KiB}", memcg="64MiB",
+            nodes="[{memory: 768KiB}, {memory: 768KiB}]")
+    assert r.result.counters["memcg"]["/app"]["file"] == 274

@@ -251,6 +251,8 @@ def bulk_fault_disk_range(
     already = vma.mapped.count(a, a + n)
     c_n = c_all if n == limit else costs(n)
     segs = charge_and_take_parts(m, task, c_n[0] + c_n[1], c_n[0] - m.kmem_charge(c_n[0]))
+    # Where each node's allocations start and end, worked out before anything changes.
+    parts = []
     p0 = pay0 = taken = 0
     for i, (nid, cnt) in enumerate(segs):
         taken += cnt
@@ -258,13 +260,15 @@ def bulk_fault_disk_range(
             p1, pay1 = n, c_n[1]
         else:
             p1, pay1, _ = split_at(taken, n, costs, proportional(limit, whole, taken))
-        pgtables_added(m, task, nid, cnt - (pay1 - pay0))
-        if pay1 > pay0:
+        parts.append((nid, p0, p1, pay1 - pay0, cnt - (pay1 - pay0)))
+        p0, pay0 = p1, pay1
+    for nid, p0, p1, pay, pt in parts:
+        pgtables_added(m, task, nid, pt)
+        if pay:
             added = file_folios_added(m, inode, task.memcg, nid, f0 + p0, f0 + p1,
                                       LRU_INACTIVE_FILE, young=True)
-            assert added == pay1 - pay0, (added, pay1 - pay0)
+            assert added == pay, (added, pay)
             task.ioac_read_pages += added
-        p0, pay0 = p1, pay1
     if c_n[0]:
         for sh_ in PT_SHIFTS:
             mm.pt[sh_].fill(va0 >> sh_, ((va0 + n - 1) >> sh_) + 1, 0)
