@@ -57,6 +57,11 @@ def file_range(
             if task.sigkill:
                 yield elapse(m, took(n_all, n_disk))
                 return pos - a, reads, None
+            if not write:  # a read stops at i_size as it is now (truncated meanwhile: EOF)
+                stop = min(stop, inode.size_pages(m.page_size))
+                if pos >= stop:
+                    yield elapse(m, took(n_all, n_disk))
+                    return pos - a, reads, None
             n, nd = eng.file_step(m, task, inode, pos, stop, write)
             if n:
                 vm_debug_check(m)
