@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simulator.results import atomic_write_text
 
-from . import hole_faults, many_tasks, scale, sweeps
+from . import hole_faults, many_tasks, reclaim, scale, sweeps
 from .common import Figure, fmt, host
 
 OUTPUT = Path(__file__).resolve().parent.parent / "BENCHMARKS.md"
@@ -22,6 +22,7 @@ SECTIONS = [
     ("(c) scale: 1 GiB against 1 TiB", scale.run),
     ("(d) 1,000-20,000 tasks on 8 nodes over a simulated hour", many_tasks.run),
     ("(e) sweeps: runs per second on one core and on all cores", sweeps.run),
+    ("(f) the core reader with swap: 256 MiB cycling through 64 MiB", reclaim.run),
 ]
 
 

@@ -36,6 +36,7 @@ from .mm.psi import psi_task_running
 from .mm.shmem import shmem_file_read_iter
 from .mm.shmem_inode import ShmemInode
 from .mm.truncate import shmem_setattr
+from .mm.vmscan_lru import user_proactive_reclaim
 from .plan import Fraction, nbytes
 from .registry import Registry
 
@@ -449,6 +450,17 @@ def op_oom_score_adj(p: Proc, value: int) -> Generator[Any, Any, None]:
     """Write /proc/self/oom_score_adj (`__set_oom_adj`)."""
     yield _syscall(p)
     err = __set_oom_adj(p.task, value)
+    if err:
+        raise OpError(err)
+
+
+@op("memory_reclaim")
+def op_memory_reclaim(p: Proc, a: Any) -> Generator[Any, Any, None]:
+    """A write of `size` to the cgroup's memory.reclaim (`user_proactive_reclaim`)."""
+    yield _syscall(p)
+    memcg = p.m.memcgs[a.cgroup]
+    pages = nbytes(a.size, p.m.totalram * p.m.page_size) // p.m.page_size
+    err = yield from user_proactive_reclaim(p.m, p.task, memcg, pages, a.swappiness)
     if err:
         raise OpError(err)
 

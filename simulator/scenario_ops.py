@@ -144,6 +144,16 @@ class AllocAnon(Strict):
     map: str | None = None
 
 
+class MemoryReclaim(Strict):
+    """A write to a memcg's memory.reclaim (cgroup v2 proactive reclaim): EAGAIN when it falls
+    short."""
+
+    cgroup: str
+    size: Size
+    swappiness: int | None = Field(default=None, ge=0, le=200,
+                                   description="the `swappiness=` argument (default: the memcg's)")
+
+
 class Close(Strict):
     """close(2) of a file descriptor."""
 
@@ -173,6 +183,7 @@ OP_ARGS: dict[str, Any] = {
     "mprotect": Mprotect,
     "alloc_anon": AllocAnon,
     "close": Close,
+    "memory_reclaim": MemoryReclaim,
     "oom_score_adj": Annotated[int, Field(ge=-1000, le=1000)],
     "sleep": Duration,
     "exit": Empty,

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
     from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
-MEMCG_STATS = ("usage", "anon", "shmem", "file", "kernel", "pagetables", "file_mapped")
-MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "events", "pressure",
-                     "workingset_refault")
+MEMCG_STATS = ("usage", "anon", "shmem", "file", "kernel", "pagetables", "file_mapped", "swap")
+MEMCG_RECLAIM = ("pgscan", "pgsteal", "workingset_refault")  # counts since the start, in pages
+MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "peak_memsw",
+                     *MEMCG_RECLAIM, "events", "pressure")
 MEMCG_EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
 PRESSURE_TOTALS = ("some_total", "full_total")  # durations
 PRESSURE_AVGS = tuple(f"{k}_avg{w}" for k in ("some", "full") for w in (10, 60, 300))  # percent
@@ -239,6 +240,8 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
                 created_fds.add(args.fd)
             if name == "shmget":
                 fd_sizes[args.fd] = _bytes(args.size)
+            if name == "memory_reclaim" and args.cgroup != "/" and args.cgroup not in sc.cgroups:
+                raise ScenarioError(f"no such cgroup {args.cgroup!r}", (*where, "cgroup"))
             if name == "open" and mount_of(args.path, mount_paths) is None:
                 raise ScenarioError(f"{args.path!r} is on no mount; mounts: "
                                     f"{', '.join(mount_paths) or 'none'}", (*where, "path"))

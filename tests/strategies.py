@@ -5,8 +5,9 @@ setup task that creates a few files (memfds with or without sealing, tmpfs files
 mounts, files of a disk mount, read into the page cache by read(2), faults and write(2)),
 gives them sizes, fills some ranges and seals some; then a few workers in memcgs
 (nested, limits of a few hundred pages, oom.group, v1 oom_kill_disable) running random ops on
-those files (mmap, touch with every pattern, mlock, MADV_POPULATE, fallocate, write, read,
-ftruncate, punch_hole, alloc_anon, ...), under overcommit modes 0/1/2, kernel profiles 6.18
+those files (mmap, touch with every pattern, sparse touches of a few pages (fault-around
+windows half cached), mlock, MADV_POPULATE, fallocate, write, read, ftruncate, punch_hole,
+alloc_anon, ...), under overcommit modes 0/1/2, kernel profiles 6.18
 and 3.15, with and without the zero-page what-if, with or without a small swap device (pages
 go out by MADV_PAGEOUT, under memory.swap.max limits and `noswap` mounts, and come back by
 faults, read, write and fallocate). `scenarios()` validates them into
@@ -219,7 +220,13 @@ def map_op(draw: Any, name: str, npages: int, writable: bool, kernel: str,
         op: dict[str, Any] = {"map": name, "access": draw(access(writable)),
                               "pattern": pattern, **extra}
         if pattern == "stride":
-            op["stride"] = kib(draw(st.integers(1, 600)))
+            # Now and then about one touch per 16-page fault-around window.
+            op["stride"] = kib(draw(st.one_of(st.integers(1, 600),
+                                              st.sampled_from([8, 15, 16, 17, 32]))))
+        if draw(st.integers(0, 3)) == 0:
+            # A sparse touch: a few random or strided pages, or a read fault or two at the
+            # start of the range, near pages written or faulted before.
+            op["count"] = draw(st.integers(1, 3 if pattern == "sequential" else 40))
         return {"touch": op}
     if kind == "pageout":
         return {"madvise": {"map": name, "advice": "pageout", **extra}}
@@ -425,6 +432,10 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
             spec["memory.high"] = kib(inside + draw(st.integers(0, 200)))
         if nnodes > 1 and draw(st.integers(0, 3)) == 0:
             spec["cpuset.mems"] = draw(node_sets(nnodes))
+        if "memory.max" in spec and draw(st.integers(0, 3)) == 0:  # v1 memory+swap
+            spec["memory.memsw.limit_in_bytes"] = kib(min(ram, inside + draw(st.integers(4, 600))))
+        if draw(st.integers(0, 4)) == 0:  # v1 per-memcg swappiness (0: file pages only)
+            spec["memory.swappiness"] = draw(st.sampled_from([0, 1, 60, 200]))
         cgroups[path] = spec
     if nnodes > 1:
         for task in tasks:

@@ -106,7 +106,10 @@ class TestMadvisePageout:
                  "touch: {map: r, access: read, range: [0, 4MiB]}", "sleep: 5s"]
         ops = producer()[:4] + ["sleep: 1s", "madvise: {map: w, advice: pageout}"]
         r = run(scenario, [("p", "/", 0, ops), ("q", "/", "10ms", other)])
-        assert r.counters["swap"]["used_pages"] == PAGES_8M // 2
+        # q maps the half it touched, and the rest of its last fault's 16-page window
+        # (fault-around maps the cached pages around a read fault)
+        used = r.counters["swap"]["used_pages"]
+        assert PAGES_8M // 2 - 15 <= used <= PAGES_8M // 2
 
     def test_noswap_mount_keeps_pages(self, scenario):
         """A tmpfs mounted `noswap` never swaps: the pages are unmapped and kept."""

@@ -51,9 +51,9 @@ class Engine:
         return walk.faultin_range(m, task, vma, seq, write, ctx, cost)
 
     def fill_range(self, m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int,
-                   cost: float) -> Generator[Any, Any, FillResult]:
+                   cost: float, falloc: bool = False) -> Generator[Any, Any, FillResult]:
         """Instantiate every hole of file pages `[a, b)` (walk.py `shmem_fill_range`)."""
-        return walk.shmem_fill_range(m, task, inode, a, b, cost)
+        return walk.shmem_fill_range(m, task, inode, a, b, cost, falloc)
 
     def read_range(self, m: Machine, task: TaskStruct, inode: ShmemInode, a: int,
                    end: int) -> Generator[Any, Any, tuple[int, int, int, str | None, float]]:

@@ -14,10 +14,12 @@ from ..mm.booking import anon_pages_added, file_folios_added, pgtables_added, sh
 from ..mm.lru import LRU_INACTIVE_FILE
 from ..mm.memory import (
     disk_walkable,
+    fault_around_pages,
     map_file_pages,
     needs_swapin,
     range_payload,
     range_walkable,
+    should_fault_around,
     zero_mode,
 )
 from ..mm.mm_types import PT_SHIFTS, VMA
@@ -25,6 +27,7 @@ from ..mm.pagecache import is_disk_file
 from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_stock_pages
 from ..mm.shmem_inode import xa_nodes_for
 from .book import charge_and_take_parts
+from .fault_around import AroundStep, do_fault_around_range, edge_windows, filemap_map_windows
 from .fault_array import bulk_fault_array
 from .limits import Caps, snapshot_caps
 from .solve import largest_fit, new_regions, proportional, range_fits, split_at
@@ -52,12 +55,18 @@ def bulk_fault(
         a = seq.start + pos
         if not vma.pte_present(a, write) and needs_swapin(m, vma, a, write):
             n = bulk_swapin_range(m, task, vma, a, limit, caps)
+            if n and not write and should_fault_around(vma):
+                # Every page of the run faulted (do_read_fault) and none was cached: the
+                # first and last windows map the cached pages beyond it.
+                edges = [r for w in edge_windows(vma, a, a + n)
+                         for r in fault_around_pages(m, vma, *w)]
+                filemap_map_windows(m, task, vma, AroundStep(runs=edges))
             return n, n, n
     if seq.arr is None and range_walkable(m, vma, write):
         n, nf = bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
         return n, nf, 0
     if seq.arr is None and disk_walkable(vma, write):
-        n, nf = bulk_fault_disk_range(m, task, vma, seq.start + pos, limit, caps)
+        n, nf = bulk_fault_disk_range(m, task, vma, seq.start + pos, limit, write, caps)
         if n:
             return n, nf, 0
     n_done = n_fault = 0
@@ -157,6 +166,7 @@ def bulk_fault_range(
         n = largest_fit(limit, fits, proportional(limit, whole, caps.mem, caps.guess_2014))
     if n == 0:
         return 0, 0
+    around = do_fault_around_range(m, vma, a, n, write)  # before the step changes any PTE
     if write:
         already = (vma.mapped if vma.shared else vma.cow).count(a, a + n)
     else:
@@ -212,11 +222,14 @@ def bulk_fault_range(
         # A read does not fault where a ZERO_PAGE PTE is, even over a folio added since.
         for hs, he in vma.zero.hole_runs(s - vma.pgoff, e - vma.pgoff):
             map_file_pages(m, task, vma, hs, he)
-    return n, n - already
+    if around is None:
+        return n, n - already
+    filemap_map_windows(m, task, vma, around)
+    return n, n - already - around.covered
 
 
 def bulk_fault_disk_range(
-    m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, caps: Caps
+    m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, write: bool, caps: Caps
 ) -> tuple[int, int]:
     """Closed form for a sequential walk of VMA pages `[a, a + limit)` of a disk file's mapping
     (`disk_walkable`): each faulting page takes its missing page tables, then, if the page is
@@ -224,7 +237,8 @@ def bulk_fault_disk_range(
     task's memcg, young on the inactive file list, one page of the task's read accounting).
     The step ends before i_size (SIGBUS) and before a page with a shadow entry (a refault is
     a one-page step). The largest prefix within every limit, split across nodes as
-    `bulk_fault_range` does. (pages, faulted)."""
+    `bulk_fault_range` does, with its fault-around (a read fault first maps the cached pages
+    of its window: `do_fault_around_range`). (pages, faulted)."""
     inode = vma.file
     assert is_disk_file(inode)
     mm = task.mm
@@ -248,6 +262,7 @@ def bulk_fault_disk_range(
     n = limit if fits(limit) else largest_fit(limit, fits, proportional(limit, whole, caps.mem))
     if n == 0:
         return 0, 0
+    around = do_fault_around_range(m, vma, a, n, write)  # before the step changes any PTE
     already = vma.mapped.count(a, a + n)
     c_n = c_all if n == limit else costs(n)
     segs = charge_and_take_parts(m, task, c_n[0] + c_n[1], c_n[0] - m.kmem_charge(c_n[0]))
@@ -273,4 +288,7 @@ def bulk_fault_disk_range(
         for sh_ in PT_SHIFTS:
             mm.pt[sh_].fill(va0 >> sh_, ((va0 + n - 1) >> sh_) + 1, 0)
     map_file_pages(m, task, vma, a, a + n)
-    return n, n - already
+    if around is None:
+        return n, n - already
+    filemap_map_windows(m, task, vma, around)
+    return n, n - already - around.covered

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..mm.booking import anon_pages_added_at, lru_add_faulted, pgtables_added, shmem_folios_added_at
-from ..mm.memcontrol import mod_memcg_state, obj_stock_take
-from ..mm.memory import fault_plans
-from ..mm.mm_types import PT_SHIFTS, file_rss_item
+from ..mm.memcontrol import obj_stock_take
+from ..mm.memory import fault_plans, map_file_pages_at
+from ..mm.mm_types import PT_SHIFTS
 from ..mm.shmem import shmem_acct_taken, xa_charge_taken
 from ..mm.xarray import XA_NODE_BYTES, xa_insert_indices, xa_new_nodes_seq
 from ..mm.zap import unmap_pages
 from .book import charge_and_take_parts
+from .fault_around import do_fault_around_array, filemap_map_windows
 from .limits import Caps
 from .solve import cumulative_fit
 
@@ -73,6 +74,7 @@ def bulk_fault_array(
     n = cumulative_fit(caps, alloc_cum, data_cum, data, charge_cum)
     if n == 0:
         return 0, 0
+    around = do_fault_around_array(m, vma, idx[:n], plans.cut(n), write)  # before any PTE
     total = int(alloc_cum[n - 1])
     uncharged = 0 if charge_cum is None else total - int(charge_cum[n - 1])
     segs = charge_and_take_parts(m, task, total, uncharged)
@@ -138,10 +140,11 @@ def bulk_fault_array(
         if write:
             for p in idx[:n][mapf[:n] & in_zero[:n]].tolist():
                 vma.zero.remove(p, p + 1)
-        added = vma.mapped.add_pages(idx[:n][mapf[:n]], 0)
-        task.mm.rss[file_rss_item(inode)] += added
-        mod_memcg_state(task.memcg, "file_mapped", added)
-    return n, int(act[:n].sum())
+        map_file_pages_at(m, task, vma, idx[:n][mapf[:n]])
+    if around is None:
+        return n, int(act[:n].sum())
+    filemap_map_windows(m, task, vma, around)
+    return n, int(act[:n].sum()) - around.covered
 
 
 def first_occurrences(v: np.ndarray) -> np.ndarray:

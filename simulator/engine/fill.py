@@ -77,7 +77,7 @@ def bulk_fill_holes(m: Machine, task: TaskStruct, inode: ShmemInode, a: int, lim
     shmem_xa_insert(m, memcg, inode, a, a + n)
     for nid, p0, p1, _ in parts:
         for s, e in inode.pages.hole_runs(a + p0, a + p1):
-            shmem_folios_added(m, inode, memcg, nid, s, e)
+            shmem_folios_added(m, inode, memcg, nid, s, e, referenced=True)
             shmem_acct_taken(m, inode, e - s)
             filled.append((s, e))
     return n

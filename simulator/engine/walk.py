@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from ..mm.booking import shmem_folios_dirtied
+from ..mm.booking import shmem_folios_dirtied, shmem_folios_fallocated, shmem_folios_uptodate
 from ..mm.debug import vm_debug_check
 from ..mm.errno import EINTR, EINVAL
 from ..mm.gup import PageSeq, WalkResult
@@ -36,6 +36,7 @@ from ..mm.memory import (
     VM_FAULT_OK,
     disk_walkable,
     fault_dirty_shared_page,
+    faulted_folios_uptodate,
     handle_mm_fault,
     needs_disk_read,
     needs_swapin,
@@ -79,6 +80,7 @@ def faultin_range(
             r0 = task.ioac_read_pages
             n, nf, ns = eng.fault_step(m, task, vma, seq, pos, end - pos, write, ctx, swapin_fast)
             if n:
+                faulted_folios_uptodate(m, vma, seq, pos, pos + n)
                 if write:
                     fault_dirty_shared_page(m, vma, seq, pos, pos + n)
                 vm_debug_check(m)
@@ -104,6 +106,7 @@ def faultin_range(
                 yield elapse(m, faulted * cost)
                 return WalkResult(status, pos, idx)
             faulted += 0 if was_present else 1
+            faulted_folios_uptodate(m, vma, seq, pos, pos + 1)
             if write:
                 fault_dirty_shared_page(m, vma, seq, pos, pos + 1)
             pos += 1
@@ -128,11 +131,13 @@ def faultin_range(
 
 
 def shmem_fill_range(
-    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, cost: float
+    m: Machine, task: TaskStruct, inode: ShmemInode, a: int, b: int, cost: float,
+    falloc: bool = False,
 ) -> Generator[Any, Any, FillResult]:
     """Instantiate every hole of file pages `[a, b)` in order, as SGP_FALLOC/SGP_WRITE do
     (`shmem_fallocate`, `shmem_write_begin`): by the engine's steps, and through
-    `shmem_get_folio` at the page where a limit is reached."""
+    `shmem_get_folio` at the page where a limit is reached. Every folio reached is dirtied; a
+    write makes it uptodate, fallocate (`falloc`) leaves the holes it fills !uptodate."""
     eng = m.engine
     filled: list[tuple[int, int]] = []
     pos = a
@@ -147,11 +152,17 @@ def shmem_fill_range(
             if task.sigkill:
                 yield elapse(m, (pos - start) * cost + swapped * swapin)
                 return FillResult(EINTR, pos - a, pos, filled)
+            k = len(filled)
             n, ns = eng.fill_step(m, task, inode, pos, end - pos, filled)
             if n:
                 # write(2) and fallocate dirty every folio they reach (`shmem_write_end`;
                 # `shmem_fallocate` so that reclaim swaps rather than frees them).
                 shmem_folios_dirtied(m, inode, pos, pos + n)
+                # Every folio reached is uptodate after (a write fills it; SGP_FALLOC clears
+                # one an earlier fallocate left !uptodate) but the holes fallocate fills.
+                shmem_folios_uptodate(m, inode, pos, pos + n)
+                if falloc:
+                    shmem_folios_fallocated(m, inode, filled[k:])
                 vm_debug_check(m)
                 pos += n
                 swapped += ns
@@ -166,6 +177,10 @@ def shmem_fill_range(
                 yield elapse(m, (pos - start) * cost)
                 return FillResult(err, pos - a, pos, filled)
             shmem_folios_dirtied(m, inode, pos, pos + 1)
+            if not falloc:
+                shmem_folios_uptodate(m, inode, pos, pos + 1)
+            elif not was_swapped:
+                shmem_folios_fallocated(m, inode, [(pos, pos + 1)])
             pos += 1
             if was_swapped:  # not added by this call (no undo); its swap read takes time
                 yield elapse(m, cost + m.costs.swapin)

@@ -41,17 +41,20 @@ if TYPE_CHECKING:
 
 # -- shmem folios -----------------------------------------------------------------------------
 def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
-                       b: int, dirty: bool = False, young: bool = False) -> int:
+                       b: int, dirty: bool = False, young: bool = False,
+                       referenced: bool = False) -> int:
     """Folios at every hole of file pages `[a, b)`, charged to `memcg`, on node `nid`: how many.
 
     A folio instantiated on a hole is clean (uptodate, zeroed); one swapped in is `dirty` (its
     swap copy is freed, so memory holds the only copy: `shmem_swapin_folio` dirties it). Each
     goes to the head of its memcg's inactive anon list (shmem is swap-backed), `young` when a
-    fault maps it at once (its PTE's accessed bit).
+    fault maps it at once (its PTE's accessed bit), `referenced` when write(2) or fallocate
+    made it (`shmem_get_folio_gfp` sets PG_referenced for SGP_WRITE).
     """
     holes = inode.pages.hole_runs(a, b)
     added = inode.pages.fill(a, b, m.owner(memcg, nid))
-    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), LRU_INACTIVE_ANON, inode, holes, young)
+    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), LRU_INACTIVE_ANON, inode, holes, young,
+                 referenced)
     if dirty:
         inode.dirty.fill(a, b, 0)
     _shmem_stat(m, memcg, nid, added)
@@ -76,6 +79,8 @@ def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[
     removed = inode.pages.remove(a, b)
     inode.dirty.remove(a, b)
     lru_del(m.lru, inode, a, b)
+    inode.young.remove(a, b)
+    inode.falloc.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _shmem_stat(m, memcg, nid, -n)
@@ -124,6 +129,24 @@ def lru_add_faulted(m: Machine, memcg: MemCgroup, objs: tuple[object, object],
         vec = mem_cgroup_lruvec(memcg, int(nids[i]))
         lru_add_range(m.lru, vec, LRU_INACTIVE_ANON, objs[int(which[i])], int(index[i]),
                       int(index[j - 1]) + 1, True)
+def shmem_folios_fallocated(m: Machine, inode: ShmemInode, runs: list[tuple[int, int]]) -> None:
+    """The folios fallocate instantiated on the holes `runs` are not uptodate (`shmem_fallocate`
+    leaves them so, for its undo to recognise them)."""
+    for a, b in runs:
+        inode.falloc.fill(a, b, 0)
+
+
+def shmem_folios_uptodate(m: Machine, inode: ShmemInode, a: int, b: int) -> None:
+    """The folios of file pages `[a, b)` are uptodate: written, or cleared by a fault."""
+    if len(inode.falloc):
+        inode.falloc.remove(a, b)
+
+
+def shmem_folios_uptodate_at(m: Machine, inode: ShmemInode, index: np.ndarray) -> None:
+    """The folios at the file pages `index` (any order, repeats allowed) are uptodate."""
+    if len(inode.falloc):
+        for i in np.unique(np.asarray(index, dtype=np.int64)[inode.falloc.contains(index)]):
+            inode.falloc.remove(int(i), int(i) + 1)
 
 
 def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
@@ -162,6 +185,7 @@ def file_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[i
     removed = inode.pages.remove(a, b)
     inode.dirty.remove(a, b)
     lru_del(m.lru, inode, a, b)
+    inode.young.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
         _file_stat(m, memcg, nid, -n)
@@ -203,6 +227,7 @@ def anon_pages_removed(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -
     uncharge and free, or to swap out."""
     removed = vma.cow.remove(a, b)
     lru_del(m.lru, vma, a, b)
+    vma.young.remove(a, b)
     for nid, n in removed.items():
         anon_footprint(m, task, nid, -n)
     return removed

@@ -125,9 +125,10 @@ def check_swap_invariants(m: Machine) -> None:
         for s, e, _ in inode.swap.runs(0, 1 << 62):
             if inode.pages.count(s, e):
                 raise AssertionError(f"file {inode.name}: pages {s}..{e} both swapped and present")
-        for s, e, _ in inode.dirty.runs(0, 1 << 62):
-            if inode.pages.count(s, e) != e - s:
-                raise AssertionError(f"file {inode.name}: pages {s}..{e} dirty but not present")
+        for what, em in (("dirty", inode.dirty), ("not uptodate", inode.falloc)):
+            for s, e, _ in em.runs(0, 1 << 62):
+                if inode.pages.count(s, e) != e - s:
+                    raise AssertionError(f"file {inode.name}: pages {s}..{e} {what} but absent")
         for vma in inode.vmas:
             for s, e, _ in inode.swap.runs(vma.pgoff, vma.pgoff + vma.npages):
                 if vma.mapped.count(s - vma.pgoff, e - vma.pgoff):

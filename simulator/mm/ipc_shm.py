@@ -13,6 +13,15 @@ if TYPE_CHECKING:
     from .task import TaskStruct
 
 
+SHM_PREFIX = "SYSV:"  # a segment's file name: "SYSV%08x" in the kernel, here its key
+
+
+def shm_file(inode: ShmemInode) -> bool:
+    """Whether `inode` is a SysV segment's file: a VMA attaching it has `shm_vm_ops`
+    (ipc/shm.c, v6.18), whose `map_pages` is NULL, so its read faults do no fault-around."""
+    return inode.name.startswith(SHM_PREFIX)
+
+
 def newseg(m: Machine, task: TaskStruct, key: str, size: int,
            noreserve: bool) -> tuple[ShmemInode | None, str | None]:
     """Models `newseg()` in ipc/shm.c (v6.18): shmget(2) creating a segment of `size` bytes.
@@ -23,7 +32,7 @@ def newseg(m: Machine, task: TaskStruct, key: str, size: int,
     Returns the segment's inode, or the errno.
     """
     npages = -(-size // m.page_size)
-    inode = ShmemInode(ino=m.next_ino, name=f"SYSV:{key}", sb=m.internal_mount, size=size,
+    inode = ShmemInode(ino=m.next_ino, name=f"{SHM_PREFIX}{key}", sb=m.internal_mount, size=size,
                        linked=True)
     inode.noreserve = noreserve and m.overcommit.mode != OVERCOMMIT_NEVER
     m.next_ino += 1

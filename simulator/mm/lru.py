@@ -15,8 +15,9 @@ its object's map (`lru_del`), which also lowers the run's live count and the lis
 run is dropped when the scan reaches it dead. So sizes are exact, the order is exact, and a
 page re-added later is in its new run only.
 
-Page flags kept per run: `young` (a PTE mapping the page has its accessed bit set:
-`folio_referenced` would count it) and `referenced` (PG_referenced).
+PG_referenced is kept per run (`referenced`); the accessed bits of the PTEs mapping a page are
+per page, in the object's `young` extent map (set by the fault that maps it, tested and
+cleared by reclaim's `folio_referenced`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,6 @@ class LruRun:
     stamp: int
     lruvec: Lruvec
     lru: int
-    young: bool
     referenced: bool
     live: int
 
@@ -99,16 +99,19 @@ def mem_cgroup_lruvec(memcg: Any, nid: int) -> Lruvec:
 
 def lru_add_range(st: LruState, vec: Lruvec, lru: int, obj: Any, a: int, b: int,
                   young: bool, referenced: bool = False) -> None:
-    """`folio_add_lru` for pages `[a, b)` of `obj`, in page order, at the head of list `lru`.
+    """`folio_add_lru` for pages `[a, b)` of `obj`, in page order, at the head of list `lru`;
+    `young`: a fault maps them (their PTEs' accessed bits are set).
 
     The pages must not be on any list (new folios, or folios just isolated)."""
     if b <= a:
         return
     stamp = st.next_stamp
     st.next_stamp += 1
-    run = LruRun(obj, a, b, stamp, vec, lru, young, referenced, b - a)
+    run = LruRun(obj, a, b, stamp, vec, lru, referenced, b - a)
     st.runs[stamp] = run
     obj.lru.fill(a, b, stamp)
+    if young:
+        obj.young.fill(a, b, 0)
     vec.lists[lru].append(run)
     vec.nr[lru] += b - a
 
@@ -226,7 +229,7 @@ def lru_set_referenced(st: LruState, obj: Any, a: int, b: int) -> None:
             parts.append((tail[0][0], run.b, False, tail))
         for lo, hi, ref, pieces in parts:
             n = sum(pe - ps for ps, pe in pieces)
-            r = LruRun(obj, lo, hi, st.next_stamp, run.lruvec, run.lru, run.young, ref, n)
+            r = LruRun(obj, lo, hi, st.next_stamp, run.lruvec, run.lru, ref, n)
             st.next_stamp += 1
             st.runs[r.stamp] = r
             for ps, pe in pieces:

@@ -10,11 +10,11 @@ is in swap).
 
 Simplifications:
     x86-64 4-level paging with 4 KiB pages: one PTE page per 2 MiB, one PMD page per 1 GiB, one
-    PUD page per 512 GiB of address space (the PGD is part of the task's footprint). No
-    fault-around yet (`do_fault_around` maps the cached pages of a read fault's 16-page window;
-    it never fills holes, but it counts those pages in MM_SHMEMPAGES and so in oom_badness):
-    it needs a closed form in the bulk engine first (see docs/model.md). No THP, no
-    userfaultfd.
+    PUD page per 512 GiB of address space (the PGD is part of the task's footprint).
+    Fault-around (`do_fault_around`) maps cached, uptodate pages only and never fills holes;
+    here it runs page by page (the reference, and the one-page path), and the bulk engine
+    has its closed form over a step (engine/fault_around.py). fault_around_bytes is fixed at
+    64 KiB; no THP, no userfaultfd.
 """
 
 from __future__ import annotations
@@ -30,9 +30,12 @@ from .booking import (
     pgtables_added,
     shmem_folios_dirtied,
     shmem_folios_dirtied_at,
+    shmem_folios_uptodate,
+    shmem_folios_uptodate_at,
     swap_ptes_removed,
 )
 from .filemap_io import filemap_fault
+from .ipc_shm import shm_file
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mempolicy import get_vma_policy_ilx
 from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, file_rss_item, pt_missing
@@ -117,7 +120,10 @@ def fault_plan(m: Machine, vma: VMA, idx: int, write: bool) -> FaultPlan:
     instantiating it if it is a hole (not under a ZERO_PAGE PTE) or swapping it in. Otherwise
     (`do_read_fault`, `do_shared_fault` -> `shmem_fault`) the folio is mapped, swapped in or,
     for a hole, instantiated; with the what-if `zero_page_sealed_holes` a read of a hole of a
-    write-sealed file maps ZERO_PAGE instead.
+    write-sealed file maps ZERO_PAGE instead. A read fault on a file mapping first maps the
+    cached pages around it (`do_fault_around`); that allocates nothing, so it is not in the
+    plan: the bulk engine counts its effect over a whole step in closed form
+    (engine/fault_around.py).
     """
     if vma.pte_present(idx, write):
         return PRESENT
@@ -224,6 +230,64 @@ def range_payload(m: Machine, vma: VMA, a: int, x: int, write: bool, zmode: bool
     return inode.pages.holes(f0, f0 + x)
 
 
+FAULT_AROUND_PAGES = 16  # fault_around_bytes (64 KiB) / PAGE_SIZE
+AROUND_HANDLERS = ("do_fault", "zero_page", "sigbus")  # read faults that reach do_read_fault
+
+
+def fault_around_window(vma: VMA, idx: int) -> tuple[int, int]:
+    """`do_fault_around()`'s window for a fault at VMA page `idx`: the 16-page block of the
+    virtual address (`ALIGN_DOWN(pte_index, 16)`), clamped to the VMA (and so to the PTE
+    table, whose 512 entries are whole blocks). As VMA pages `[ws, we)`."""
+    block = ((vma.start + idx) // FAULT_AROUND_PAGES) * FAULT_AROUND_PAGES
+    return (max(block, vma.start) - vma.start,
+            min(block + FAULT_AROUND_PAGES, vma.start + vma.npages) - vma.start)
+
+
+def fault_around_pages(m: Machine, vma: VMA, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The runs of VMA pages in `[lo, hi)` that `filemap_map_pages()` (mm/filemap.c, v6.18)
+    would map: a folio in the page cache, uptodate (not a fallocated one still to be
+    cleared), below i_size, under an empty PTE. Holes and swap entries are skipped."""
+    inode = vma.file
+    assert inode is not None
+    off = vma.pgoff
+    hi = min(hi, inode.size_pages(m.page_size) - off)
+    out: list[tuple[int, int]] = []
+    if hi <= lo:
+        return out
+    for s, e, _ in inode.pages.runs(off + lo, off + hi):  # owners apart: runs joined
+        if out and out[-1][1] == s - off:
+            out[-1] = (out[-1][0], e - off)
+        else:
+            out.append((s - off, e - off))
+    if len(inode.falloc):
+        out = [(a - off, b - off) for s, e in out
+               for a, b in inode.falloc.hole_runs(s + off, e + off)]
+    for em in (vma.mapped, vma.cow, vma.zero, vma.swap):
+        if len(em) and out:
+            out = [r for a, b in out for r in em.hole_runs(a, b)]
+    return out
+
+
+def should_fault_around(vma: VMA) -> bool:
+    """Models `should_fault_around()` in mm/memory.c (v6.18): whether a read fault on `vma`
+    runs `do_fault_around()` first. It needs `vm_ops->map_pages`, which a shmem file's VMA
+    has (`shmem_vm_ops`: `filemap_map_pages`) and a SysV segment's does not (`shm_vm_ops`,
+    ipc/shm.c); userfaultfd (`uffd_disable_fault_around`) is not modelled, and
+    fault_around_bytes stays at its 64 KiB (more than one page)."""
+    inode = vma.file
+    return inode is not None and not shm_file(inode) and FAULT_AROUND_PAGES > 1
+
+
+def do_fault_around(m: Machine, task: TaskStruct, vma: VMA, idx: int) -> int:
+    """Models `do_fault_around()` -> `filemap_map_pages()` in mm/memory.c and mm/filemap.c
+    (v6.18): a read fault on a file mapping first maps every cached, uptodate page of its
+    16-page window under an empty PTE (fault_around_bytes, 64 KiB), allocating and charging
+    nothing; they count in MM_SHMEMPAGES (so in `oom_badness`) and `file_mapped` without
+    being touched. Returns how many."""
+    ws, we = fault_around_window(vma, idx)
+    return sum(map_file_pages(m, task, vma, a, b) for a, b in fault_around_pages(m, vma, ws, we))
+
+
 def handle_mm_fault(
     m: Machine, task: TaskStruct, vma: VMA, idx: int, write: bool, ctx: str
 ) -> Generator[Any, Any, str]:
@@ -245,6 +309,11 @@ def handle_mm_fault(
     h = plan.handler
     if h == "present":
         return VM_FAULT_OK
+    if not write and h in AROUND_HANDLERS and should_fault_around(vma):
+        # do_read_fault(): fault-around first; done if it mapped the page itself.
+        do_fault_around(m, task, vma, idx)
+        if vma.mapped.has(idx):
+            return VM_FAULT_OK
     if h == "do_swap_page":
         return (yield from do_swap_page(m, task, vma, idx, write, ctx))
     if h == "do_anonymous_page":
@@ -355,8 +424,21 @@ def do_anonymous_page(
 
 
 def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
-    """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped."""
+    """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped; the
+    faults' PTEs have their accessed bits set (`folio_referenced` will find them)."""
     added = vma.mapped.fill(a, b, 0)
+    if vma.file is not None:
+        vma.file.young.fill(vma.pgoff + a, vma.pgoff + b, 0)
+    task.mm.rss[file_rss_item(vma.file)] += added
+    mod_memcg_state(task.memcg, "file_mapped", added)
+    return added
+
+
+def map_file_pages_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray) -> int:
+    """`map_file_pages` for the VMA pages `idx` (any order)."""
+    added = vma.mapped.add_pages(idx, 0) if len(idx) else 0
+    if vma.file is not None and len(idx):
+        vma.file.young.add_pages(np.unique(np.asarray(idx, dtype=np.int64)) + vma.pgoff, 0)
     task.mm.rss[file_rss_item(vma.file)] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
@@ -390,3 +472,16 @@ def fault_dirty_shared_page(m: Machine, vma: VMA, seq: PageSeq, p0: int, p1: int
         shmem_folios_dirtied(m, inode, vma.pgoff + seq.start + p0, vma.pgoff + seq.start + p1)
     else:
         shmem_folios_dirtied_at(m, inode, seq.arr[p0:p1] + vma.pgoff)
+
+
+def faulted_folios_uptodate(m: Machine, vma: VMA, seq: PageSeq, p0: int, p1: int) -> None:
+    """Models the `folio_mark_uptodate` of `shmem_get_folio_gfp()` (SGP_CACHE) in mm/shmem.c
+    (v6.18): a fault on a fallocated folio clears it; every file page a walk got past
+    (positions `[p0, p1)` of `seq`) is uptodate, as a page a VMA maps always is."""
+    inode = vma.file
+    if inode is None or p1 <= p0 or not len(inode.falloc):
+        return
+    if seq.arr is None:
+        shmem_folios_uptodate(m, inode, vma.pgoff + seq.start + p0, vma.pgoff + seq.start + p1)
+    else:
+        shmem_folios_uptodate_at(m, inode, seq.arr[p0:p1] + vma.pgoff)

@@ -48,6 +48,7 @@ class VMA:
     zero: ExtentMap = field(default_factory=ExtentMap)
     swap: ExtentMap = field(default_factory=ExtentMap)
     lru: ExtentMap = field(default_factory=ExtentMap)  # page -> stamp of its LRU run (lru.py)
+    young: ExtentMap = field(default_factory=ExtentMap)  # accessed bits of its anonymous pages
 
     def pte_present(self, idx: int, write: bool) -> bool:
         """Whether an access needs no fault: the PTE is there and allows it."""

@@ -131,7 +131,7 @@ def folio_mark_accessed(m: Machine, inode: DiskInode, a: int, b: int) -> None:
             move.append((run, s, e))
     for run, s, e in move:
         lru_del(st, inode, s, e)
-        lru_add_range(st, run.lruvec, run.lru + 1, inode, s, e, run.young, False)
+        lru_add_range(st, run.lruvec, run.lru + 1, inode, s, e, False, False)  # PTE bits stay
         workingset_age_nonresident(m, run.lruvec.memcg, run.lruvec.nid, e - s)
         count_memcg_event(run.lruvec.memcg, "pgactivate", e - s)
 

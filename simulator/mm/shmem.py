@@ -138,7 +138,8 @@ def shmem_alloc_and_add_folio(
             page_counter_uncharge(m, task.memcg, 1)
             free_pages(m, nid, 1)
             return err
-    shmem_folios_added(m, inode, task.memcg, nid, index, index + 1, young=ctx != CTX_SYSCALL)
+    shmem_folios_added(m, inode, task.memcg, nid, index, index + 1, young=ctx != CTX_SYSCALL,
+                       referenced=ctx == CTX_SYSCALL)
     return None
 
 

@@ -65,6 +65,9 @@ class ShmemInode:
         dirty: the folios present that are dirty (PG_dirty, tag 0): written (write(2), a
             write through a shared mapping), fallocated, or swapped in. The others are clean
             (a read fault's zeroed folio on a hole), and reclaim frees them.
+        falloc: the folios present that are not uptodate (tag 0): fallocated on a hole and
+            not yet written or faulted (`shmem_fallocate` leaves them !uptodate). Fault-around
+            does not map them.
         xa: the page cache xarray's nodes, and the memcg each was charged to.
         noreserve: VM_NORESERVE: pages are accounted one by one as they are allocated (memfd,
             tmpfs files); otherwise the whole size was accounted at creation.
@@ -81,6 +84,7 @@ class ShmemInode:
     pages: ExtentMap = field(default_factory=ExtentMap)
     swap: ExtentMap = field(default_factory=ExtentMap)
     dirty: ExtentMap = field(default_factory=ExtentMap)
+    falloc: ExtentMap = field(default_factory=ExtentMap)
     xa: XaShape = field(default_factory=XaShape)
     seals: set[str] = field(default_factory=lambda: {F_SEAL_SEAL})
     noreserve: bool = True
@@ -88,6 +92,8 @@ class ShmemInode:
     holders: set[int] = field(default_factory=set)
     vmas: list[VMA] = field(default_factory=list)
     lru: ExtentMap = field(default_factory=ExtentMap)  # page -> stamp of its LRU run (lru.py)
+    young: ExtentMap = field(default_factory=ExtentMap)  # pages a PTE has accessed since the
+    # last reclaim scan looked (the accessed bits `folio_referenced` tests and clears)
     i_mmap_writable: int = 0
     evicted: bool = False
 

@@ -59,7 +59,8 @@ def shmem_fallocate(
     """
     if inode.sb.max_blocks and b - a > inode.sb.max_blocks:
         return FillResult(ENOSPC, 0, a)
-    res = yield from m.engine.fill_range(m, task, inode, a, b, m.costs.fallocate)
+    res = yield from m.engine.fill_range(m, task, inode, a, b, m.costs.fallocate,
+                                         falloc=True)
     if res.err:
         faulted = faulted_in(inode)
         undone = sum(shmem_free_range(m, inode, hs, he)

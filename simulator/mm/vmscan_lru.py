@@ -35,9 +35,9 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .errno import EAGAIN, EINTR
 from .extents import ExtentMap
 from .lru import (
-    LRU_ACTIVE_ANON,
     LRU_INACTIVE_ANON,
     LRU_INACTIVE_FILE,
     LRU_UNEVICTABLE,
@@ -75,6 +75,8 @@ class ScanControl:
     target: MemCgroup
     may_swap: bool = True
     cgroup_reclaim: bool = True
+    proactive: bool = False
+    proactive_swappiness: int | None = None
     priority: int = DEF_PRIORITY
     nr_scanned: int = 0
     nr_reclaimed: int = 0
@@ -82,8 +84,11 @@ class ScanControl:
     task: str = ""
 
 
-def sc_swappiness(m: Machine, memcg: MemCgroup) -> int:
-    """`mem_cgroup_swappiness()`: v1's memory.swappiness of the memcg, else vm.swappiness."""
+def sc_swappiness(m: Machine, memcg: MemCgroup, sc: ScanControl | None = None) -> int:
+    """`sc_swappiness()`: a proactive reclaim's own swappiness, else `mem_cgroup_swappiness()`:
+    v1's memory.swappiness of the memcg, else vm.swappiness."""
+    if sc is not None and sc.proactive_swappiness is not None:
+        return sc.proactive_swappiness
     if memcg.swappiness is not None and not memcg.is_root():
         return memcg.swappiness
     return m.sysctl.get("swappiness", 60)
@@ -98,7 +103,7 @@ def can_reclaim_anon_pages(m: Machine, memcg: MemCgroup) -> bool:
 def get_scan_count(m: Machine, vec: Lruvec, sc: ScanControl) -> list[int]:
     """`get_scan_count()`: how many pages of each evictable list this priority scans."""
     memcg = vec.memcg
-    swappiness = sc_swappiness(m, memcg)
+    swappiness = sc_swappiness(m, memcg, sc)
     balance = "fract"
     if not sc.may_swap or not can_reclaim_anon_pages(m, memcg):
         balance = "file"
@@ -146,10 +151,6 @@ def shrink_lruvec(m: Machine, vec: Lruvec, sc: ScanControl) -> None:
                     shrink_inactive_list(m, vec, lru, k, sc)
         if sc.nr_reclaimed - start >= sc.nr_to_reclaim:
             break
-    # Keep the inactive anon list from running dry behind an active one (`shrink_list` on the
-    # active list when `inactive_is_low`, as the loop above does for its targets).
-    if can_reclaim_anon_pages(m, vec.memcg) and inactive_is_low(vec, LRU_INACTIVE_ANON):
-        shrink_active_list(m, vec, LRU_ACTIVE_ANON, SWAP_CLUSTER_MAX, sc)
 
 
 def shrink_active_list(m: Machine, vec: Lruvec, lru: int, nr_to_scan: int,
@@ -186,29 +187,55 @@ def shrink_folio_range(m: Machine, vec: Lruvec, lru: int, run: LruRun, s: int, e
         if locked:
             lru_add_range(m.lru, vec, LRU_UNEVICTABLE, obj, ls, le, False, run.referenced)
             continue
-        if run.young:  # folio_check_references: referenced_ptes
-            if run.referenced:
-                lru_add_range(m.lru, vec, lru + 1, obj, ls, le, False, True)
-                _count(vec.memcg, "pgactivate", le - ls)
+        for ys, ye, young in _young_split(obj, ls, le):
+            if young:  # folio_check_references: referenced_ptes (the bits are cleared)
+                obj.young.remove(ys, ye)
+                if run.referenced:
+                    lru_add_range(m.lru, vec, lru + 1, obj, ys, ye, False, True)
+                    _count(vec.memcg, "pgactivate", ye - ys)
+                else:
+                    lru_add_range(m.lru, vec, lru, obj, ys, ye, False, True)
+                    _count(vec.memcg, "pgrotated", ye - ys)
             else:
-                lru_add_range(m.lru, vec, lru, obj, ls, le, False, True)
-                _count(vec.memcg, "pgrotated", le - ls)
-            continue
-        before = vec.memcg.usage
-        reclaimer = RECLAIMERS.get(type(obj))
-        if reclaimer is not None:
-            kept = reclaimer(m, obj, ls, le, sc)
-        elif isinstance(obj, ShmemInode):
-            kept = reclaim_shmem(m, obj, ls, le, sc)
-        else:
-            kept = reclaim_anon(m, obj, ls, le, sc)
-        freed = (le - ls) - sum(b - a for a, b in kept)
-        sc.nr_reclaimed += freed
-        _count(vec.memcg, "pgsteal", freed)
-        del before
-        for a, b in kept:  # `activate_locked`
-            lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True)
-            _count(vec.memcg, "pgactivate", b - a)
+                _reclaim_range(m, vec, lru, obj, ys, ye, sc)
+
+
+def _young_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
+    """`[s, e)` cut where the pages' accessed bits are set."""
+    return _split_by(obj.young, s, e)
+
+
+def _split_by(marks: ExtentMap, s: int, e: int) -> list[tuple[int, int, bool]]:
+    """`[s, e)` as consecutive ranges, each wholly in `marks` (True) or wholly out."""
+    out: list[tuple[int, int, bool]] = []
+    pos = s
+    for ms, me, _ in marks.runs(s, e):
+        if ms > pos:
+            out.append((pos, ms, False))
+        out.append((ms, me, True))
+        pos = me
+    if pos < e:
+        out.append((pos, e, False))
+    return out
+
+
+def _reclaim_range(m: Machine, vec: Lruvec, lru: int, obj: Any, ls: int, le: int,
+                   sc: ScanControl) -> None:
+    """FOLIOREF_RECLAIM for pages `[ls, le)`: the kind's reclaimer frees what it can, the rest
+    is activated (`activate_locked`)."""
+    reclaimer = RECLAIMERS.get(type(obj))
+    if reclaimer is not None:
+        kept = reclaimer(m, obj, ls, le, sc)
+    elif isinstance(obj, ShmemInode):
+        kept = reclaim_shmem(m, obj, ls, le, sc)
+    else:
+        kept = reclaim_anon(m, obj, ls, le, sc)
+    freed = (le - ls) - sum(b - a for a, b in kept)
+    sc.nr_reclaimed += freed
+    _count(vec.memcg, "pgsteal", freed)
+    for a, b in kept:  # `activate_locked`
+        lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True)
+        _count(vec.memcg, "pgactivate", b - a)
 
 
 # Reclaimers of other kinds of pages (the page cache of disk files): type -> function
@@ -229,16 +256,7 @@ def _locked_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
     for v in locked:
         for ms, me, _ in v.mapped.runs(max(0, s - v.pgoff), max(0, e - v.pgoff)):
             lk.fill(ms + v.pgoff, me + v.pgoff, 0)
-    out: list[tuple[int, int, bool]] = []
-    pos = s
-    for ls, le, _ in lk.runs(s, e):
-        if ls > pos:
-            out.append((pos, ls, False))
-        out.append((ls, le, True))
-        pos = le
-    if pos < e:
-        out.append((pos, e, False))
-    return out
+    return _split_by(lk, s, e)
 
 
 def reclaim_shmem(m: Machine, inode: ShmemInode, s: int, e: int, sc: ScanControl
@@ -284,13 +302,36 @@ def do_try_to_free_pages(m: Machine, sc: ScanControl) -> int:
 
 
 def try_to_free_mem_cgroup_pages(
-    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, may_swap: bool = True
+    m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int, may_swap: bool = True,
+    proactive: bool = False, swappiness: int | None = None,
 ) -> Generator[Any, Any, int]:
     """Models `try_to_free_mem_cgroup_pages()`: reclaim at least SWAP_CLUSTER_MAX pages from
     `memcg` and its descendants. A generator: the scan and the writes take simulated time.
     Returns the pages reclaimed."""
-    sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX), memcg, may_swap=may_swap, task=task.name)
+    sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX), memcg, may_swap=may_swap, task=task.name,
+                     proactive=proactive, proactive_swappiness=swappiness)
     return (yield from _reclaim(m, task, sc))
+
+
+def user_proactive_reclaim(m: Machine, task: TaskStruct, memcg: MemCgroup, nr_to_reclaim: int,
+                           swappiness: int | None = None) -> Generator[Any, Any, str | None]:
+    """Models `user_proactive_reclaim()` (a write to memory.reclaim): reclaim in batches of a
+    quarter of what is left (at least SWAP_CLUSTER_MAX) until `nr_to_reclaim` pages are freed;
+    a batch that frees nothing uses up one of MAX_RECLAIM_RETRIES (16) tries, and then the write
+    fails with EAGAIN. Returns the errno or None."""
+    nr_retries, nr_reclaimed = 16, 0
+    while nr_reclaimed < nr_to_reclaim:
+        if task.sigkill:
+            return EINTR
+        batch = (nr_to_reclaim - nr_reclaimed) // 4
+        got = yield from try_to_free_mem_cgroup_pages(m, task, memcg, batch, True, True,
+                                                      swappiness)
+        if not got:
+            if not nr_retries:
+                return EAGAIN
+            nr_retries -= 1
+        nr_reclaimed += got
+    return None
 
 
 def try_to_free_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int]:
