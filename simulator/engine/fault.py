@@ -287,7 +287,8 @@ def bulk_fault_disk_range(
     if c_n[0]:
         for sh_ in PT_SHIFTS:
             mm.pt[sh_].fill(va0 >> sh_, ((va0 + n - 1) >> sh_) + 1, 0)
-    map_file_pages(m, task, vma, a, a + n)
+    for hs, he in vma.mapped.hole_runs(a, a + n):  # a mapped page takes no fault (stays old)
+        map_file_pages(m, task, vma, hs, he)
     if around is None:
         return n, n - already
     filemap_map_windows(m, task, vma, around)
