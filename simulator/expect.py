@@ -63,10 +63,32 @@ def memcg_mismatches(exp: dict[str, dict[str, Any]], run: RunResult, sc: Scenari
                 have = got["memsw_peak_pages"]
             else:
                 have = got[key]
+            if isinstance(want, dict):
+                out.extend(size_bound_mismatches(path, key, want, have, ps))
+                continue
             want_pages = parse_bytes(want) // ps if isinstance(want, str) else int(want)
             if have != want_pages:
                 out.append(f"memcg {path}: expected {key} {want} ({want_pages} pages), got {have} pages")
     return out
+
+
+def size_bound_mismatches(path: str, key: str, want: dict[str, Any], have: int, ps: int
+                          ) -> list[str]:
+    """A memcg size within `{min, max}`, or `values_close` to `{close, err}` as the kernel's
+    cgroup selftests check it: |have - close| <= (have + close) x err / 100."""
+    def pages(v: Any) -> int:
+        return parse_bytes(v) // ps if isinstance(v, str) else int(v)
+
+    if "close" in want:
+        close, err = pages(want["close"]), float(want["err"])
+        if abs(have - close) > (have + close) * err / 100:
+            return [f"memcg {path}: expected {key} within {err:g}% of {want['close']} "
+                    f"({close} pages), got {have} pages"]
+        return []
+    lo, hi = want.get("min"), want.get("max")
+    if (lo is not None and have < pages(lo)) or (hi is not None and have > pages(hi)):
+        return [f"memcg {path}: expected {key} in [{lo}, {hi}], got {have} pages"]
+    return []
 
 
 def counter_mismatches(path: str, kind: str, want: dict[str, Any], got: dict[str, Any]) -> list[str]:

@@ -147,14 +147,19 @@ def render() -> str:
         + ") or to `{outcome, errno, op, page, reason}` (`op` is the "
         "op's name; `reason` matches as a substring). The reserved key `memcg` maps cgroup paths "
         "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `kernel`, "
-        "`pagetables`, `file_mapped`, each also as `peak_*` (the highest value during the run), "
+        "`pagetables`, `file_mapped`, `swap`, each also as `peak_*` (the highest value during "
+        "the run), `peak_memsw` (the highest memory + swap), `pgscan` and `pgsteal` (pages "
+        "reclaim scanned and freed), "
         "`events: {low, high, max, oom, oom_kill, oom_group_kill}` (memory.events), and "
         "`pressure: {some_total, full_total, some_avg10, some_avg60, some_avg300, full_avg10, "
         "full_avg60, full_avg300}` (memory.pressure; the root `/` is the system's "
         "/proc/pressure/memory): totals as durations (`1500ms`), averages as percentages. "
         "Sizes there take units; a bare integer is pages. An event count or a pressure value "
         "may be a range instead, both ends included and either left out: "
-        "`events: {high: {min: 1}}`, `pressure: {some_total: {min: 1s, max: 2s}}`.",
+        "`events: {high: {min: 1}}`, `pressure: {some_total: {min: 1s, max: 2s}}`. A size may "
+        "be a range too (`usage: {min: 20MiB, max: 40MiB}`), or compared as the kernel's cgroup "
+        "selftests compare (`values_close`): `usage: {close: 29MiB, err: 15}` passes when "
+        "|got - 29 MiB| is at most 15% of (got + 29 MiB).",
         "",
         "## Experiments: distributions, copies, repeats, sweeps",
         "",

@@ -132,6 +132,26 @@ def check_counter_expect(kind: str, want: Any, where: tuple[Any, ...]) -> None:
                 raise ScenarioError(str(e), (*where, name)) from None
 
 
+SIZE_BOUNDS = ({"min", "max"}, {"min"}, {"max"}, {"close", "err"})
+
+
+def check_size_bounds(want: dict[str, Any], where: tuple[Any, ...]) -> None:
+    """A size expected within `{min, max}` (either end may be left out), or as the kernel's
+    selftests compare (`values_close`): `{close: SIZE, err: PERCENT}`, |got - close| at most
+    err percent of (got + close)."""
+    if set(want) not in SIZE_BOUNDS:
+        raise ScenarioError("expected a size, {min, max} or {close, err}", where)
+    for k, v in want.items():
+        try:
+            if k == "err":
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                    raise ValueError(f"expected a percentage, got {v!r}")
+            else:
+                parse_bytes(str(v))
+        except (UnitError, ValueError) as e:
+            raise ScenarioError(str(e), (*where, k)) from None
+
+
 def expect_number(kind: str, name: str, v: Any) -> float:
     """An expected events count, pressure total (in microseconds) or average (percent)."""
     if kind == "events":
@@ -152,12 +172,7 @@ def scenario_warnings(sc: Scenario) -> list[tuple[str, tuple[Any, ...]]]:
     ram = machine_bytes(sc)
     for path, cg in sc.cgroups.items():
         where = ("cgroups", path)
-        if _bytes(cg.memory_low, ram):
-            out.append(("memory.low is not modelled yet (no reclaim to protect from): it has no "
-                        "effect", (*where, "memory.low")))
         if _bytes(cg.memory_min, ram):
-            out.append(("memory.min is not modelled yet (no reclaim to protect from): it has no "
-                        "effect", (*where, "memory.min")))
             if cg.memory_max != "max" and _bytes(cg.memory_min, ram) > _bytes(cg.memory_max, ram):
                 out.append((f"memory.min {cg.memory_min} is above memory.max {cg.memory_max}: the "
                             "kernel protects at most the usage, which memory.max caps",
@@ -300,6 +315,8 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
                                             ("expect", key, cg_path, stat))
                     if stat in ("events", "pressure"):
                         check_counter_expect(stat, stats[stat], ("expect", key, cg_path, stat))
+                    elif isinstance(want := stats[stat], dict):
+                        check_size_bounds(want, ("expect", key, cg_path, stat))
             continue
         if key not in names:
             raise ScenarioError(f"no task named {key!r}", ("expect", key))

@@ -22,7 +22,7 @@ runner = CliRunner()
 LONG = "a-task-with-a-name-much-longer-than-eighty-columns-would-ever-allow-in-a-table-cell-x"
 SMALL = f"""\
 name: small
-cgroups: {{/app: {{memory.max: 64MiB, memory.low: 32MiB}}}}
+cgroups: {{/app: {{memory.max: 64MiB, memory.min: 96MiB}}}}
 tasks:
   - name: {LONG}
     cgroup: /app
@@ -70,9 +70,10 @@ def test_warnings_go_to_stderr_and_into_the_json(tmp_path):
     res = runner.invoke(app, ["run", str(f), "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
-    assert doc["warnings"] == [f"{f}:2: cgroups./app.memory.low: memory.low is not modelled yet "
-                               "(no reclaim to protect from): it has no effect"]
-    assert "warning:" in res.stderr and "memory.low" in res.stderr
+    assert doc["warnings"] == [f"{f}:2: cgroups./app.memory.min: memory.min 96MiB is above "
+                               "memory.max 64MiB: the kernel protects at most the usage, which "
+                               "memory.max caps"]
+    assert "warning:" in res.stderr and "memory.min" in res.stderr
     assert set(doc) == {"scenario", "runs", "warnings"}
 
 

@@ -192,3 +192,21 @@ class TestMemoryReclaim:
         r = run(scenario, [("t", "/app", ops)], "{/app: {}}")
         assert r.tasks["t"].errno == "EAGAIN"
         assert r.counters["memcg"]["/app"]["swap_peak_pages"] == 0
+
+
+class TestProtection:
+    def test_effective_protection_is_shared_when_siblings_claim_too_much(self):
+        """effective_protection: C (75 MiB of 50 used) and D (25 of 50) under a parent with
+        50 MiB get 50 x 50/75 and 25 x 50/75 MiB; within the parent's, their own."""
+        from simulator.mm.memcg_protection import effective_protection
+        mib = 256
+        assert effective_protection(50 * mib, 75 * mib, 50 * mib, 75 * mib) == 50 * mib * 50 // 75
+        assert effective_protection(50 * mib, 25 * mib, 50 * mib, 75 * mib) == 25 * mib * 50 // 75
+        assert effective_protection(50 * mib, 25 * mib, 100 * mib, 75 * mib) == 25 * mib
+
+    def test_the_memcg_over_its_own_limit_is_not_protected(self):
+        from simulator.mm.memcg_protection import mem_cgroup_below_min, mem_cgroup_calculate_protection
+        a = MemCgroup("/a", min=1 << 20)
+        a.usage = 100
+        mem_cgroup_calculate_protection(a, a)
+        assert not mem_cgroup_below_min(a, a)

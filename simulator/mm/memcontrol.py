@@ -56,6 +56,8 @@ class MemCgroup:
     min: int = 0
     swap_max: int = PAGE_COUNTER_MAX
     memsw_max: int = PAGE_COUNTER_MAX  # v1 memory.memsw.limit_in_bytes: memory + swap
+    emin: int = 0  # effective memory.min and memory.low of the last reclaim that looked
+    elow: int = 0  # (memcg_protection.py)
     swappiness: int | None = None  # v1 memory.swappiness; None: vm.swappiness
     oom_group: bool = False
     oom_kill_disable: bool = False

@@ -425,14 +425,11 @@ def do_anonymous_page(
 
 def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
     """Map the page-cache folios of `[a, b)` (all present): MM_SHMEMPAGES and file_mapped; the
-    faults' PTEs have their accessed bits set (`folio_referenced` will find them). A page
-    already mapped takes no fault: its accessed bit stays as reclaim left it."""
-    inode = vma.file
-    new = vma.mapped.hole_runs(a, b) if inode is not None else []
+    faults' PTEs have their accessed bits set (`folio_referenced` will find them)."""
+    if vma.file is not None:
+        for hs, he in vma.mapped.hole_runs(a, b):  # only the PTEs these faults install
+            vma.file.young.fill(vma.pgoff + hs, vma.pgoff + he, 0)
     added = vma.mapped.fill(a, b, 0)
-    for s, e in new:
-        assert inode is not None
-        inode.young.fill(vma.pgoff + s, vma.pgoff + e, 0)
     task.mm.rss[file_rss_item(vma.file)] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
@@ -440,11 +437,10 @@ def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
 
 def map_file_pages_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray) -> int:
     """`map_file_pages` for the VMA pages `idx` (any order)."""
-    idx = np.unique(np.asarray(idx, dtype=np.int64))
-    new = idx[~vma.mapped.contains(idx)] if len(idx) else idx
+    if vma.file is not None and len(idx):  # only the PTEs these faults install
+        new = np.unique(np.asarray(idx, dtype=np.int64))
+        vma.file.young.add_pages(new[~vma.mapped.contains(new)] + vma.pgoff, 0)
     added = vma.mapped.add_pages(idx, 0) if len(idx) else 0
-    if vma.file is not None and len(new):
-        vma.file.young.add_pages(new + vma.pgoff, 0)
     task.mm.rss[file_rss_item(vma.file)] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added

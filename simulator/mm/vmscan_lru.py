@@ -48,7 +48,13 @@ from .lru import (
     isolate_lru_folios,
     lru_add_range,
 )
-from .memcontrol import swap_margin
+from .memcg_protection import (
+    mem_cgroup_below_low,
+    mem_cgroup_below_min,
+    mem_cgroup_calculate_protection,
+    mem_cgroup_protection,
+)
+from .memcontrol import memcg_memory_event, swap_margin
 from .mm_types import VMA
 from .psi import psi_memstall_wait
 from .shmem_inode import ShmemInode
@@ -77,6 +83,8 @@ class ScanControl:
     cgroup_reclaim: bool = True
     proactive: bool = False
     proactive_swappiness: int | None = None
+    memcg_low_reclaim: bool = False
+    memcg_low_skipped: bool = False
     priority: int = DEF_PRIORITY
     nr_scanned: int = 0
     nr_reclaimed: int = 0
@@ -116,13 +124,30 @@ def get_scan_count(m: Machine, vec: Lruvec, sc: ScanControl) -> list[int]:
     nr = [0, 0, 0, 0]
     for lru in EVICTABLE:
         file = is_file_lru(lru)
-        scan = vec.nr[lru] >> sc.priority
+        scan = apply_proportional_protection(memcg, sc, vec.nr[lru]) >> sc.priority
         if balance == "fract":
             scan = scan * (fp if file else ap) // (ap + fp)
         elif balance == "file" and not file:
             scan = 0
         nr[lru] = scan
     return nr
+
+
+def apply_proportional_protection(memcg: MemCgroup, sc: ScanControl, scan: int) -> int:
+    """`apply_proportional_protection()`: a protected memcg's lists are scanned in proportion
+    to its usage above its protection (memory.low only until a pass reclaims nothing), at
+    least SWAP_CLUSTER_MAX."""
+    emin, elow = mem_cgroup_protection(sc.target, memcg)
+    if not (emin or elow):
+        return scan
+    if not sc.memcg_low_reclaim and elow > emin:
+        protection = elow
+        sc.memcg_low_skipped = True
+    else:
+        protection = emin
+    size = max(memcg.usage, protection)
+    scan -= scan * protection // (size + 1)
+    return max(scan, SWAP_CLUSTER_MAX)
 
 
 def inactive_is_low(vec: Lruvec, inactive_lru: int) -> bool:
@@ -285,6 +310,14 @@ def shrink_node_memcgs(m: Machine, sc: ScanControl) -> None:
     """`shrink_node_memcgs()` over every node: each memcg of the target's subtree in pre-order,
     each of its lruvecs, until enough is reclaimed (cgroup reclaim stops early)."""
     for memcg in sc.target.descendants_pre():
+        mem_cgroup_calculate_protection(sc.target, memcg)
+        if mem_cgroup_below_min(sc.target, memcg):
+            continue  # hard protection
+        if mem_cgroup_below_low(sc.target, memcg):
+            if not sc.memcg_low_reclaim:
+                sc.memcg_low_skipped = True
+                continue
+            memcg_memory_event(m, memcg, "low", sc.task)
         for nid in sorted(memcg.lruvecs):
             shrink_lruvec(m, memcg.lruvecs[nid], sc)
             if sc.nr_reclaimed >= sc.nr_to_reclaim:
@@ -292,13 +325,18 @@ def shrink_node_memcgs(m: Machine, sc: ScanControl) -> None:
 
 
 def do_try_to_free_pages(m: Machine, sc: ScanControl) -> int:
-    """`do_try_to_free_pages()`: lower the priority until `nr_to_reclaim` pages are freed."""
-    for prio in range(DEF_PRIORITY, -1, -1):
-        sc.priority = prio
-        shrink_node_memcgs(m, sc)
-        if sc.nr_reclaimed >= sc.nr_to_reclaim:
-            break
-    return sc.nr_reclaimed
+    """`do_try_to_free_pages()`: lower the priority until `nr_to_reclaim` pages are freed; when
+    a whole pass freed nothing but skipped memcgs under memory.low, pass again reclaiming them
+    ("untapped cgroup reserves? Don't OOM, retry")."""
+    while True:
+        for prio in range(DEF_PRIORITY, -1, -1):
+            sc.priority = prio
+            shrink_node_memcgs(m, sc)
+            if sc.nr_reclaimed >= sc.nr_to_reclaim:
+                break
+        if sc.nr_reclaimed or not sc.memcg_low_skipped or sc.memcg_low_reclaim:
+            return sc.nr_reclaimed
+        sc.memcg_low_reclaim, sc.memcg_low_skipped = True, False
 
 
 def try_to_free_mem_cgroup_pages(
