@@ -109,8 +109,6 @@ def test_memory_max_larger_than_the_machine_is_accepted():
 
 
 @pytest.mark.parametrize(("old", "new", "line", "key", "words"), [
-    ("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.low: 32MiB}", 4, "cgroups./app.memory.low",
-     "not modelled"),
     ("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.min: 128MiB}", 4, "cgroups./app.memory.min",
      "above memory.max"),
     ("      - ftruncate: {fd: f, size: 8MiB}\n",
@@ -122,6 +120,12 @@ def test_ignored_settings_warn(old, new, line, key, words):
     """A setting that changes nothing is accepted with a warning naming its line and key."""
     sc = parse_scenario(BASE.replace(old, new), "w.yaml")
     assert any(w.startswith(f"w.yaml:{line}: {key}: ") and words in w for w in sc.warnings), sc.warnings
+
+
+def test_memory_low_is_modelled_and_not_warned_about():
+    """memory.low protects from reclaim now: no warning."""
+    sc = parse_scenario(BASE.replace("{memory.max: 64MiB}", "{memory.max: 64MiB, memory.low: 32MiB}"))
+    assert not sc.warnings, sc.warnings
 
 
 def test_memory_high_is_modelled_and_not_warned_about():
