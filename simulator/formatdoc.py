@@ -146,10 +146,11 @@ def render() -> str:
         + ", ".join(f"`{o}`" for o in typing.get_args(Outcome))
         + ") or to `{outcome, errno, op, page, reason}` (`op` is the "
         "op's name; `reason` matches as a substring). The reserved key `memcg` maps cgroup paths "
-        "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `kernel`, "
+        "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `file` (the page "
+        "cache, shmem included, as memory.stat's), `kernel`, "
         "`pagetables`, `file_mapped`, `swap`, each also as `peak_*` (the highest value during "
         "the run), `peak_memsw` (the highest memory + swap), `pgscan` and `pgsteal` (pages "
-        "reclaim scanned and freed), "
+        "reclaim scanned and freed), `workingset_refault` (evicted disk file pages read again), "
         "`events: {low, high, max, oom, oom_kill, oom_group_kill}` (memory.events), and "
         "`pressure: {some_total, full_total, some_avg10, some_avg60, some_avg300, full_avg10, "
         "full_avg60, full_avg300}` (memory.pressure; the root `/` is the system's "

@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .mm import memfd as memfd_mod
-from .mm.errno import EBADF, EFAULT, EINVAL
+from .mm.errno import EBADF, EFAULT, EINVAL, EOPNOTSUPP
 from .mm.fault import access_error, do_user_addr_fault
 from .mm.file import close_fd, fd_install, file_writable
 from .mm.filemap import shmem_file_write_iter
+from .mm.filemap_io import filemap_read, filemap_write
 from .mm.fs_open import vfs_fallocate
 from .mm.gup import PageSeq, WalkResult, faultin_range
 from .mm.ipc_shm import newseg
@@ -29,6 +30,7 @@ from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_retur
 from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.namei import do_filp_open
+from .mm.pagecache import DiskInode, is_disk_file
 from .mm.proc_base import __set_oom_adj
 from .mm.psi import psi_task_running
 from .mm.shmem import shmem_file_read_iter
@@ -198,6 +200,9 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
     the memcg recorded at swap-out). A failed swap-in ends one call short; the next call,
     failing at its first page, returns the error."""
     inode = _inode(p, a.fd)
+    if is_disk_file(inode):
+        yield from _read_disk_file(p, a, inode)
+        return
     m, ps = p.m, p.m.page_size
     offset = _of_file(a.offset, inode)
     length = None if a.length is None else _of_file(a.length, inode)
@@ -223,12 +228,40 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
             return
 
 
+def _read_disk_file(p: Proc, a: Any, inode: DiskInode) -> Generator[Any, Any, None]:
+    """read(2) of a disk file in a loop (`filemap_read`): cached pages are copied, missing ones
+    read from disk into the page cache, charged to the task's memcg."""
+    m, ps = p.m, p.m.page_size
+    offset = _of_file(a.offset, inode)
+    start = offset // ps
+    end = inode.size_pages(ps) if a.length is None else -(-(offset + _of_file(a.length, inode)) // ps)
+    while True:
+        p.page = start
+        yield _syscall(p)
+        copied, reads, err = yield from filemap_read(m, p.task, inode, start, end)
+        m.log.emit("filemap_read", task=p.task.name, page=start, pages=copied, value=reads,
+                   detail=err or "")
+        _check_killed(p, start + copied)
+        if err:
+            raise OpError(err, start)
+        start += copied
+        if copied == 0 or start >= min(end, inode.size_pages(ps)):
+            return
+
+
 @op("write")
 def op_write(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """write(2) until done (`shmem_file_write_iter`); a F_SEAL_GROW write may be short."""
     inode = _inode(p, a.fd)
     if not file_writable(p.sim.fdt, a.fd):
         raise OpError(EBADF)
+    if is_disk_file(inode):
+        _, werr = yield from filemap_write(p.m, p.task, inode, _of_file(a.offset, inode),
+                                           _of_file(a.length, inode))
+        _check_killed(p)
+        if werr:
+            raise OpError(werr)
+        return
     err, res = yield from shmem_file_write_iter(p.m, p.task, inode, _of_file(a.offset, inode),
                                                 _of_file(a.length, inode))
     if res is None:
@@ -245,6 +278,8 @@ def op_fallocate(p: Proc, a: Any) -> Generator[Any, Any, None]:
     """fallocate(2) (`vfs_fallocate`): allocate works on write-sealed files; punch does not."""
     inode = _inode(p, a.fd)
     yield _syscall(p)
+    if is_disk_file(inode):
+        raise OpError(EOPNOTSUPP)  # the disk filesystems modelled have no fallocate
     err, res = yield from vfs_fallocate(p.m, p.task, inode, file_writable(p.sim.fdt, a.fd),
                                         _of_file(a.offset, inode), _of_file(a.length, inode),
                                         a.flags)

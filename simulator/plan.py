@@ -92,11 +92,13 @@ class CgroupPlan:
 
 @dataclass(frozen=True)
 class MountPlan:
-    """A tmpfs mount: its size in pages."""
+    """A mount: a tmpfs's size in pages, or a disk mount's files (name -> bytes)."""
 
     path: str
     pages: int
     noswap: bool
+    disk: bool = False
+    files: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -212,7 +214,9 @@ def _resolve(sc: Scenario) -> Plan:
                if (v := getattr(sc.machine.costs, k)) is not None},
         cgroups={path: resolve_cgroup(spec, ps, ram_pages) for path, spec in sc.cgroups.items()},
         mounts=tuple(MountPlan(m.path, ram_pages // 2 if m.size is None
-                               else parse_pages(m.size, ps, ram_pages), m.noswap)
+                               else parse_pages(m.size, ps, ram_pages), m.noswap,
+                               m.type == "disk",
+                               tuple((n, parse_bytes(v)) for n, v in m.files.items()))
                      for m in sc.mounts),
         tasks=tuple(resolve_task(t, ps) for t in sc.tasks),
         fd_users=fd_users(sc),

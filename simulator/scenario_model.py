@@ -39,6 +39,8 @@ class CostsSpec(Strict):
     write: Duration | None = None
     swapin: Duration | None = None
     pageout: Duration | None = None
+    disk_read: Duration | None = Field(default=None, description="a page read from disk into the page cache")
+    writeback: Duration | None = Field(default=None, description="a dirty page of a disk file written back")
     syscall: Duration | None = None
     exit: Duration | None = None
     pgtable_rcu: Duration | None = None
@@ -92,11 +94,17 @@ class SysctlSpec(Strict):
 
 
 class MountSpec(Strict):
-    """A tmpfs mount; size 0 means unlimited, no size means half of RAM (the kernel default)."""
+    """A mount: tmpfs (size 0 means unlimited, no size means half of RAM, the kernel default),
+    or a disk filesystem whose `files` are on disk and not yet in the page cache."""
 
     path: str
+    type: Literal["tmpfs", "disk"] = Field(
+        default="tmpfs", description="`tmpfs`, or `disk`: files on disk, read into the page cache")
     size: Size | None = None
     noswap: bool = Field(default=False, description="the `noswap` mount option: its pages never go to swap")
+    files: dict[str, Size] = Field(
+        default_factory=dict, description="a disk mount's files: name -> size, on disk at start "
+        "(open them as PATH/NAME)")
 
 
 class CgroupSpec(Strict):

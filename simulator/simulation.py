@@ -177,7 +177,11 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         parent.children.append(c)
         m.memcgs[path] = c
     for mnt in plan.mounts:
-        m.mounts[mnt.path] = ShmemSb(path=mnt.path, max_blocks=mnt.pages, noswap=mnt.noswap)
+        if mnt.disk:
+            m.mounts[mnt.path] = ShmemSb(path=mnt.path, noswap=True, disk=True,
+                                         disk_files=dict(mnt.files))
+        else:
+            m.mounts[mnt.path] = ShmemSb(path=mnt.path, max_blocks=mnt.pages, noswap=mnt.noswap)
     return m
 
 

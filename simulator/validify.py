@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from .scenario_model import Scenario
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
-MEMCG_STATS = ("usage", "anon", "shmem", "kernel", "pagetables", "file_mapped", "swap")
-MEMCG_RECLAIM = ("pgscan", "pgsteal")  # counts since the start, in pages
+MEMCG_STATS = ("usage", "anon", "shmem", "file", "kernel", "pagetables", "file_mapped", "swap")
+MEMCG_RECLAIM = ("pgscan", "pgsteal", "workingset_refault")  # counts since the start, in pages
 MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "peak_memsw",
                      *MEMCG_RECLAIM, "events", "pressure")
 MEMCG_EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
@@ -218,6 +218,13 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
             raise ScenarioError("expected an absolute path", ("mounts", i, "path"))
         if mount_paths[mnt.path] > 1:
             raise ScenarioError("mounted twice", ("mounts", i, "path"))
+        if mnt.files and mnt.type != "disk":
+            raise ScenarioError("only a disk mount (type: disk) has files", ("mounts", i, "files"))
+        for fname in mnt.files:
+            if not fname or "/" in fname:
+                raise ScenarioError("expected a file name (no /)", ("mounts", i, "files", fname))
+    disk_files = {f"{mnt.path.rstrip('/')}/{n}": _bytes(v)
+                  for mnt in sc.mounts for n, v in mnt.files.items()}
 
     names = Counter(t.name for t in sc.tasks)
     fd_sizes: dict[str, int] = {}
@@ -251,8 +258,10 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
             if name == "memory_reclaim" and args.cgroup != "/" and args.cgroup not in sc.cgroups:
                 raise ScenarioError(f"no such cgroup {args.cgroup!r}", (*where, "cgroup"))
             if name == "open" and mount_of(args.path, mount_paths) is None:
-                raise ScenarioError(f"{args.path!r} is on no tmpfs mount; mounts: "
+                raise ScenarioError(f"{args.path!r} is on no mount; mounts: "
                                     f"{', '.join(mount_paths) or 'none'}", (*where, "path"))
+            if name == "open" and args.path in disk_files:
+                fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), disk_files[args.path])
             if name == "ftruncate":
                 fd_sizes[args.fd] = max(fd_sizes.get(args.fd, 0), _bytes(args.size))
             if name in ("write", "fallocate"):

@@ -2,7 +2,8 @@
 
 `scenario_dicts()` draws the YAML-equivalent dict of a scenario on a machine of a few MiB: a
 setup task that creates a few files (memfds with or without sealing, tmpfs files on small
-mounts), gives them sizes, fills some ranges and seals some; then a few workers in memcgs
+mounts, files of a disk mount, read into the page cache by read(2), faults and write(2)),
+gives them sizes, fills some ranges and seals some; then a few workers in memcgs
 (nested, limits of a few hundred pages, oom.group, v1 oom_kill_disable) running random ops on
 those files (mmap, touch with every pattern, sparse touches of a few pages (fault-around
 windows half cached), mlock, MADV_POPULATE, fallocate, write, read, ftruncate, punch_hole,
@@ -80,6 +81,8 @@ def file_op(draw: Any, f: dict[str, Any], kinds: list[str] = FD_OP_KINDS) -> dic
     """
     fd, size = f["fd"], f["size"]
     kind = draw(st.sampled_from(kinds))
+    if f["disk"] and kind in ("fallocate", "punch_hole", "add_seals"):
+        kind = draw(st.sampled_from(["read", "read", "write"]))  # no fallocate, no seals
     refused = {"write", "punch_hole"} if f["write_sealed"] else set()
     if {"shrink", "grow"} & set(f["seals"]):
         refused.add("ftruncate")
@@ -97,6 +100,8 @@ def file_op(draw: Any, f: dict[str, Any], kinds: list[str] = FD_OP_KINDS) -> dic
         skew = draw(st.sampled_from([0, 0, 100]))
         return {"write": {"fd": fd, "offset": off * PAGE + skew, "length": length * PAGE - skew}}
     if kind == "read":
+        if f["disk"] and draw(st.booleans()):
+            return {"read": {"fd": fd}}  # the whole file: more than a memcg holds, often
         return {"read": {"fd": fd, "offset": off * PAGE, "length": length * PAGE}}
     if kind == "ftruncate":
         return {"ftruncate": {"fd": fd, "size": draw(st.integers(0, size * 2)) * PAGE}}
@@ -114,7 +119,11 @@ def files(draw: Any, mounts: list[str], most: int = 3) -> list[dict[str, Any]]:
     out = []
     for i in range(draw(st.sampled_from([1, 1, 2, 2, 3][:2 * most]))):
         fd = f"f{i}"
-        if mounts and draw(st.booleans()):
+        disk = draw(st.integers(0, 3)) == 0
+        if disk:  # on the disk mount, uncached at start
+            create = {"open": {"fd": fd, "path": f"/disk/file{i}", "mode": "rdwr"}}
+            sealable = False
+        elif mounts and draw(st.booleans()):
             create = {"open": {"fd": fd, "path": f"{draw(st.sampled_from(mounts))}/file{i}"}}
             sealable = False
         else:
@@ -126,8 +135,9 @@ def files(draw: Any, mounts: list[str], most: int = 3) -> list[dict[str, Any]]:
         if sealable and draw(st.integers(0, 3)):
             seals = draw(st.lists(st.sampled_from(SEALS[:4]), min_size=1, max_size=3,
                                   unique=True))
-        out.append({"fd": fd, "create": create, "size": draw(st.integers(1, 512)),
-                    "sealable": sealable, "seals": seals,
+        size = draw(st.integers(16, 1024) if disk else st.integers(1, 512))
+        out.append({"fd": fd, "create": create, "size": size,
+                    "sealable": sealable, "seals": seals, "disk": disk,
                     "write_sealed": bool({"write", "future_write"} & set(seals))})
     return out
 
@@ -152,6 +162,8 @@ def setup_ops(draw: Any, fs: list[dict[str, Any]], kernel: str = "6.18") -> list
             a = draw(st.integers(0, f["size"] - 1))
             n = draw(st.integers(1, f["size"] - a))
             kinds = ["fallocate"] if f["write_sealed"] else ["fallocate", "fallocate", "write"]
+            if f["disk"]:
+                kinds = ["read", "read", "write"]
             kind = draw(st.sampled_from(kinds))
             ops.append({kind: {"fd": f["fd"], "offset": a * PAGE, "length": n * PAGE}})
     for f in fs:
@@ -379,6 +391,8 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
     nnodes = len(machine["nodes"])
     mounts = [f"/mnt/t{i}" for i in range(draw(st.integers(0, 2)))]
     fs = draw(files(mounts, most=1 if cycles else 3))
+    disk_files = {f["create"]["open"]["path"].rsplit("/", 1)[1]: kib(f["size"])
+                  for f in fs if f["disk"]}
     cgroup_paths = draw(st.sampled_from(CGROUP_TREES))
     cgroup_choices = ["/", *cgroup_paths]
     kernel = draw(st.sampled_from(["6.18", "3.15"]))
@@ -436,7 +450,8 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
         "machine": machine,
         "sysctl": draw(sysctls()),
         "mounts": [{"path": p, "size": kib(draw(st.sampled_from([0, 0, 64, 256, 1024]))),
-                    "noswap": draw(st.sampled_from([False, False, True]))} for p in mounts],
+                    "noswap": draw(st.sampled_from([False, False, True]))} for p in mounts]
+                  + ([{"path": "/disk", "type": "disk", "files": disk_files}] if disk_files else []),
         "cgroups": cgroups,
         "what_if": {"zero_page_sealed_holes": draw(st.booleans())},
         "tasks": tasks,

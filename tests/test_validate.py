@@ -92,6 +92,11 @@ class TestSkipReason:
                                  "touch: {map: m, access: read, pattern: random, count: 10}")
         assert "touch count" in skip_reason(sc(sampled), HOST)
 
+    def test_disk_mounts_are_skipped(self):
+        """The runner mounts tmpfs only: a scenario with a disk mount is not run for real."""
+        disk = READER + "mounts: [{path: /data, type: disk, files: {f: 1MiB}}]\n"
+        assert "disk mount /data" in skip_reason(sc(disk), HOST)
+
     def test_several_nodes_are_skipped(self):
         """Only single-node scenarios run for real."""
         two = READER + "machine: {nodes: [{memory: 1GiB}, {memory: 1GiB}]}\n"

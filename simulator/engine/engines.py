@@ -18,6 +18,7 @@ from typing_extensions import override
 from ..mm.mempolicy import interleaved
 from . import walk
 from .fault import bulk_fault
+from .filemap import bulk_file_step, file_range, reference_file_step
 from .fill import bulk_fill
 from .pageout import pageout_runs
 from .reference import (
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from ..mm.gup import PageSeq, WalkResult
     from ..mm.machine import Machine
     from ..mm.mm_types import VMA
+    from ..mm.pagecache import DiskInode
     from ..mm.shmem_inode import ShmemInode
     from ..mm.shmem_io import FillResult
     from ..mm.task import TaskStruct
@@ -58,7 +60,18 @@ class Engine:
         """read(2) over pages with some in swap (walk.py `read_range`)."""
         return walk.read_range(m, task, inode, a, end)
 
+    def file_range(self, m: Machine, task: TaskStruct, inode: DiskInode, a: int, end: int,
+                   write: bool) -> Generator[Any, Any, tuple[int, int, str | None]]:
+        """read(2) (or write(2)) of a disk file's pages `[a, end)` (filemap.py `file_range`)."""
+        return file_range(m, task, inode, a, end, write)
+
     # -- steps ---------------------------------------------------------------------------------
+    def file_step(self, m: Machine, task: TaskStruct, inode: DiskInode, pos: int, stop: int,
+                  write: bool) -> tuple[int, int]:
+        """Disk file pages from `pos` (before `stop`) read or written with no slow path:
+        (pages, of which read from disk)."""
+        raise NotImplementedError
+
     def fault_step(self, m: Machine, task: TaskStruct, vma: VMA, seq: PageSeq, pos: int,
                    limit: int, write: bool, ctx: str, swapin_fast: bool) -> tuple[int, int, int]:
         """Pages from position `pos` (at most `limit`) faulted with no slow path: (pages,
@@ -115,6 +128,13 @@ class BulkEngine(Engine):
     def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
         return pageout_runs(m, task, vma, a, b)
 
+    @override
+    def file_step(self, m: Machine, task: TaskStruct, inode: DiskInode, pos: int, stop: int,
+                  write: bool) -> tuple[int, int]:
+        if interleaved(task):
+            return reference_file_step(m, task, inode, pos, stop, write)
+        return bulk_file_step(m, task, inode, pos, stop, write)
+
 
 class ReferenceEngine(Engine):
     """One page per step, through the kernel's one-page path: the oracle."""
@@ -139,6 +159,11 @@ class ReferenceEngine(Engine):
     @override
     def pageout(self, m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
         return pageout_pages(m, task, vma, a, b)
+
+    @override
+    def file_step(self, m: Machine, task: TaskStruct, inode: DiskInode, pos: int, stop: int,
+                  write: bool) -> tuple[int, int]:
+        return reference_file_step(m, task, inode, pos, stop, write)
 
 
 BULK: Engine = BulkEngine()

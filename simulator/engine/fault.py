@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..mm.booking import anon_pages_added, pgtables_added, shmem_folios_added
+from ..mm.booking import anon_pages_added, file_folios_added, pgtables_added, shmem_folios_added
+from ..mm.lru import LRU_INACTIVE_FILE
 from ..mm.memory import (
+    disk_walkable,
     fault_around_pages,
     map_file_pages,
     needs_swapin,
@@ -21,6 +23,7 @@ from ..mm.memory import (
     zero_mode,
 )
 from ..mm.mm_types import PT_SHIFTS, VMA
+from ..mm.pagecache import is_disk_file
 from ..mm.shmem import shmem_acct_taken, shmem_xa_insert, xa_charge_taken, xa_stock_pages
 from ..mm.shmem_inode import xa_nodes_for
 from .book import charge_and_take_parts
@@ -62,6 +65,10 @@ def bulk_fault(
     if seq.arr is None and range_walkable(m, vma, write):
         n, nf = bulk_fault_range(m, task, vma, seq.start + pos, limit, write, caps)
         return n, nf, 0
+    if seq.arr is None and disk_walkable(vma, write):
+        n, nf = bulk_fault_disk_range(m, task, vma, seq.start + pos, limit, write, caps)
+        if n:
+            return n, nf, 0
     n_done = n_fault = 0
     # As many pages as the memory limits could take (each faulting page allocates at least
     # one page, unless it maps a present folio); small first when a limit is near.
@@ -215,6 +222,73 @@ def bulk_fault_range(
         # A read does not fault where a ZERO_PAGE PTE is, even over a folio added since.
         for hs, he in vma.zero.hole_runs(s - vma.pgoff, e - vma.pgoff):
             map_file_pages(m, task, vma, hs, he)
+    if around is None:
+        return n, n - already
+    filemap_map_windows(m, task, vma, around)
+    return n, n - already - around.covered
+
+
+def bulk_fault_disk_range(
+    m: Machine, task: TaskStruct, vma: VMA, a: int, limit: int, write: bool, caps: Caps
+) -> tuple[int, int]:
+    """Closed form for a sequential walk of VMA pages `[a, a + limit)` of a disk file's mapping
+    (`disk_walkable`): each faulting page takes its missing page tables, then, if the page is
+    not cached, a folio read from disk (`filemap_fault` -> `filemap_add_folio`: charged to the
+    task's memcg, young on the inactive file list, one page of the task's read accounting).
+    The step ends before i_size (SIGBUS) and before a page with a shadow entry (a refault is
+    a one-page step). The largest prefix within every limit, split across nodes as
+    `bulk_fault_range` does, with its fault-around (a read fault first maps the cached pages
+    of its window: `do_fault_around_range`). (pages, faulted)."""
+    inode = vma.file
+    assert is_disk_file(inode)
+    mm = task.mm
+    va0, f0 = vma.start + a, vma.pgoff + a
+    limit = min(limit, max(0, inode.size_pages(m.page_size) - f0))
+    sh = inode.shadow.first_present(f0, f0 + limit) if len(inode.shadow) else None
+    if sh is not None:
+        limit = sh - f0
+    if limit <= 0:
+        return 0, 0
+
+    def costs(x: int) -> tuple[int, int, int]:
+        return new_regions(mm.pt, va0, x), inode.pages.holes(f0, f0 + x), 0
+
+    def fits(x: int) -> bool:
+        pt, d, _ = costs(x)
+        return range_fits(caps, pt + d, d, None, pt - m.kmem_charge(pt))
+
+    c_all = costs(limit)
+    whole = max(1, sum(c_all))
+    n = limit if fits(limit) else largest_fit(limit, fits, proportional(limit, whole, caps.mem))
+    if n == 0:
+        return 0, 0
+    around = do_fault_around_range(m, vma, a, n, write)  # before the step changes any PTE
+    already = vma.mapped.count(a, a + n)
+    c_n = c_all if n == limit else costs(n)
+    segs = charge_and_take_parts(m, task, c_n[0] + c_n[1], c_n[0] - m.kmem_charge(c_n[0]))
+    # Where each node's allocations start and end, worked out before anything changes.
+    parts = []
+    p0 = pay0 = taken = 0
+    for i, (nid, cnt) in enumerate(segs):
+        taken += cnt
+        if i == len(segs) - 1:
+            p1, pay1 = n, c_n[1]
+        else:
+            p1, pay1, _ = split_at(taken, n, costs, proportional(limit, whole, taken))
+        parts.append((nid, p0, p1, pay1 - pay0, cnt - (pay1 - pay0)))
+        p0, pay0 = p1, pay1
+    for nid, p0, p1, pay, pt in parts:
+        pgtables_added(m, task, nid, pt)
+        if pay:
+            added = file_folios_added(m, inode, task.memcg, nid, f0 + p0, f0 + p1,
+                                      LRU_INACTIVE_FILE, young=True)
+            assert added == pay, (added, pay)
+            task.ioac_read_pages += added
+    if c_n[0]:
+        for sh_ in PT_SHIFTS:
+            mm.pt[sh_].fill(va0 >> sh_, ((va0 + n - 1) >> sh_) + 1, 0)
+    for hs, he in vma.mapped.hole_runs(a, a + n):  # a mapped page takes no fault (stays old)
+        map_file_pages(m, task, vma, hs, he)
     if around is None:
         return n, n - already
     filemap_map_windows(m, task, vma, around)

@@ -33,7 +33,10 @@ def bulk_fault_array(
     mm = task.mm
     inode = vma.file
     plans = fault_plans(m, vma, idx, write)
-    stop = np.flatnonzero(plans.sigbus | plans.swapin)
+    stops = plans.sigbus | plans.swapin
+    if getattr(inode, "file_lru", False):
+        stops = stops | plans.data  # a disk read: `filemap_fault`, one page at a time
+    stop = np.flatnonzero(stops)
     if len(stop):
         if stop[0] == 0:
             return 0, 0

@@ -23,7 +23,7 @@ def pageout_runs(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int:
     """`madvise_cold_or_pageout_pte_range` over `[a, b)` by runs of pages, in address order."""
     segs: list[tuple[int, int, bool]] = [(s, e, True) for s, e, _ in vma.cow.runs(a, b)]
     inode = vma.file
-    if inode is not None and len(vma.mapped):
+    if inode is not None and len(vma.mapped) and not getattr(inode, "file_lru", False):
         kept = kept_file_pages(vma, inode)
         off = vma.pgoff
         for s, e, _ in vma.mapped.runs(a, b):

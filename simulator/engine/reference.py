@@ -21,6 +21,7 @@ from ..mm.memory import (
     handle_mm_fault,
 )
 from ..mm.mm_types import VMA, pt_missing
+from ..mm.pagecache import is_disk_file
 from ..mm.shmem import shmem_alloc_and_add_folio, shmem_swapin_folio, xa_stock_pages
 from ..mm.shmem_inode import ShmemInode, xa_nodes_for
 from ..mm.vmscan import anon_pageout, shrink_folio_list
@@ -76,6 +77,12 @@ def fault_fits(m: Machine, task: TaskStruct, vma: VMA, idx: int, plan: FaultPlan
                                                        swapin_high_margin(task, target))
     inode = vma.file
     data = plan.data
+    if data and is_disk_file(inode):
+        # A disk read (`filemap_fault`): a fast page of a sequential walk (the walker's
+        # `swapin_fast` is `disk_walkable` here) but for a private copy or a refault; else the
+        # one-page path, in both engines.
+        if not swapin_fast or plan.anon or inode.shadow.has(vma.pgoff + idx):
+            return False
     slab = 0
     if data:
         index = vma.pgoff + idx
@@ -114,7 +121,7 @@ def pageout_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> int
         if vma.cow.has(idx):
             done += anon_pageout(m, task, vma, idx, idx + 1)
             continue
-        if inode is None or not vma.mapped.has(idx):
+        if inode is None or not vma.mapped.has(idx) or getattr(inode, "file_lru", False):
             continue  # no PTE, ZERO_PAGE, or a swap PTE: nothing to reclaim
         index = vma.pgoff + idx
         mapcount = sum(1 for o in inode.vmas

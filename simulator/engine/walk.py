@@ -34,9 +34,11 @@ from ..mm.memcg_high import mem_cgroup_handle_over_high, over_high_pending
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.memory import (
     VM_FAULT_OK,
+    disk_walkable,
     fault_dirty_shared_page,
     faulted_folios_uptodate,
     handle_mm_fault,
+    needs_disk_read,
     needs_swapin,
     range_walkable,
 )
@@ -61,18 +63,21 @@ def faultin_range(
     eng = m.engine
     pos, total = 0, len(seq)
     # Sequential walks of a range-walkable mapping take pages in swap on the fast path too
-    # (`bulk_swapin_range`, and one page at a time in the reference).
-    swapin_fast = seq.arr is None and range_walkable(m, vma, write)
-    swapin_cost = m.costs.swapin
+    # (`bulk_swapin_range`, and one page at a time in the reference), and a disk file's pages
+    # read from disk (`bulk_fault_disk_range`); those reads' time is counted from the task's
+    # read accounting.
+    swapin_fast = seq.arr is None and (range_walkable(m, vma, write) or disk_walkable(vma, write))
+    swapin_cost, disk_cost = m.costs.swapin, m.costs.disk_read
     while pos < total:
         budget = slice_pages(m, cost)
         m.levels.mark()
-        faulted = swapped = 0
+        faulted = swapped = reads = 0
         end = min(total, pos + budget)
         while pos < end:
             if task.sigkill:
-                yield elapse(m, faulted * cost + swapped * swapin_cost)
+                yield elapse(m, faulted * cost + swapped * swapin_cost + reads * disk_cost)
                 return WalkResult("killed", pos, seq.at(pos))
+            r0 = task.ioac_read_pages
             n, nf, ns = eng.fault_step(m, task, vma, seq, pos, end - pos, write, ctx, swapin_fast)
             if n:
                 faulted_folios_uptodate(m, vma, seq, pos, pos + n)
@@ -82,6 +87,7 @@ def faultin_range(
                 pos += n
                 faulted += nf
                 swapped += ns
+                reads += task.ioac_read_pages - r0
                 m.log.emit("fault_bulk", task=task.name, memcg=task.memcg.path,
                            page=seq.at(pos - 1), pages=n, value=task.memcg.usage)
                 continue
@@ -89,11 +95,12 @@ def faultin_range(
             if faulted or swapped:
                 # Let the time of the pages already done pass before the slow path runs.
                 task.cursor = idx
-                yield elapse(m, faulted * cost + swapped * swapin_cost)
+                yield elapse(m, faulted * cost + swapped * swapin_cost + reads * disk_cost)
                 m.levels.mark()
-                faulted = swapped = 0
+                faulted = swapped = reads = 0
             was_present = vma.pte_present(idx, write)
             swapin = not was_present and needs_swapin(m, vma, idx, write)
+            disk = not was_present and needs_disk_read(m, vma, idx, write)
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
                 yield elapse(m, faulted * cost)
@@ -103,8 +110,8 @@ def faultin_range(
             if write:
                 fault_dirty_shared_page(m, vma, seq, pos, pos + 1)
             pos += 1
-            if swapin:  # the synchronous swap read, after the page is in and mapped
-                yield elapse(m, swapin_cost)
+            if swapin or disk:  # the synchronous read, after the page is in and mapped
+                yield elapse(m, swapin_cost if swapin else m.costs.disk_read)
                 m.levels.mark()
             if over_high_pending(task, ctx):
                 # A user fault returns to user space (memory.high's reclaim and penalty sleep):
@@ -117,7 +124,7 @@ def faultin_range(
         task.cursor = seq.at(min(pos, total - 1))
         m.log.emit("fault_slice", task=task.name, memcg=task.memcg.path, page=seq.at(pos - 1),
                    pages=faulted, value=task.memcg.usage)
-        yield elapse(m, faulted * cost + swapped * swapin_cost)
+        yield elapse(m, faulted * cost + swapped * swapin_cost + reads * disk_cost)
     if task.sigkill:
         return WalkResult("killed", pos, None)
     return WalkResult(VM_FAULT_OK, pos)

@@ -3,11 +3,11 @@
 Every page the model instantiates or frees is booked here, through one pair of functions per
 kind: shmem folios (the page cache of a shmem file), anonymous pages (a private mapping's
 pages and COW copies, pages swapped back in, a task's footprint), page-table pages and slab
-pages (the page cache's xarray nodes). A booking updates, in one go, the structure that holds
-the pages (a file's or a VMA's extents, an mm's per-node counts), the memcg's memory.stat item
-and the node's vmstat counter. Allocating, charging and freeing the page itself stay with the
-caller (page_alloc.py, memcontrol.py), which knows whether they have happened; the pressure
-work adds the LRU lists here, again once per kind.
+pages (the page cache's xarray nodes), and the page cache of disk files. A booking updates,
+in one go, the structure that holds the pages (a file's or a VMA's extents, an mm's per-node
+counts), the memcg's memory.stat item and the node's vmstat counter. Allocating, charging and
+freeing the page itself stay with the caller (page_alloc.py, memcontrol.py), which knows
+whether they have happened; the pressure work adds the LRU lists here, again once per kind.
 
 Models the counter updates that follow the kernel's `shmem_add_to_page_cache` /
 `filemap_unaccount_folio` (NR_SHMEM, `__lruvec_stat_mod_folio`), `folio_add_new_anon_rmap` /
@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .lru import LRU_INACTIVE_ANON, Lruvec, lru_add_range, lru_add_runs, lru_del, mem_cgroup_lruvec
+from .lru import (
+    LRU_INACTIVE_ANON,
+    Lruvec,
+    lru_add_range,
+    lru_add_runs,
+    lru_del,
+    mem_cgroup_lruvec,
+)
 from .memcontrol import mod_memcg_state
 
 if TYPE_CHECKING:
@@ -146,6 +153,51 @@ def _shmem_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
     if n:
         mod_memcg_state(memcg, "shmem", n)
         m.nodes[nid].stat["shmem"] += n
+        _file_stat(m, memcg, nid, n)  # NR_FILE_PAGES counts shmem too
+
+
+def _file_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
+    if n:
+        mod_memcg_state(memcg, "file", n)
+        m.nodes[nid].stat["file"] += n
+
+
+# -- the page cache of disk files ---------------------------------------------------------------
+def file_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
+                      b: int, lru: int, young: bool = False, referenced: bool = False) -> int:
+    """Folios at every uncached page of `[a, b)` of a disk file, read from disk, charged to
+    `memcg`, on node `nid`: how many (`filemap_add_folio` -> `__filemap_add_folio`'s
+    NR_FILE_PAGES, then `folio_add_lru` on list `lru`: the inactive file list, or the active
+    one for a refault `workingset_refault` activates). Clean; their shadow entries go."""
+    holes = inode.pages.hole_runs(a, b)
+    added = inode.pages.fill(a, b, m.owner(memcg, nid))
+    shadow = getattr(inode, "shadow", None)
+    if shadow is not None and len(shadow):
+        shadow.remove(a, b)
+    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), lru, inode, holes, young, referenced)
+    _file_stat(m, memcg, nid, added)
+    return added
+
+
+def file_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[int, int]:
+    """The folios of disk file pages `[a, b)` leave the page cache (`__filemap_remove_folio`):
+    {owner tag: pages}, for the caller to uncharge and free."""
+    removed = inode.pages.remove(a, b)
+    inode.dirty.remove(a, b)
+    lru_del(m.lru, inode, a, b)
+    inode.young.remove(a, b)
+    for tag, n in removed.items():
+        memcg, nid = m.owners[tag]
+        _file_stat(m, memcg, nid, -n)
+    return removed
+
+
+def file_folios_cleaned(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
+    """Writeback of the dirty folios of `[a, b)` completed (`folio_end_writeback`): they are
+    clean, and reclaim may drop them. How many."""
+    n = inode.dirty.count(a, b)
+    inode.dirty.remove(a, b)
+    return n
 
 
 # -- anonymous pages --------------------------------------------------------------------------

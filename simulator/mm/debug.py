@@ -37,7 +37,7 @@ def check_xa_charges(m: Machine) -> None:
         seen.add(id(inode))
         for tag, n in inode.xa.charged(inode.max_index()).items():
             nodes[tag] = nodes.get(tag, 0) + n
-        if m.profile.kmem_charged:
+        if m.profile.kmem_charged and not inode.sb.disk:  # no xarray nodes for disk files
             runs = [(s, e) for s, e, _ in inode.pages.runs(0, 1 << 62)]
             runs += [(s, e) for s, e, _ in inode.swap.runs(0, 1 << 62)]
             if not inode.xa.matches(runs, inode.max_index()):
@@ -77,7 +77,7 @@ def check_invariants(m: Machine) -> None:
         for src in (t.mm.pt_nodes, t.mm.anon_nodes, t.mm.kernel_nodes):
             for nid, n in src.items():
                 per_node_used[nid] += n
-    for inode in m.files.values():
+    for inode in {id(i): i for i in m.files.values()}.values():
         for tag, n in inode.pages.by_owner().items():
             per_node_used[m.owners[tag][1]] += n
     for c in m.memcgs.values():
@@ -95,7 +95,8 @@ def check_invariants(m: Machine) -> None:
         # Only a forced charge (a task's footprint at fork) passes max; no try_charge adds to it.
         if not c.is_root() and c.usage > max(c.max, c.forced_peak):
             raise AssertionError(f"memcg {c.path}: usage {c.usage} over max {c.max}")
-        local = sum(c.stat[k] for k in ("anon", "shmem", "kernel", "pagetables", "slab"))
+        # `file` counts shmem and the page cache of disk files (NR_FILE_PAGES)
+        local = sum(c.stat[k] for k in ("anon", "file", "kernel", "pagetables", "slab"))
         local += m.kmem_charge(sum(c.rcu_pgtables.values()))
         if any(n < 0 for n in c.rcu_pgtables.values()):
             raise AssertionError(f"memcg {c.path}: negative page tables awaiting RCU")

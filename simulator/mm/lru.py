@@ -72,6 +72,7 @@ class Lruvec:
     lists: list[deque[LruRun]] = field(
         default_factory=lambda: [deque() for _ in range(NR_LRU_LISTS)])
     nr: list[int] = field(default_factory=lambda: [0] * NR_LRU_LISTS)
+    nonresident_age: int = 0  # evictions and activations so far (mm/workingset.c)
     # reclaim statistics of this lruvec's memcg are on the memcg (memory.stat)
 
     def size(self, lru: int) -> int:
@@ -204,3 +205,40 @@ def lru_pages_in_order(vec: Lruvec, lru: int) -> list[tuple[int, int, int]]:
             else:
                 out.append((id(run.obj), s, e))
     return out
+
+
+def lru_set_referenced(st: LruState, obj: Any, a: int, b: int) -> None:
+    """`folio_set_referenced` for the pages of `[a, b)` of `obj` that are on a list without
+    PG_referenced, where they are: a run is cut in place into the pages before, the pages set
+    and the pages after, so the list's order does not change."""
+    pos = a
+    while True:
+        piece = next(((s, e, t) for s, e, t in obj.lru.runs(pos, b) if not st.runs[t].referenced),
+                     None)
+        if piece is None:
+            return
+        s, e, stamp = piece
+        pos = e
+        run = st.runs[stamp]
+        dq = run.lruvec.lists[run.lru]
+        at = dq.index(run)
+        tail = [(ts, te) for ts, te, t in obj.lru.runs(e, run.b) if t == stamp]
+        new: list[LruRun] = []
+        parts = [(s, e, True, [(s, e)])]
+        if tail:
+            parts.append((tail[0][0], run.b, False, tail))
+        for lo, hi, ref, pieces in parts:
+            n = sum(pe - ps for ps, pe in pieces)
+            r = LruRun(obj, lo, hi, st.next_stamp, run.lruvec, run.lru, ref, n)
+            st.next_stamp += 1
+            st.runs[r.stamp] = r
+            for ps, pe in pieces:
+                obj.lru.remove(ps, pe)
+                obj.lru.fill(ps, pe, r.stamp)
+            run.live -= n
+            new.append(r)
+        run.b = s
+        if run.live == 0:
+            del st.runs[stamp]
+        for i, r in enumerate(new):
+            dq.insert(at + 1 + i, r)

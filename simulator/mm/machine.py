@@ -42,6 +42,8 @@ class Costs:
     write: float = 600e-9
     swapin: float = 4e-6
     pageout: float = 4e-6
+    disk_read: float = 1e-6  # a page read from disk into the page cache (an estimate: ~4 GB/s)
+    writeback: float = 2e-6  # a dirty page written back to disk (an estimate: ~2 GB/s)
     reclaim_scan: float = 100e-9  # a page looked at by reclaim (an estimate: not measured)
     syscall: float = 1e-6
     exit: float = 50e-6
@@ -117,6 +119,7 @@ class Machine:
     panic: str | None = None
     levels: LevelLog = None  # type: ignore[assignment]
     lru: LruState = field(default_factory=LruState)
+    writeback: Any = None  # the disk writeback queue (pagecache.Writeback), made on first write
 
     def __post_init__(self) -> None:
         if self.log is None:

@@ -70,7 +70,8 @@ class MemCgroup:
     memsw_watermark: int = 0  # the highest memory + swap usage (v1 memory.memsw.max_usage_in_bytes)
     stat: dict[str, int] = field(
         default_factory=lambda: {
-            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "swap": 0, "slab": 0
+            "anon": 0, "shmem": 0, "file": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0,
+            "swap": 0, "slab": 0,
         }
     )
     swap_events: dict[str, int] = field(default_factory=lambda: {"max": 0, "fail": 0})
@@ -80,7 +81,8 @@ class MemCgroup:
     )
     peak: dict[str, int] = field(
         default_factory=lambda: {
-            "anon": 0, "shmem": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0, "swap": 0, "slab": 0
+            "anon": 0, "shmem": 0, "file": 0, "kernel": 0, "pagetables": 0, "file_mapped": 0,
+            "swap": 0, "slab": 0,
         }
     )
     obj_stock: int = 0
@@ -88,7 +90,8 @@ class MemCgroup:
     lruvecs: dict[int, Any] = field(default_factory=dict)  # node -> Lruvec (lru.py)
     vmscan: dict[str, int] = field(
         default_factory=lambda: {"pgscan": 0, "pgsteal": 0, "pgactivate": 0,
-                                 "pgdeactivate": 0, "pgrotated": 0})
+                                 "pgdeactivate": 0, "pgrotated": 0, "workingset_refault": 0,
+                                 "workingset_activate": 0})
     rcu_pgtables: dict[int, int] = field(default_factory=dict)  # freed page tables, per node,
     # still charged until their RCU grace period ends (`tlb_remove_table`)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits

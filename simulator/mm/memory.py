@@ -34,10 +34,11 @@ from .booking import (
     shmem_folios_uptodate_at,
     swap_ptes_removed,
 )
+from .filemap_io import filemap_fault
 from .ipc_shm import shm_file
 from .memcontrol import mod_memcg_state, page_counter_uncharge, swapin_memcg
 from .mempolicy import get_vma_policy_ilx
-from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, pt_missing
+from .mm_types import VM_FAULT_OK, VM_FAULT_OOM, VM_FAULT_SIGBUS, VMA, file_rss_item, pt_missing
 from .page_alloc import free_pages
 from .page_alloc_slowpath import alloc_charged_page, alloc_pages
 from .shmem import shmem_fault
@@ -213,7 +214,7 @@ def range_walkable(m: Machine, vma: VMA, write: bool) -> bool:
     """
     if vma.file is None:
         return True
-    return (len(vma.cow) == 0 and (vma.shared or not write)
+    return (range_walkable_file(vma) and len(vma.cow) == 0 and (vma.shared or not write)
             and (write or len(vma.zero) == 0 or zero_mode(m, vma, write)))
 
 
@@ -328,7 +329,7 @@ def handle_mm_fault(
         if nid is None:
             return VM_FAULT_OOM
         if plan.data or plan.swapin:
-            status = yield from shmem_fault(m, task, inode, index, ctx)
+            status = yield from file_fault(m, task, inode, index, ctx)
             if status != VM_FAULT_OK:
                 page_counter_uncharge(m, task.memcg, 1)
                 free_pages(m, nid, 1)
@@ -340,13 +341,41 @@ def handle_mm_fault(
         vma.zero.fill(idx, idx + 1, 0)
         return VM_FAULT_OK
     if plan.data or plan.swapin:
-        status = yield from shmem_fault(m, task, inode, index, ctx)
+        status = yield from file_fault(m, task, inode, index, ctx)
         if status != VM_FAULT_OK:
             return status
     if vma.zero.has(idx):
         vma.zero.remove(idx, idx + 1)
     map_file_pages(m, task, vma, idx, idx + 1)
     return VM_FAULT_OK
+
+
+def file_fault(
+    m: Machine, task: TaskStruct, inode: Any, index: int, ctx: str
+) -> Generator[Any, Any, str]:
+    """`vma->vm_ops->fault`: `filemap_fault` for a disk file, `shmem_fault` for shmem."""
+    if getattr(inode, "file_lru", False):
+        return (yield from filemap_fault(m, task, inode, index, ctx))
+    return (yield from shmem_fault(m, task, inode, index, ctx))
+
+
+def range_walkable_file(vma: VMA) -> bool:
+    """A disk file's walks are not shmem's closed form (`disk_walkable` has theirs)."""
+    return not getattr(vma.file, "file_lru", False)
+
+
+def disk_walkable(vma: VMA, write: bool) -> bool:
+    """Whether a sequential walk of a mapping of a disk file has a closed form: each faulting
+    page allocates its missing page tables, then at most its page-cache folio, read from disk
+    (`filemap_fault`). Shared mappings, or private ones read, with no private copies or swap
+    PTEs; a page with a shadow entry (a refault) is a one-page step."""
+    return (getattr(vma.file, "file_lru", False) and len(vma.cow) == 0 and len(vma.swap) == 0
+            and (vma.shared or not write))
+
+
+def needs_disk_read(m: Machine, vma: VMA, idx: int, write: bool) -> bool:
+    """Whether a fault at VMA page `idx` reads a disk file's page from disk."""
+    return bool(getattr(vma.file, "file_lru", False) and fault_plan(m, vma, idx, write).data)
 
 
 def do_swap_page(
@@ -401,7 +430,7 @@ def map_file_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> in
         for hs, he in vma.mapped.hole_runs(a, b):  # only the PTEs these faults install
             vma.file.young.fill(vma.pgoff + hs, vma.pgoff + he, 0)
     added = vma.mapped.fill(a, b, 0)
-    task.mm.rss["shmem"] += added
+    task.mm.rss[file_rss_item(vma.file)] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
 
@@ -412,7 +441,7 @@ def map_file_pages_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray) -
         new = np.unique(np.asarray(idx, dtype=np.int64))
         vma.file.young.add_pages(new[~vma.mapped.contains(new)] + vma.pgoff, 0)
     added = vma.mapped.add_pages(idx, 0) if len(idx) else 0
-    task.mm.rss["shmem"] += added
+    task.mm.rss[file_rss_item(vma.file)] += added
     mod_memcg_state(task.memcg, "file_mapped", added)
     return added
 

@@ -103,3 +103,9 @@ class MM:
 def pt_missing(mm: MM, va: int) -> list[int]:
     """The page-table levels (shifts) a fault at `va` must allocate, top level first."""
     return [s for s in PT_SHIFTS if not mm.pt[s].has(va >> s)]
+
+
+def file_rss_item(inode: Any) -> str:
+    """The rss counter a mapped page of `inode` counts in: MM_FILEPAGES for a disk file's page
+    cache, MM_SHMEMPAGES for shmem (`mm_counter_file`)."""
+    return "file" if getattr(inode, "file_lru", False) else "shmem"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .pagecache import DiskInode
 from .shmem_inode import ShmemInode
 
 if TYPE_CHECKING:
@@ -24,10 +25,16 @@ def do_filp_open(m: Machine, dcache: dict[str, ShmemInode], path: str) -> ShmemI
     The file at `path` (`dcache`: path -> inode of the files created so far), or a new empty
     file linked on its mount (`shmem_mknod`), which outlives the fds that name it.
     """
-    inode = dcache.get(path)
-    if inode is not None:
-        return inode
-    inode = ShmemInode(ino=m.next_ino, name=path, sb=m.mounts[lookup_mnt(m, path)], linked=True)
+    found = dcache.get(path)
+    if found is not None:
+        return found
+    sb = m.mounts[lookup_mnt(m, path)]
+    if sb.disk:  # a file on disk (or a new, empty one: O_CREAT), none of it cached yet
+        size = sb.disk_files.get(path[len(sb.path.rstrip("/")) + 1:], 0)
+        inode: ShmemInode = DiskInode(ino=m.next_ino, name=path, sb=sb, size=size, linked=True,
+                                      noreserve=False)
+    else:
+        inode = ShmemInode(ino=m.next_ino, name=path, sb=sb, linked=True)
     m.next_ino += 1
     dcache[path] = inode
     return inode

@@ -130,8 +130,9 @@ def guess_free_2014(m: Machine, task: TaskStruct) -> int | None:
         return None
     free = sum(n.free for n in m.nodes)
     shmem = sum(n.stat["shmem"] for n in m.nodes)
+    file_pages = sum(n.stat["file"] for n in m.nodes)  # NR_FILE_PAGES: shmem, disk files' cache
     return guess_free_pages_2014(
-        free=free, file_pages=shmem + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
+        free=free, file_pages=file_pages + m.page_cache_pages, shmem=shmem, free_swap=m.swap.nr_free(),
         slab_reclaimable=0, totalreserve=m.totalreserve_pages(),
         admin_reserve=m.overcommit.admin_reserve_pages,
         cap_sys_admin=task.capable(CAP_SYS_ADMIN),

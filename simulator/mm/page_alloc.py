@@ -51,7 +51,7 @@ def setup_per_zone_wmarks(
     return marks
 
 
-NODE_STAT_ITEMS = ("anon", "shmem", "pagetables", "kernel", "slab")
+NODE_STAT_ITEMS = ("anon", "shmem", "file", "pagetables", "kernel", "slab")
 
 
 class NodeStat(dict[str, int]):

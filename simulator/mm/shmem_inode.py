@@ -43,6 +43,8 @@ class ShmemSb:
     max_blocks: int = 0
     used_blocks: int = 0
     noswap: bool = False
+    disk: bool = False  # a disk filesystem (pagecache.py): its files' data is on disk
+    disk_files: dict[str, int] = field(default_factory=dict)  # name -> size in bytes, at mount
 
     def free_blocks(self) -> int | None:
         """Blocks left before ENOSPC, or None for an unlimited mount."""
@@ -122,8 +124,8 @@ def shmem_unacct_blocks(m: Machine, inode: ShmemInode, pages: int) -> None:
 
 def xa_nodes_for(m: Machine, inode: ShmemInode | None, a: int, b: int) -> int:
     """The xarray nodes entries at every index of `[a, b)` would add now (0 when the kernel
-    profile does not charge them)."""
-    if inode is None or not m.profile.kmem_charged:
+    profile does not charge them, and for a disk file, whose nodes are not modelled)."""
+    if inode is None or not m.profile.kmem_charged or inode.sb.disk:
         return 0
     return xa_new_nodes(inode.xa, inode.max_index(), a, b)
 

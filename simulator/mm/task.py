@@ -68,6 +68,7 @@ class TaskStruct:
     cursor: int | None = None
     fds: set[str] = field(default_factory=set)
     memcg_nr_pages_over_high: int = 0
+    ioac_read_pages: int = 0  # pages read from disk for it (`task_io_account_read`)
     memcg_stock: dict[MemCgroup, int] = field(default_factory=dict)
     psi_running: bool = False
     psi_memstall: int = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .memfd import check_truncate
+from .pagecache import filemap_free_range, is_disk_file
 from .shmem_inode import ShmemInode, shmem_free_range
 from .zap import free_cow_pages, unmap_pages
 
@@ -56,6 +57,9 @@ def shmem_setattr(m: Machine, inode: ShmemInode, size: int) -> str | None:
     if size < inode.size:
         first = -(-size // m.page_size)
         unmap_mapping_range(m, inode, first, 1 << 62, even_cows=True)
-        shmem_free_range(m, inode, first, 1 << 62)
+        if is_disk_file(inode):
+            filemap_free_range(m, inode, first, 1 << 62)
+        else:
+            shmem_free_range(m, inode, first, 1 << 62)
     inode.size = size
     return None

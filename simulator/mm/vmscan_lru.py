@@ -251,12 +251,13 @@ def _reclaim_range(m: Machine, vec: Lruvec, lru: int, obj: Any, ls: int, le: int
                    sc: ScanControl) -> None:
     """FOLIOREF_RECLAIM for pages `[ls, le)`: the kind's reclaimer frees what it can, the rest
     is activated (`activate_locked`)."""
-    if isinstance(obj, ShmemInode):
+    reclaimer = RECLAIMERS.get(type(obj))
+    if reclaimer is not None:
+        kept = reclaimer(m, obj, ls, le, sc)
+    elif isinstance(obj, ShmemInode):
         kept = reclaim_shmem(m, obj, ls, le, sc)
-    elif isinstance(obj, VMA):
-        kept = reclaim_anon(m, obj, ls, le, sc)
     else:
-        kept = RECLAIMERS[type(obj)](m, obj, ls, le, sc)
+        kept = reclaim_anon(m, obj, ls, le, sc)
     freed = (le - ls) - sum(b - a for a, b in kept)
     sc.nr_reclaimed += freed
     _count(vec.memcg, "pgsteal", freed)

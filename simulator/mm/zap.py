@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from .booking import anon_pages_removed, swap_ptes_removed
 from .memcontrol import mod_memcg_state, page_counter_uncharge
-from .mm_types import PT_SHIFTS
+from .mm_types import PT_SHIFTS, file_rss_item
 from .mmu_gather import tlb_remove_table
 from .page_alloc import free_pages
 from .swapfile import swap_free_nr
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 def unmap_pages(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int) -> None:
     """Models `zap_page_range_single()` over `[a, b)` for file and zero PTEs (not COW pages)."""
     n = sum(vma.mapped.remove(a, b).values())
-    task.mm.rss["shmem"] -= n
+    task.mm.rss[file_rss_item(vma.file)] -= n
     mod_memcg_state(task.memcg, "file_mapped", -n)
     vma.zero.remove(a, b)
 
