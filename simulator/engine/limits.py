@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from typing_extensions import override
 
-from ..mm.memcontrol import charge_margin, high_margin, mem_cgroup_margin
+from ..mm.memcontrol import charge_margin, high_margin, memsw_margin
 from ..mm.mempolicy import allowed_nodes
 from ..mm.overcommit import guess_free_2014, vm_commit_margin
 from ..mm.page_alloc import alloc_margin
@@ -86,9 +86,9 @@ class MemcgMax(Limit):
         only_a = [c for c in a if c not in b]
         only_b = [c for c in b if c not in a]
         both = [c for c in a if c in b]
-        return (min((mem_cgroup_margin(c) for c in only_a), default=INF),
-                min((mem_cgroup_margin(c) for c in only_b), default=INF),
-                min((mem_cgroup_margin(c) for c in both), default=INF))
+        return (min((memsw_margin(c) for c in only_a), default=INF),
+                min((memsw_margin(c) for c in only_b), default=INF),
+                min((memsw_margin(c) for c in both), default=INF))
 
 
 class MemcgHigh(Limit):
