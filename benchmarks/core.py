@@ -21,7 +21,7 @@ def core_dict() -> dict[str, Any]:
     return copy.deepcopy(data)
 
 
-def scaled_core(file_size: str, limit: str, machine: str = "4GiB") -> Scenario:
+def scaled_core(file_size: str, limit: str, machine: str = "4GiB", swap: str = "0") -> Scenario:
     """The core scenario with the memfd `file_size`, /app's memory.max `limit`, one node of
     `machine`, and the reader's touch left as it is (a sequential read of the whole map).
 
@@ -30,6 +30,7 @@ def scaled_core(file_size: str, limit: str, machine: str = "4GiB") -> Scenario:
     d = core_dict()
     d["duration"] = "2h"
     d["machine"]["nodes"] = [{"memory": machine}]
+    d["machine"]["swap"] = swap
     d["cgroups"]["/app"]["memory.max"] = limit
     d.pop("expect", None)
     for task in d["tasks"]:

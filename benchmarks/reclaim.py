@@ -11,35 +11,18 @@ tail and push the head)."""
 
 from __future__ import annotations
 
-from simulator.scenario import Scenario
 from simulator.simulation import simulate
-from simulator.validify import validify
 
 from .common import Figure, median_time
-from .core import core_dict
+from .core import scaled_core
 from .kernel_rate import populate_read_rate
 
 FILE, LIMIT = "256MiB", "64MiB"
 
 
-def core_with_swap() -> Scenario:
-    """scenarios/sealed-holes-memcg.yaml with a 2 GiB swap device (kernel-outcomes S1)."""
-    d = core_dict()
-    d["machine"]["swap"] = "2GiB"
-    d["cgroups"]["/app"]["memory.max"] = LIMIT
-    d.pop("expect", None)
-    for task in d["tasks"]:
-        for op in task["ops"]:
-            if "ftruncate" in op:
-                op["ftruncate"]["size"] = FILE
-    sc = Scenario.model_validate(d)
-    validify(sc)
-    return sc
-
-
 def run(reps: int = 5) -> list[Figure]:
     """Measure (f); return its figures."""
-    sc = core_with_swap()
+    sc = scaled_core(FILE, LIMIT, swap="2GiB")  # kernel-outcomes S1
     wall, res = median_time(lambda: simulate(sc), reps)
     # Every page of the file is faulted once (the reader survives): 65,536 faults.
     pages = (256 << 20) // 4096 if res.tasks["reader"].outcome == "ok" else 0

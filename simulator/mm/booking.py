@@ -17,6 +17,7 @@ Models the counter updates that follow the kernel's `shmem_add_to_page_cache` /
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -76,14 +77,21 @@ def shmem_folios_added_at(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: 
 def shmem_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[int, int]:
     """The folios of file pages `[a, b)` leave the page cache: {owner tag: pages} (see
     `Machine.owners`), for the caller to uncharge and free, or to swap out."""
+    inode.falloc.remove(a, b)
+    return _folios_removed(m, inode, a, b, _shmem_stat)
+
+
+def _folios_removed(m: Machine, inode: ShmemInode, a: int, b: int,
+                    stat: Callable[[Machine, MemCgroup, int, int], None]) -> dict[int, int]:
+    """Folios of `[a, b)` out of a file's page cache, its dirty map, LRU lists and accessed
+    bits; `stat` books each owner's share off: {owner tag: pages}."""
     removed = inode.pages.remove(a, b)
     inode.dirty.remove(a, b)
     lru_del(m.lru, inode, a, b)
     inode.young.remove(a, b)
-    inode.falloc.remove(a, b)
     for tag, n in removed.items():
         memcg, nid = m.owners[tag]
-        _shmem_stat(m, memcg, nid, -n)
+        stat(m, memcg, nid, -n)
     return removed
 
 
@@ -182,14 +190,7 @@ def file_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int,
 def file_folios_removed(m: Machine, inode: ShmemInode, a: int, b: int) -> dict[int, int]:
     """The folios of disk file pages `[a, b)` leave the page cache (`__filemap_remove_folio`):
     {owner tag: pages}, for the caller to uncharge and free."""
-    removed = inode.pages.remove(a, b)
-    inode.dirty.remove(a, b)
-    lru_del(m.lru, inode, a, b)
-    inode.young.remove(a, b)
-    for tag, n in removed.items():
-        memcg, nid = m.owners[tag]
-        _file_stat(m, memcg, nid, -n)
-    return removed
+    return _folios_removed(m, inode, a, b, _file_stat)
 
 
 def file_folios_cleaned(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
