@@ -52,7 +52,7 @@ def shmem_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int
     fault maps it at once (its PTE's accessed bit), `referenced` when write(2) or fallocate
     made it (`shmem_get_folio_gfp` sets PG_referenced for SGP_WRITE).
     """
-    holes = inode.pages.hole_runs(a, b)
+    holes = inode.pages.hole_runs(a, b) if m.lru.anon else []
     added = inode.pages.fill(a, b, m.owner(memcg, nid))
     lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), LRU_INACTIVE_ANON, inode, holes, young,
                  referenced)
@@ -68,7 +68,7 @@ def shmem_folios_added_at(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: 
     on node `nid`, mapped by the faults that add them. With `lru` False the caller puts them
     on the LRU (`lru_add_faulted`), interleaved with the other pages of the same faults."""
     added = inode.pages.add_pages(index, m.owner(memcg, nid))
-    if lru:
+    if lru and m.lru.anon:
         _lru_add_at(m, mem_cgroup_lruvec(memcg, nid), inode, index)
     _shmem_stat(m, memcg, nid, added)
     return added
@@ -128,6 +128,8 @@ def lru_add_faulted(m: Machine, memcg: MemCgroup, objs: tuple[object, object],
     page i is page `index[i]` of `objs[which[i]]` (a file's folio, then the COW copy of the
     same fault), on node `nids[i]`, all charged to `memcg`. Consecutive pages of one object
     and node make one run."""
+    if not m.lru.anon:
+        return
     if not len(index):
         return
     brk = np.flatnonzero((np.diff(index) != 1) | (np.diff(which) != 0) | (np.diff(nids) != 0)) + 1
@@ -205,7 +207,7 @@ def file_folios_cleaned(m: Machine, inode: ShmemInode, a: int, b: int) -> int:
 def anon_pages_added(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int, nid: int) -> int:
     """Private anonymous pages at every page of `[a, b)` of `vma` not yet one: how many. Each
     goes young to the head of the task's memcg's inactive anon list (a fault maps it)."""
-    holes = vma.cow.hole_runs(a, b)
+    holes = vma.cow.hole_runs(a, b) if m.lru.anon else []
     added = vma.cow.fill(a, b, nid)
     lru_add_runs(m.lru, mem_cgroup_lruvec(task.memcg, nid), LRU_INACTIVE_ANON, vma, holes, True)
     anon_footprint(m, task, nid, added)
@@ -217,7 +219,7 @@ def anon_pages_added_at(m: Machine, task: TaskStruct, vma: VMA, idx: np.ndarray,
     """Private anonymous pages at the VMA pages `idx` (distinct, none one yet, in fault order);
     `lru` as for `shmem_folios_added_at`."""
     added = vma.cow.add_pages(idx, nid)
-    if lru:
+    if lru and m.lru.anon:
         _lru_add_at(m, mem_cgroup_lruvec(task.memcg, nid), vma, idx)
     anon_footprint(m, task, nid, added)
     return added

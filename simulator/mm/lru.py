@@ -82,10 +82,17 @@ class Lruvec:
 
 @dataclass(eq=False)
 class LruState:
-    """The machine's LRU bookkeeping: the next stamp and every run by stamp."""
+    """The machine's LRU bookkeeping: the next stamp and every run by stamp.
+
+    `anon`: whether the anon lists are kept at all. On a machine without swap no reclaim ever
+    scans them (`get_scan_count`: no swap, file lists only), so their order and sizes cannot
+    change any result and the model does not keep them (the many-task benchmark pays a run
+    per page of a random-order walk otherwise). Mlocked pages go unevictable only when found
+    by a scan, so nothing else reads them either."""
 
     next_stamp: int = 1
     runs: dict[int, LruRun] = field(default_factory=dict)
+    anon: bool = True
 
 
 def mem_cgroup_lruvec(memcg: Any, nid: int) -> Lruvec:

@@ -126,6 +126,7 @@ class Machine:
             self.log = EventLog(self.env)
         if self.swap is None:
             self.swap = SwapInfo(pages=self.total_swap)
+        self.lru.anon = self.swap.pages > 0  # no swap: nothing ever scans the anon lists
         if self.levels is None:
             self.levels = LevelLog(self.env)
         # The counters record their changes here (simulator/mm/levels.py); the initial levels

@@ -385,7 +385,7 @@ def try_to_free_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int]:
 
 
 def _reclaim(m: Machine, task: TaskStruct, sc: ScanControl) -> Generator[Any, Any, int]:
-    if not _has_lru_pages(sc.target):
+    if nothing_to_scan(m, sc):
         return 0
     got = do_try_to_free_pages(m, sc)
     m.log.emit("vmscan", task=task.name, memcg=sc.target.path, pages=got, value=sc.nr_scanned,
@@ -405,8 +405,23 @@ def _reclaim(m: Machine, task: TaskStruct, sc: ScanControl) -> Generator[Any, An
     return got
 
 
-def _has_lru_pages(memcg: MemCgroup) -> bool:
-    return any(sum(v.nr[:4]) for c in memcg.descendants_pre() for v in c.lruvecs.values())
+def nothing_to_scan(m: Machine, sc: ScanControl) -> bool:
+    """Whether every `get_scan_count` of this reclaim would be 0 at every priority: no file
+    pages in the subtree, and its anon lists not scannable (no `may_swap`, no free slot, no
+    room under memory.swap.max) or empty. Then the reclaim frees nothing, changes nothing and
+    takes no time, and is skipped, log record included; not when a memcg of the subtree has
+    memory.min/low, whose pass over it counts `low` events even so."""
+    anon_ok = sc.may_swap and m.swap.nr_free() > 0
+    for c in sc.target.descendants_pre():
+        if c.low or c.min:
+            return False
+        for v in c.lruvecs.values():
+            if v.nr[LRU_INACTIVE_FILE] or v.nr[LRU_INACTIVE_FILE + 1]:
+                return False
+            if anon_ok and (v.nr[LRU_INACTIVE_ANON] or v.nr[LRU_INACTIVE_ANON + 1]) \
+                    and swap_margin(c) > 0:
+                return False
+    return True
 
 
 def _count(memcg: MemCgroup, item: str, n: int) -> None:
