@@ -20,7 +20,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 from .signal import wake_up_all
-from .vmscan_lru import SWAP_CLUSTER_MAX, ScanControl, do_try_to_free_pages
+from .vmscan_lru import SWAP_CLUSTER_MAX, ScanControl, do_try_to_free_pages, reclaim_time
 
 if TYPE_CHECKING:
     from .machine import Machine
@@ -42,7 +42,7 @@ def balance_pgdat(m: Machine, node: Node) -> Generator[Any, Any, int]:
         sc = ScanControl(SWAP_CLUSTER_MAX, m.root, cgroup_reclaim=False, task="kswapd",
                          nid=node.nid)
         got = do_try_to_free_pages(m, sc)
-        t = sc.nr_scanned * m.costs.reclaim_scan + sc.nr_swapped * m.costs.pageout
+        t = reclaim_time(m, sc)
         if got:
             total += got
             wake_up_all(m.oom_waiters)

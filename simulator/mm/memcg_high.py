@@ -87,11 +87,8 @@ def reclaim_high(m: Machine, task: TaskStruct, memcg: MemCgroup, nr_pages: int
         if c.usage <= c.high:
             continue
         memcg_memory_event(m, c, "high", task.name)
-        psi_memstall_enter(m, task)
-        try:
-            reclaimed += yield from try_to_free_mem_cgroup_pages(m, task, c, nr_pages, True)
-        finally:
-            psi_memstall_leave(m, task)
+        # The reclaim's time is a memory stall (`try_to_free_mem_cgroup_pages` marks it).
+        reclaimed += yield from try_to_free_mem_cgroup_pages(m, task, c, nr_pages, True)
     return reclaimed
 
 

@@ -390,7 +390,7 @@ def _reclaim(m: Machine, task: TaskStruct, sc: ScanControl) -> Generator[Any, An
     got = do_try_to_free_pages(m, sc)
     m.log.emit("vmscan", task=task.name, memcg=sc.target.path, pages=got, value=sc.nr_scanned,
                detail=f"swapped={sc.nr_swapped}")
-    t = sc.nr_scanned * m.costs.reclaim_scan + sc.nr_swapped * m.costs.pageout
+    t = reclaim_time(m, sc)
     if t:
         # Reclaim runs inside an allocation (a page may be held, not yet charged): the task
         # sleeps in the kernel, and a SIGKILL meanwhile is seen when reclaim returns.
@@ -403,6 +403,11 @@ def _reclaim(m: Machine, task: TaskStruct, sc: ScanControl) -> Generator[Any, An
     if got:
         wake_up_all(m.oom_waiters)
     return got
+
+
+def reclaim_time(m: Machine, sc: ScanControl) -> float:
+    """The simulated time a reclaim took: its pages scanned and its pages written to swap."""
+    return sc.nr_scanned * m.costs.reclaim_scan + sc.nr_swapped * m.costs.pageout
 
 
 def nothing_to_scan(m: Machine, sc: ScanControl) -> bool:
