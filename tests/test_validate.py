@@ -26,6 +26,7 @@ from simulator.simulation import simulate
 from simulator.validate import session
 from simulator.validate.admit import (
     SMALL_TASK_BYTES,
+    disk_skip_reason,
     effective_limit,
     refusal,
     skip_reason,
@@ -35,6 +36,7 @@ from simulator.validate.build import WorkerBuildError, find_compiler
 from simulator.validate.calibrate import calibration_scenario
 from simulator.validate.cgroup import Controller
 from simulator.validate.compare import Row, compare, side_by_side
+from simulator.validate.diskfiles import DiskMount, fincore
 from simulator.validate.host import Host
 from simulator.validate.order import start_barriers
 from simulator.validate.program import cap_mask, scenario_programs
@@ -92,10 +94,33 @@ class TestSkipReason:
                                  "touch: {map: m, access: read, pattern: random, count: 10}")
         assert "touch count" in skip_reason(sc(sampled), HOST)
 
-    def test_disk_mounts_are_skipped(self):
-        """The runner mounts tmpfs only: a scenario with a disk mount is not run for real."""
-        disk = READER + "mounts: [{path: /data, type: disk, files: {f: 1MiB}}]\n"
-        assert "disk mount /data" in skip_reason(sc(disk), HOST)
+    def test_disk_mounts_run_on_a_disk_filesystem(self, tmp_path):
+        """A disk mount's files are written below the temporary directory: on a disk
+        filesystem the scenario runs; on tmpfs (whose files would be shmem) it is skipped."""
+        disk = sc(READER + "mounts: [{path: /data, type: disk, files: {f: 1MiB}}]\n")
+        info = tmp_path / "mountinfo"
+        info.write_text(f"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n"
+                        f"30 22 0:5 / {tmp_path}/shm rw - tmpfs tmpfs rw\n")
+        assert disk_skip_reason(disk, str(tmp_path), str(info)) is None
+        why = disk_skip_reason(disk, str(tmp_path / "shm" / "x"), str(info))
+        assert why is not None and "tmpfs, not a disk filesystem" in why
+
+    def test_disk_mount_files_must_fit_in_half_the_free_space(self, tmp_path):
+        huge = sc(READER + "mounts: [{path: /data, type: disk, files: {f: 1000TiB}}]\n")
+        why = disk_skip_reason(huge, str(tmp_path))
+        assert why is not None and "MiB free" in why
+
+    def test_disk_files_are_on_disk_and_not_cached(self, tmp_path):
+        """Written with O_DIRECT and dropped with POSIX_FADV_DONTNEED: every block allocated,
+        no page of it in the page cache (mincore), until someone reads it."""
+        d = DiskMount(tmp_path / "data", {"f": 8 * MiB, "odd": 12345}).make()
+        f = tmp_path / "data" / "f"
+        assert f.stat().st_size == 8 * MiB and f.stat().st_blocks * 512 >= 8 * MiB
+        assert fincore(f) == 0 and fincore(tmp_path / "data" / "odd") == 0
+        f.open("rb").read(MiB)
+        assert fincore(f) >= 256
+        d.remove()
+        assert not f.exists()
 
     def test_several_nodes_are_skipped(self):
         """Only single-node scenarios run for real."""
@@ -292,6 +317,24 @@ class TestProgram:
         assert prog.caps == cap_mask(["ipc_lock"]) == 1 << 14
         assert prog.populating.keys() == {4}  # MAP_POPULATE; mlock2 onfault populates nothing
         assert slots.fds == {"buf": 0, "f": 1}
+
+    def test_memory_reclaim_writes_the_cgroups_own_file(self, tmp_path):
+        """memory_reclaim is a write of the size (and swappiness=) to the memory.reclaim of
+        the real cgroup that stands for the scenario's."""
+        s = sc("""
+            name: reclaim
+            cgroups: {/app: {memory.max: 64MiB}}
+            tasks:
+              - name: t
+                cgroup: /app
+                ops:
+                  - memory_reclaim: {cgroup: /app, size: 1MiB}
+                  - memory_reclaim: {cgroup: /app, size: 2MiB, swappiness: 0}
+            """)
+        (prog,), _ = scenario_programs(s, tmp_path, {"/app": tmp_path / "cg"})
+        assert prog.lines == [f"memory_reclaim 1048576 -1 {tmp_path}/cg/memory.reclaim",
+                              f"memory_reclaim 2097152 0 {tmp_path}/cg/memory.reclaim"]
+        assert "needs cgroup v2" in skip_reason(s, HOST)
 
 
 class TestStartOrder:

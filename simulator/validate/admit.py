@@ -9,6 +9,9 @@ a sysctl), a capability or limit this process cannot give a task, a cgroup versi
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from typing import TYPE_CHECKING
 
 from ..scenario import Scenario, TaskSpec, op_args, op_name
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 
 SMALL_TASK_BYTES = 16 << 20
 MiB = 1 << 20
+MEMORY_FILESYSTEMS = ("tmpfs", "ramfs")
 
 
 def skip_reason(sc: Scenario, host: Host) -> str | None:
@@ -48,16 +52,47 @@ def skip_reason(sc: Scenario, host: Host) -> str | None:
         want, have = getattr(sc.sysctl, name), host.sysctl.get(name)
         if want is not None and have is not None and want != have:
             return f"vm.{name}={want} (this machine has {have}; a sysctl is never changed)"
-    disk = [mnt.path for mnt in sc.mounts if mnt.type == "disk"]
-    if disk:
-        # the runner mounts tmpfs only; files on disk, uncached, need a filesystem of its own
-        return f"disk mount {disk[0]} (validate mounts tmpfs only)"
+    why = disk_skip_reason(sc)
+    if why:
+        return why
     for t in sc.tasks:
         for op in t.ops:
             if op_name(op) == "touch" and getattr(op_args(op), "count", None) is not None:
                 # the worker touches every page of the range; a sample of it is not in its ops
                 return f"task {t.name} touches a sample of pages (touch count), which the worker lacks"
     return cgroup_skip_reason(sc, host) or capability_skip_reason(sc, host)
+
+
+def disk_skip_reason(sc: Scenario, tmp: str | None = None,
+                     mountinfo: str = "/proc/self/mountinfo") -> str | None:
+    """A disk mount's files are written below the temporary directory: it must be on a disk
+    filesystem (not tmpfs, whose "files on disk" would be shmem) with room for them."""
+    disk = [mnt for mnt in sc.mounts if mnt.type == "disk"]
+    if not disk:
+        return None
+    where = tmp or tempfile.gettempdir()
+    fstype = filesystem_type(where, mountinfo)
+    if fstype in MEMORY_FILESYSTEMS:
+        return f"disk mount {disk[0].path}: {where} is {fstype}, not a disk filesystem"
+    ram = machine_bytes(sc)
+    need = sum(parse_bytes(s, ram) for mnt in disk for s in mnt.files.values())
+    free = shutil.disk_usage(where).free
+    if need > free // 2:
+        return f"disk mount files {need // MiB} MiB ({where} has {free // MiB} MiB free)"
+    return None
+
+
+def filesystem_type(path: str, mountinfo: str = "/proc/self/mountinfo") -> str:
+    """The type of the filesystem `path` is on (the longest mount point above it)."""
+    real = os.path.realpath(path)
+    best, fstype = "", ""
+    with open(mountinfo) as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            point = left.split()[4]
+            if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best, fstype = point, right.split()[0]
+    return fstype
 
 
 def capability_skip_reason(sc: Scenario, host: Host) -> str | None:
@@ -81,17 +116,26 @@ def capability_skip_reason(sc: Scenario, host: Host) -> str | None:
 def cgroup_skip_reason(sc: Scenario, host: Host) -> str | None:
     """A memcg control the machine's cgroup version does not have, or None."""
     version = host.controller.version if host.controller else None
+    if version == 1 and any(op_name(o) == "memory_reclaim" for t in sc.tasks for o in t.ops):
+        return "memory_reclaim writes memory.reclaim, which needs cgroup v2 (this machine has v1)"
     for path, cg in sc.cgroups.items():
         if version == 1:
             if cg.memory_oom_group:
                 return f"{path}: memory.oom.group needs cgroup v2 (this machine has v1)"
             for key, val, dflt in (("memory.high", cg.memory_high, "max"),
                                    ("memory.low", cg.memory_low, 0),
-                                   ("memory.min", cg.memory_min, 0)):
+                                   ("memory.min", cg.memory_min, 0),
+                                   ("memory.swap.max", cg.memory_swap_max, "max")):
                 if val != dflt:
                     return f"{path}: {key} needs cgroup v2 (this machine has v1)"
-        if version == 2 and cg.memory_oom_kill_disable:
-            return f"{path}: memory.oom_kill_disable needs cgroup v1 (this machine has v2)"
+        if version == 2:
+            v1_only: tuple[tuple[str, object, object], ...] = (
+                ("memory.oom_kill_disable", cg.memory_oom_kill_disable, False),
+                ("memory.memsw.limit_in_bytes", cg.memory_memsw_limit_in_bytes, "max"),
+                ("memory.swappiness", cg.memory_swappiness, None))
+            for key, val, dflt in v1_only:
+                if val != dflt:
+                    return f"{path}: {key} needs cgroup v1 (this machine has v2)"
         has_children = any(p.startswith(path + "/") for p in sc.cgroups)
         if version == 2 and has_children and any(t.cgroup == path for t in sc.tasks):
             return f"{path} has tasks and child cgroups, which cgroup v2 does not allow"

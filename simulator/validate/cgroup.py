@@ -52,7 +52,7 @@ class MemoryCgroup:
     def __init__(self, limit_bytes: int | None, name: str | None = None,
                  parent: MemoryCgroup | None = None, controller: Controller | None = None,
                  oom_kill_disable: bool | None = None, oom_group: bool = False,
-                 swap: bool = False) -> None:
+                 swap: bool = False, swap_files: dict[str, str] | None = None) -> None:
         self.ctl: Controller = controller or (parent.ctl if parent else find_memory_controller())
         base = parent.path if parent else self.ctl.root
         self.path: Path = base / (name or f"oomsim-{os.getpid()}-{uuid.uuid4().hex[:8]}")
@@ -69,6 +69,9 @@ class MemoryCgroup:
             if not swap:  # no swap in here, even if the machine has some
                 self._try_write("memory.swappiness" if self.ctl.version == 1 else "memory.swap.max",
                                 "0")
+            else:  # the scenario's own swap files (v1 memsw and swappiness, v2 swap.max)
+                for name, value in (swap_files or {}).items():
+                    (self.path / name).write_text(value)
             if self.ctl.version == 1:
                 if oom_kill_disable is not None:  # else inherited from the parent
                     (self.path / "memory.oom_control").write_text(str(int(oom_kill_disable)))
@@ -96,10 +99,11 @@ class MemoryCgroup:
             pass
 
     def child(self, name: str, limit_bytes: int | None, oom_kill_disable: bool | None = None,
-              oom_group: bool = False, swap: bool = False) -> MemoryCgroup:
-        """A child cgroup (its limit written before anyone enters it)."""
+              oom_group: bool = False, swap: bool = False,
+              swap_files: dict[str, str] | None = None) -> MemoryCgroup:
+        """A child cgroup (its limits written before anyone enters it)."""
         return MemoryCgroup(limit_bytes, name=name, parent=self, oom_kill_disable=oom_kill_disable,
-                            oom_group=oom_group, swap=swap)
+                            oom_group=oom_group, swap=swap, swap_files=swap_files)
 
     def procs_file(self) -> Path:
         """The file a pid is written to in order to move it here."""

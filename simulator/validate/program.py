@@ -7,7 +7,7 @@ mask. The worker only does what the lines say.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,8 +100,9 @@ def range_ends(rng: list[Any] | None) -> str:
     return "- -" if rng is None else f"{range_end(rng[0])} {range_end(rng[1])}"
 
 
-def op_line(name: str, a: Any, slots: Slots, task: str, index: int, root: Path) -> str:
-    """One op as a worker line."""
+def op_line(name: str, a: Any, slots: Slots, task: str, index: int, root: Path,
+            cgroups: Mapping[str, Path] | None = None) -> str:
+    """One op as a worker line (`cgroups`: each scenario cgroup's real directory)."""
     if name == "memfd_create":
         return f"memfd_create {slots.fd(a.fd)} {bits(MFD, a.flags)}"
     if name == "open":
@@ -149,6 +150,10 @@ def op_line(name: str, a: Any, slots: Slots, task: str, index: int, root: Path) 
         return f"sleep {round(parse_seconds(a) * 1e9)}"
     if name == "exit":
         return "exit"
+    if name == "memory_reclaim":
+        where = (cgroups or {}).get(a.cgroup, Path("/nonexistent-cgroup"))
+        swappiness = -1 if a.swappiness is None else a.swappiness
+        return f"memory_reclaim {parse_bytes(a.size)} {swappiness} {where}/memory.reclaim"
     raise ValueError(f"op {name!r} has no worker line")  # pragma: no cover - OP_ARGS is closed
 
 
@@ -165,15 +170,17 @@ def populating_map(name: str, a: Any, maps: dict[str, MapInfo]) -> MapInfo | Non
     return None
 
 
-def task_program(t: TaskSpec, slots: Slots, root: Path) -> TaskProgram:
-    """A task's worker program; tmpfs paths are taken below `root`."""
+def task_program(t: TaskSpec, slots: Slots, root: Path,
+                 cgroups: Mapping[str, Path] | None = None) -> TaskProgram:
+    """A task's worker program; tmpfs paths are taken below `root`, cgroup paths from
+    `cgroups` (scenario path -> the real directory)."""
     lines: list[str] = []
     names: list[str] = []
     populating: dict[int, MapInfo] = {}
     maps: dict[str, MapInfo] = {}
     for i, o in enumerate(t.ops):
         name, a = op_name(o), op_args(o)
-        lines.append(op_line(name, a, slots, t.name, i, root))
+        lines.append(op_line(name, a, slots, t.name, i, root, cgroups))
         names.append(name)
         info = populating_map(name, a, maps)
         if info is not None:
@@ -187,10 +194,11 @@ def task_program(t: TaskSpec, slots: Slots, root: Path) -> TaskProgram:
     )
 
 
-def scenario_programs(sc: Scenario, root: Path) -> tuple[list[TaskProgram], Slots]:
+def scenario_programs(sc: Scenario, root: Path, cgroups: Mapping[str, Path] | None = None,
+                      ) -> tuple[list[TaskProgram], Slots]:
     """Every task's program, and the slots their fd and map names got."""
     slots = Slots()
-    return [task_program(t, slots, root) for t in sc.tasks], slots
+    return [task_program(t, slots, root, cgroups) for t in sc.tasks], slots
 
 
 def fd_creators(sc: Scenario, slots: Slots) -> dict[int, list[tuple[str, int]]]:

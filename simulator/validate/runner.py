@@ -34,9 +34,11 @@ from pathlib import Path
 
 from ..outcome import TaskOutcome
 from ..scenario import Scenario
+from ..scenario_model import CgroupSpec
 from ..units import parse_bytes, parse_seconds
 from ..validify import machine_bytes
 from .cgroup import MemoryCgroup
+from .diskfiles import DiskMount
 from .host import Host
 from .mounts import TmpfsMount
 from .order import BARRIER_WAIT
@@ -80,6 +82,21 @@ class KernelResult:
     start_usage: dict[str, int] = field(default_factory=dict)
     start_footprint: dict[str, dict[str, int]] = field(default_factory=dict)
     elapsed: float = 0.0
+
+
+def swap_files(spec: CgroupSpec, version: int, ram: int) -> dict[str, str]:
+    """The swap control files a scenario cgroup sets, as this controller names them: v1's
+    memory.memsw.limit_in_bytes (written after memory.limit_in_bytes, which it may not be
+    below) and memory.swappiness, v2's memory.swap.max."""
+    out: dict[str, str] = {}
+    if version == 1:
+        if spec.memory_memsw_limit_in_bytes != "max":
+            out["memory.memsw.limit_in_bytes"] = str(parse_bytes(spec.memory_memsw_limit_in_bytes, ram))
+        if spec.memory_swappiness is not None:
+            out["memory.swappiness"] = str(spec.memory_swappiness)
+    elif spec.memory_swap_max != "max":
+        out["memory.swap.max"] = str(parse_bytes(spec.memory_swap_max, ram))
+    return out
 
 
 def safety_cap(host: Host) -> int:
@@ -131,7 +148,8 @@ class KernelRun:
                     disable = spec.memory_oom_kill_disable
                 group = spec.memory_oom_group
             cg = parent.child(path.rsplit("/", 1)[1], limit, oom_kill_disable=disable,
-                              oom_group=group, swap=swap)
+                              oom_group=group, swap=swap,
+                              swap_files=swap_files(spec, top.ctl.version, ram) if spec else None)
             self.cgroups[path] = cg
             return cg
 
@@ -144,9 +162,16 @@ class KernelRun:
             self.homes["/"] = top.child("oomsim-root-tasks", None, swap=swap)
 
     def make_mounts(self, stack: ExitStack, root: Path) -> None:
-        """Each scenario mount as a private tmpfs below `root` (half the machine by default)."""
+        """Each scenario mount below `root`: a private tmpfs (half the machine by default), or for
+        `type: disk` a directory of real files written to disk and dropped from the page cache."""
         ram = machine_bytes(self.sc)
         for mnt in sorted(self.sc.mounts, key=lambda m: m.path.count("/")):
+            if mnt.type == "disk":  # real files on the disk below root, none of them cached
+                d = DiskMount(root / mnt.path.lstrip("/"),
+                              {n: parse_bytes(sz, ram) for n, sz in mnt.files.items()})
+                stack.callback(d.remove)
+                d.make()
+                continue
             size = ram // 2 if mnt.size is None else parse_bytes(mnt.size, ram)
             size = -(-size // self.ps) * self.ps
             m = TmpfsMount(root / mnt.path.lstrip("/"), size)
@@ -445,7 +470,8 @@ class KernelRun:
             stack.callback(shutil.rmtree, root, True)
             self.make_cgroups(stack)
             self.make_mounts(stack, root)
-            progs, self.slots = scenario_programs(sc, root)
+            progs, self.slots = scenario_programs(
+                sc, root, {p: cg.path for p, cg in self.cgroups.items()})
             self.creators = fd_creators(sc, self.slots)
             self.users = fd_users(sc, self.slots)
             stack.callback(self.cleanup)

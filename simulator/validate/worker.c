@@ -23,6 +23,7 @@
  *   mlock MAP LO HI                munlock MAP LO HI                mlock2 MAP LO HI FLAGS
  *   madvise MAP ADVICE LO HI       alloc_anon MAP SIZE TOUCHED
  *   oom_score_adj VALUE            sleep NANOSECONDS                exit
+ *   memory_reclaim BYTES SWAPPINESS|-1 PATH...   (a write to a cgroup v2 memory.reclaim file)
  *
  * LO/HI are a range end: "-" (the whole map), bytes, or "p" and a percentage of the map.
  *
@@ -266,7 +267,11 @@ static void read_ops(void)
 		}
 		tok = strtok_r(line, " ", &save);
 		snprintf(o->name, sizeof(o->name), "%s", tok);
-		if (!strcmp(o->name, "open")) {
+		if (!strcmp(o->name, "memory_reclaim")) {
+			o->a[0] = atoll(strtok_r(NULL, " ", &save));
+			o->a[1] = atoll(strtok_r(NULL, " ", &save));
+			o->path = strdup(save); /* the rest of the line */
+		} else if (!strcmp(o->name, "open")) {
 			o->a[0] = atoll(strtok_r(NULL, " ", &save));
 			o->a[1] = atoll(strtok_r(NULL, " ", &save));
 			o->path = strdup(save); /* the rest of the line */
@@ -464,6 +469,26 @@ static int op_oom_score_adj(long long value)
 	return err;
 }
 
+/* user_proactive_reclaim: "BYTES" or "BYTES swappiness=N" written to memory.reclaim; the
+ * write fails with EAGAIN when reclaim falls short. */
+static int op_memory_reclaim(struct op *o)
+{
+	char buf[64];
+	int n, fd, err = 0;
+
+	if (o->a[1] >= 0)
+		n = snprintf(buf, sizeof(buf), "%lld swappiness=%lld", o->a[0], o->a[1]);
+	else
+		n = snprintf(buf, sizeof(buf), "%lld", o->a[0]);
+	fd = open(o->path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno;
+	if (write(fd, buf, n) < 0)
+		err = errno;
+	close(fd);
+	return err;
+}
+
 static int op_sleep(long long ns)
 {
 	struct timespec ts = {ns / 1000000000LL, ns % 1000000000LL};
@@ -559,6 +584,8 @@ static int run_op(struct op *o)
 		return op_oom_score_adj(o->a[0]);
 	if (!strcmp(n, "sleep"))
 		return op_sleep(o->a[0]);
+	if (!strcmp(n, "memory_reclaim"))
+		return op_memory_reclaim(o);
 	fprintf(stderr, "oomsim worker: unknown op %s\n", n);
 	_exit(100);
 }
