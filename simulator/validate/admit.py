@@ -133,8 +133,8 @@ def cgroup_skip_reason(sc: Scenario, host: Host) -> str | None:
                 ("memory.oom_kill_disable", cg.memory_oom_kill_disable, False),
                 ("memory.memsw.limit_in_bytes", cg.memory_memsw_limit_in_bytes, "max"),
                 ("memory.swappiness", cg.memory_swappiness, None))
-            for key, val, dflt in v1_only:
-                if val != dflt:
+            for key, have, unset in v1_only:
+                if have != unset:
                     return f"{path}: {key} needs cgroup v1 (this machine has v2)"
         has_children = any(p.startswith(path + "/") for p in sc.cgroups)
         if version == 2 and has_children and any(t.cgroup == path for t in sc.tasks):
