@@ -61,6 +61,8 @@ def memcg_mismatches(exp: dict[str, dict[str, Any]], run: RunResult, sc: Scenari
                 have = got["max_usage_pages"]
             elif key == "peak_memsw":
                 have = got["memsw_peak_pages"]
+            elif key == "memsw":  # memory + swap now (v2: memory.current + memory.swap.current)
+                have = got["usage_pages"] + got["swap_current_pages"]
             else:
                 have = got[key]
             if isinstance(want, dict):
