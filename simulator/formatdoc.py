@@ -27,6 +27,7 @@ from .scenario_model import (
     NodeSpec,
     Outcome,
     Scenario,
+    SwapSpec,
     SweepSpec,
     SysctlSpec,
     TaskSpec,
@@ -127,7 +128,7 @@ def render() -> str:
         "## Top level",
         "",
     ]
-    for model in (Scenario, MachineSpec, NodeSpec, CostsSpec, SysctlSpec, MountSpec, CgroupSpec,
+    for model in (Scenario, MachineSpec, SwapSpec, NodeSpec, CostsSpec, SysctlSpec, MountSpec, CgroupSpec,
                   TaskSpec, Footprint, WhatIfSpec, ExpectTask):
         out += model_table(model)
     out += ["## Ops", "",
@@ -149,7 +150,8 @@ def render() -> str:
         "to counters checked at the end of the run: `usage`, `anon`, `shmem`, `file` (the page "
         "cache, shmem included, as memory.stat's), `kernel`, "
         "`pagetables`, `file_mapped`, `swap`, each also as `peak_*` (the highest value during "
-        "the run), `memsw` and `peak_memsw` (memory + swap at the end, and its highest), `pgscan` and `pgsteal` (pages "
+        "the run), `memsw` and `peak_memsw` (memory + swap at the end, and its highest), "
+        "`pgscan` and `pgsteal` (pages "
         "reclaim scanned and freed), `workingset_refault` (evicted disk file pages read again), "
         "`events: {low, high, max, oom, oom_kill, oom_group_kill}` (memory.events), and "
         "`pressure: {some_total, full_total, some_avg10, some_avg60, some_avg300, full_avg10, "

@@ -64,7 +64,8 @@ def clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     out: list[Any] = []
     for p in loc:
         if isinstance(p, str) and (
-            (out and out[-1] == p) or p in ("str", "int", "float", "StartAfter", "ExpectTask")
+            (out and out[-1] == p)
+            or p in ("str", "int", "float", "StartAfter", "ExpectTask", "SwapSize", "SwapDevice")
             or p.startswith("literal[") or p.startswith("function-")
         ):
             continue

@@ -8,9 +8,9 @@ key; the cross-field checks are in validify.py and the loading in scenario.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator
 
 from .scenario_ops import Op
 from .scenario_types import Duration, Flag, Size, SizeOrMax, Strict
@@ -47,13 +47,43 @@ class CostsSpec(Strict):
     quantum: Duration | None = None
 
 
+class SwapSpec(Strict):
+    """A swap device with its kind: `zram` (memory-backed, SWP_SYNCHRONOUS_IO: swap-in reads
+    the page at once, without the swap cache) or `disk` (a swap partition or file on a block
+    device: every page read and written takes a device's time)."""
+
+    size: Size
+    kind: Literal["zram", "disk"] = "zram"
+    read: Duration | None = Field(
+        default=None, description="a page read at swap-in (default: costs.swapin for zram, "
+        "100us for disk)")
+    write: Duration | None = Field(
+        default=None, description="a page written at swap-out (default: costs.pageout for zram, "
+        "10us for disk)")
+
+
+def _swap_form(v: Any) -> str:
+    return "SwapDevice" if isinstance(v, (dict, SwapSpec)) else "SwapSize"
+
+
+# A mapping is a device (its errors name its keys), anything else a bare size.
+SwapOrSize = Annotated[Union[Annotated[Size, Tag("SwapSize")], Annotated[SwapSpec, Tag("SwapDevice")]],
+                       Discriminator(_swap_form)]
+
+
+def swap_size(swap: Size | SwapSpec) -> Size:
+    """The size of `machine.swap`, given as a bare size (zram) or as a device."""
+    return swap.size if isinstance(swap, SwapSpec) else swap
+
+
 class MachineSpec(Strict):
     """The simulated machine."""
 
     page_size: Size = "4KiB"
     nodes: list[NodeSpec] = Field(default_factory=lambda: [NodeSpec(memory="4GiB")], min_length=1)
-    swap: Size = Field(default=0, description="the swap device, treated as SWP_SYNCHRONOUS_IO (zram): "
-                       "swap-in without readahead or swap cache")
+    swap: SwapOrSize = Field(
+        default=0, description="the swap device: a bare size is zram-like (SWP_SYNCHRONOUS_IO: "
+        "swap-in without readahead or swap cache); `{size, kind: disk, read, write}` a disk")
     page_cache: Size = 0
     costs: CostsSpec = Field(default_factory=CostsSpec)
     profile: str | None = Field(

@@ -157,7 +157,7 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         overcommit=oc, sysctl={"panic_on_oom": s.panic_on_oom,
                                "oom_kill_allocating_task": s.oom_kill_allocating_task,
                                "swappiness": s.swappiness},
-        costs=Costs(**plan.costs), total_swap=plan.swap_pages,
+        costs=Costs(**plan.costs), total_swap=plan.swap_pages, swap_kind=plan.swap_kind,
         page_cache_pages=plan.page_cache_pages,
         cpusets_enabled=any(c.mems is not None for c in plan.cgroups.values()),
     )
@@ -291,7 +291,7 @@ def counters(m: Machine) -> dict[str, Any]:
             for path, c in m.memcgs.items()
         },
         "pressure": psi_show(m.root.psi, now),
-        "swap": {"total_pages": m.swap.pages, "used_pages": m.swap.inuse,
+        "swap": {"total_pages": m.swap.pages, "kind": m.swap.kind, "used_pages": m.swap.inuse,
                  "free_pages": m.swap.nr_free(), "pswpin": m.swap.pswpin,
                  "pswpout": m.swap.pswpout},
         "nodes": [node_counters(n) for n in m.nodes],

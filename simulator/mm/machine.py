@@ -99,6 +99,7 @@ class Machine:
     sysctl: dict[str, int]
     costs: Costs
     total_swap: int = 0
+    swap_kind: str = "zram"
     page_cache_pages: int = 0
     log: EventLog = None  # type: ignore[assignment]
     memcgs: dict[str, MemCgroup] = field(default_factory=dict)
@@ -125,7 +126,7 @@ class Machine:
         if self.log is None:
             self.log = EventLog(self.env)
         if self.swap is None:
-            self.swap = SwapInfo(pages=self.total_swap)
+            self.swap = SwapInfo(pages=self.total_swap, kind=self.swap_kind)
         self.lru.anon = self.swap.pages > 0  # no swap: nothing ever scans the anon lists
         if self.levels is None:
             self.levels = LevelLog(self.env)

@@ -52,6 +52,7 @@ class SwapInfo:
     """
 
     pages: int
+    kind: str = "zram"  # `zram`, or `disk`: only the page times differ (costs.swapin/pageout)
     inuse: int = 0
     pswpin: int = 0
     pswpout: int = 0

@@ -15,6 +15,7 @@ import tempfile
 from typing import TYPE_CHECKING
 
 from ..scenario import Scenario, TaskSpec, op_args, op_name
+from ..scenario_model import swap_size
 from ..units import parse_bytes
 from ..validify import machine_bytes
 from .program import CAPS
@@ -39,7 +40,7 @@ def skip_reason(sc: Scenario, host: Host) -> str | None:
     ps = parse_bytes(sc.machine.page_size)
     if ps != host.page_size:
         return f"page size {ps // 1024} KiB (this machine has {host.page_size // 1024} KiB)"
-    swap = parse_bytes(sc.machine.swap)
+    swap = parse_bytes(swap_size(sc.machine.swap))
     if swap and not host.swap_total:
         return (f"swap {swap // MiB} MiB (this machine has no swap; the model's swap is a "
                 f"zram-like SWP_SYNCHRONOUS_IO device)")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..outcome import TaskOutcome
 from ..scenario import Scenario
-from ..scenario_model import CgroupSpec
+from ..scenario_model import CgroupSpec, swap_size
 from ..units import parse_bytes, parse_seconds
 from ..validify import machine_bytes
 from .cgroup import MemoryCgroup
@@ -128,7 +128,7 @@ class KernelRun:
     # -- setting up ----------------------------------------------------------------------------
     def make_cgroups(self, stack: ExitStack) -> None:
         """Our top cgroup (the scenario's `/`) and one child per scenario cgroup."""
-        swap = parse_bytes(self.sc.machine.swap) > 0
+        swap = parse_bytes(swap_size(self.sc.machine.swap)) > 0
         top = MemoryCgroup(safety_cap(self.host), controller=self.host.controller, swap=swap)
         stack.callback(top.remove)
         self.cgroups["/"] = top
