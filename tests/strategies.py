@@ -331,7 +331,9 @@ def machines(draw: Any) -> dict[str, Any]:
     # A short quantum makes walks of a few hundred pages take many slices, so that
     # concurrent tasks interleave inside them.
     quantum = draw(st.sampled_from(["1ms", "100us", "20us"]))
-    swap = kib(draw(st.sampled_from([0, 16, 128, 1024, 1024])))
+    swap: Any = kib(draw(st.sampled_from([0, 16, 128, 1024, 1024])))
+    if swap != kib(0) and draw(st.booleans()):  # a disk device: the same pages, slower
+        swap = {"size": swap, "kind": "disk"}
     return {"page_size": "4KiB", "nodes": nodes, "swap": swap, "costs": {"quantum": quantum}}
 
 
