@@ -37,7 +37,7 @@ from .mm.overcommit import Overcommit
 from .mm.page_alloc import Node, calculate_min_free_kbytes, setup_per_zone_wmarks, take_pages
 from .mm.profiles import PROFILES, WhatIf
 from .mm.psi import now_ns, psi_show
-from .mm.shmem_inode import ShmemInode, ShmemSb
+from .mm.shmem_inode import ShmemSb
 from .mm.task import TaskStruct
 from .outcome import DURATION_RAN_OUT, RunResult, TaskOutcome
 from .plan import Plan, TaskPlan, resolve
@@ -74,7 +74,7 @@ class Run:
             self.m.debug_vm = debug_vm
             self.check = check_invariants
             self.procs: dict[str, Proc] = {}
-            self.dcache: dict[str, ShmemInode] = {}  # the tmpfs files opened so far, by path
+            self.dcache = self.m.dcache  # the files opened by path so far
             for i, tp in enumerate(self.plan.tasks):
                 spec = tp.spec
                 t = build_task(self.m, self.plan, tp, pid=100 + i, rng=task_rng(self.seed, spec.name))

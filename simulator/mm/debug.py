@@ -77,7 +77,7 @@ def check_invariants(m: Machine) -> None:
         for src in (t.mm.pt_nodes, t.mm.anon_nodes, t.mm.kernel_nodes):
             for nid, n in src.items():
                 per_node_used[nid] += n
-    for inode in {id(i): i for i in m.files.values()}.values():
+    for inode in {id(i): i for i in [*m.files.values(), *m.dcache.values()]}.values():
         for tag, n in inode.pages.by_owner().items():
             per_node_used[m.owners[tag][1]] += n
     for c in m.memcgs.values():

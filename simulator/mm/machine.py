@@ -106,6 +106,9 @@ class Machine:
     mounts: dict[str, ShmemSb] = field(default_factory=dict)
     internal_mount: ShmemSb = field(default_factory=lambda: ShmemSb(path="<shm_mnt>"))
     files: dict[str, ShmemInode] = field(default_factory=dict)
+    # The dentries of files opened by path (tmpfs and disk mounts): path -> inode. A file
+    # stays here after its fd name is reused or closed: linked, with its pages.
+    dcache: dict[str, ShmemInode] = field(default_factory=dict)
     fd_numbers: dict[str, int] = field(default_factory=dict)  # fd name -> number, in install order
     tasks: list[TaskStruct] = field(default_factory=list)
     owners: list[tuple[MemCgroup, int]] = field(default_factory=list)
