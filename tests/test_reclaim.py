@@ -5,7 +5,15 @@ kernel developer would look at: memory.events, memory.stat's pgscan/pgsteal, swa
 memory+swap peak. Every run ends with the invariants (`debug.check_invariants`).
 """
 
-from simulator.mm.lru import LRU_INACTIVE_ANON, LruState, Lruvec, isolate_lru_folios, lru_add_range, lru_del
+from simulator.mm.lru import (
+    LRU_INACTIVE_ANON,
+    LRU_INACTIVE_FILE,
+    LruState,
+    Lruvec,
+    isolate_lru_folios,
+    lru_add_range,
+    lru_del,
+)
 from simulator.mm.memcontrol import MemCgroup
 from simulator.mm.mm_types import VMA
 from simulator.mm.vmscan_lru import inactive_is_low
@@ -210,3 +218,84 @@ class TestProtection:
         a.usage = 100
         mem_cgroup_calculate_protection(a, a)
         assert not mem_cgroup_below_min(a, a)
+
+
+class TestWhereReclaimRuns:
+    """shrink_zones and mem_cgroup_iter: which nodes and which memcgs a reclaim visits."""
+
+    BIND = """
+name: bind-reclaim
+duration: 60s
+machine: {nodes: [{memory: 256MiB}, {memory: 256MiB}]}
+mounts: [{path: /data, type: disk, files: {big: 128MiB}}]
+tasks:
+  - name: cache
+    mempolicy: {mode: bind, nodes: [0]}
+    ops:
+      - open: {fd: f, path: /data/big}
+      - read: {fd: f}
+      - sleep: 30s
+  - name: hog
+    mempolicy: {mode: bind, nodes: [1]}
+    start: 1s
+    ops:
+      - alloc_anon: {size: 300MiB}
+"""
+
+    def test_direct_reclaim_stays_on_the_allocations_nodes(self, scenario):
+        """A task bound to node 1 that runs node 1 out reclaims only there: the page cache on
+        node 0, which its allocation could not use, survives its OOM kill (mempolicy)."""
+        for reference in (False, True):
+            r = simulate(scenario(self.BIND), reference=reference)
+            assert r.tasks["hog"].outcome == "oom_killed"
+            assert r.oom_kills[0]["oom_constraint"] == "CONSTRAINT_MEMORY_POLICY"
+            assert r.counters["nodes"][0]["file"] == 32768  # all 128 MiB still cached
+
+    @staticmethod
+    def tree():
+        p = MemCgroup(path="/p")
+        kids = [MemCgroup(path=f"/p/{n}", parent=p) for n in "abc"]
+        p.children.extend(kids)
+        return p, kids
+
+    def test_a_partial_walk_resumes_after_where_the_last_one_stopped(self):
+        """Direct and memcg reclaim share the walk's position per root and node: a walk
+        broken off at /p/a leaves the next to start at /p/b and end at the end of the subtree,
+        which puts the next one back at the start."""
+        from simulator.mm.vmscan_lru import mem_cgroup_iter_walk
+
+        p, (a, b, c) = self.tree()
+        walk = mem_cgroup_iter_walk(p, 0, partial=True)
+        assert [next(walk), next(walk)] == [p, a]
+        walk.close()  # mem_cgroup_iter_break at /p/a
+        assert list(mem_cgroup_iter_walk(p, 0, partial=True)) == [b, c]
+        assert list(mem_cgroup_iter_walk(p, 0, partial=True)) == [p, a, b, c]
+        assert list(mem_cgroup_iter_walk(p, 1, partial=True)) == [p, a, b, c]  # per node
+        p.reclaim_iter[0] = c  # stopped at the last: the next walk sees at least one memcg
+        assert list(mem_cgroup_iter_walk(p, 0, partial=True)) == [p, a, b, c]
+        p.reclaim_iter[0] = b
+        assert list(mem_cgroup_iter_walk(p, 0, partial=False)) == [p, a, b, c]  # kswapd
+
+    def test_each_priority_is_a_new_walk_from_the_shared_position(self, scenario):
+        """A walk that starts past the only memcg with pages ends at the end of the subtree
+        and frees nothing; the next priority's walk starts over and finds them, and leaves
+        the position there. A pass that frees nothing at all is tried again with full walks
+        (do_try_to_free_pages: "Avoid false OOMs") before it returns 0."""
+        from simulator.mm.vmscan_lru import ScanControl, do_try_to_free_pages
+        from simulator.simulation import Run
+
+        text = ("name: t\nduration: 5s\nmachine: {nodes: [{memory: 1GiB}]}\n"
+                "mounts: [{path: /data, type: disk, files: {f: 1MiB}}]\n"
+                "cgroups: {/p: {}, /p/a: {}, /p/b: {}}\n"
+                "tasks:\n  - name: a\n    cgroup: /p/a\n    ops:\n"
+                "      - open: {fd: f, path: /data/f}\n      - read: {fd: f}\n")
+        run = Run(scenario(text))
+        run.run()
+        m = run.m
+        p, a, b = m.memcgs["/p"], m.memcgs["/p/a"], m.memcgs["/p/b"]
+        p.reclaim_iter[0] = a  # the last walk stopped at /p/a: this one starts at /p/b
+        sc = ScanControl(32, p, zonelist=(0,))
+        assert do_try_to_free_pages(m, sc) >= 32 and not sc.memcg_full_walk
+        assert p.reclaim_iter[0] is a and sc.priority < 12
+        empty = ScanControl(32, b, zonelist=(0,))
+        assert do_try_to_free_pages(m, empty) == 0 and empty.memcg_full_walk

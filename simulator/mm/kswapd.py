@@ -40,7 +40,7 @@ def balance_pgdat(m: Machine, node: Node) -> Generator[Any, Any, int]:
     total = 0
     while not pgdat_balanced(node):
         sc = ScanControl(SWAP_CLUSTER_MAX, m.root, cgroup_reclaim=False, task="kswapd",
-                         nid=node.nid)
+                         zonelist=(node.nid,), memcg_full_walk=True)
         got = do_try_to_free_pages(m, sc)
         t = reclaim_time(m, sc)
         if got:

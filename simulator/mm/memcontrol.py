@@ -98,6 +98,9 @@ class MemCgroup:
     waiters: list[Any] = field(default_factory=list)
     levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
     psi: PsiGroup = field(default_factory=PsiGroup)  # memory.pressure (the root's: the system's)
+    # `nodeinfo[nid]->iter.position`: where the shared reclaim walk of this subtree stopped,
+    # per node (vmscan_lru.mem_cgroup_iter_walk); None: at the start.
+    reclaim_iter: dict[int, MemCgroup | None] = field(default_factory=dict)
 
     def ancestors(self) -> tuple[MemCgroup, ...]:
         """This memcg and its parents up to the root, nearest first.

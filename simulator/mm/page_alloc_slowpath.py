@@ -72,7 +72,7 @@ def alloc_pages_slowpath(m: Machine, task: TaskStruct, nid: int,
             return got
         # __alloc_pages_direct_reclaim: reclaim from every memcg, then retry while it frees
         # something (should_reclaim_retry); kswapd is not modelled.
-        if (yield from try_to_free_pages(m, task)):
+        if (yield from try_to_free_pages(m, task, nodes)):
             got = get_page_from_freelist(m, nodes)
             if got is not None:
                 return got

@@ -2,11 +2,12 @@
 
 Models the classic-LRU half of mm/vmscan.c (v6.18, no MGLRU): `try_to_free_mem_cgroup_pages`
 and `try_to_free_pages` -> `do_try_to_free_pages` (priority from DEF_PRIORITY down to 0, until
-`nr_to_reclaim` pages are reclaimed) -> `shrink_node_memcgs` (every memcg of the target's
-subtree, pre-order, each of its nodes) -> `shrink_lruvec` (`get_scan_count`'s targets, taken
-SWAP_CLUSTER_MAX at a time from each evictable list) -> `shrink_inactive_list` (isolate from
-the tail, `folio_check_references`, `shrink_folio_list`) and `shrink_active_list` (deactivate
-when `inactive_is_low`).
+`nr_to_reclaim` pages are reclaimed) -> `shrink_zones` (each node of the zonelist once) ->
+`shrink_node_memcgs` (the target's subtree in pre-order, from where the last walk of the same
+root and node stopped: `mem_cgroup_iter`'s shared cursor) -> `shrink_lruvec`
+(`get_scan_count`'s targets, taken SWAP_CLUSTER_MAX at a time from each evictable list) ->
+`shrink_inactive_list` (isolate from the tail, `folio_check_references`, `shrink_folio_list`)
+and `shrink_active_list` (deactivate when `inactive_is_low`).
 
 `shrink_folio_list`'s outcomes, per kind of page:
     * mapped by a VM_LOCKED mapping: unevictable (off the scanned lists until munlock);
@@ -25,8 +26,8 @@ Simplifications:
     No reclaim cost tracking (`lru_note_cost`): SCAN_FRACT weighs anon and file by swappiness
     alone. The proportional stop after `nr_to_reclaim` (shrink_lruvec's rebalancing of the
     smaller list) is a plain stop. A PTE's accessed bit is set by the fault that maps the page,
-    not by later loads through it. No memory.low/min protection yet, no kswapd: the allocator
-    reclaims directly.
+    not by later loads through it. No shrink_slab (slab pages are not reclaimed), no
+    compaction.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from .zap import unmap_pages
 if TYPE_CHECKING:
     from .machine import Machine
     from .memcontrol import MemCgroup
+    from .page_alloc import Node
     from .task import TaskStruct
 
 DEF_PRIORITY = 12
@@ -85,7 +87,12 @@ class ScanControl:
     proactive_swappiness: int | None = None
     memcg_low_reclaim: bool = False
     memcg_low_skipped: bool = False
-    nid: int | None = None  # kswapd's node: reclaim only there
+    # `shrink_zones()`: the nodes to shrink, once each, in zonelist order (the reclaiming
+    # task's, filtered by the allocation's nodemask and cpuset for global reclaim; kswapd's
+    # own node); empty: every node.
+    zonelist: tuple[int, ...] = ()
+    # kswapd, or the `memcg_full_walk` retry: every memcg from the start, no shared cursor.
+    memcg_full_walk: bool = False
     priority: int = DEF_PRIORITY
     nr_scanned: int = 0
     nr_reclaimed: int = 0
@@ -309,10 +316,35 @@ def reclaim_anon(m: Machine, vma: VMA, s: int, e: int, sc: ScanControl) -> list[
     return [(s + k, e)] if s + k < e else []
 
 
-def shrink_node_memcgs(m: Machine, sc: ScanControl) -> None:
-    """`shrink_node_memcgs()` over every node: each memcg of the target's subtree in pre-order,
-    each of its lruvecs, until enough is reclaimed (cgroup reclaim stops early)."""
-    for memcg in sc.target.descendants_pre():
+def mem_cgroup_iter_walk(root: MemCgroup, nid: int, partial: bool) -> Generator[MemCgroup, None, None]:
+    """`mem_cgroup_iter()` as one walk of `shrink_node_memcgs` sees it. A full walk (kswapd,
+    `memcg_full_walk`) is the subtree in pre-order. A partial walk (direct and memcg reclaim)
+    shares its position with every other reclaimer of the same root and node (the reclaim
+    cookie): it starts after the memcg the last walk stopped at and ends at the end of the
+    subtree, which resets the position; one that would start past the end starts over, so it
+    sees at least one memcg. A walk broken off (`mem_cgroup_iter_break`) leaves the position
+    at the memcg it stopped at."""
+    order = root.descendants_pre()
+    if not partial:
+        yield from order
+        return
+    pos = root.reclaim_iter.get(nid)
+    i = order.index(pos) + 1 if pos is not None and pos in order else 0
+    if i >= len(order):
+        i = 0
+    for memcg in order[i:]:
+        root.reclaim_iter[nid] = memcg
+        yield memcg
+    root.reclaim_iter[nid] = None
+
+
+def shrink_node_memcgs(m: Machine, nid: int, sc: ScanControl) -> None:
+    """`shrink_node_memcgs()` on node `nid`: the memcgs of the target's subtree as
+    `mem_cgroup_iter` gives them, each one's lruvec on this node, protection first; a partial
+    walk stops once enough is reclaimed."""
+    partial = not sc.memcg_full_walk
+    walk = mem_cgroup_iter_walk(sc.target, nid, partial)
+    for memcg in walk:
         mem_cgroup_calculate_protection(sc.target, memcg)
         if mem_cgroup_below_min(sc.target, memcg):
             continue  # hard protection
@@ -321,26 +353,40 @@ def shrink_node_memcgs(m: Machine, sc: ScanControl) -> None:
                 sc.memcg_low_skipped = True
                 continue
             memcg_memory_event(m, memcg, "low", sc.task)
-        for nid in sorted(memcg.lruvecs):
-            if sc.nid is not None and nid != sc.nid:
-                continue
-            shrink_lruvec(m, memcg.lruvecs[nid], sc)
-            if sc.nr_reclaimed >= sc.nr_to_reclaim:
-                return
+        vec = memcg.lruvecs.get(nid)
+        if vec is not None:
+            shrink_lruvec(m, vec, sc)
+        if partial and sc.nr_reclaimed >= sc.nr_to_reclaim:
+            walk.close()  # mem_cgroup_iter_break: the position stays here
+            return
+
+
+def shrink_zones(m: Machine, sc: ScanControl) -> None:
+    """`shrink_zones()`: shrink each node of the reclaim's zonelist once, in order, whatever
+    the earlier ones reclaimed (each node's walk stops on its own once the goal is met)."""
+    for nid in sc.zonelist or range(len(m.nodes)):
+        shrink_node_memcgs(m, nid, sc)
 
 
 def do_try_to_free_pages(m: Machine, sc: ScanControl) -> int:
-    """`do_try_to_free_pages()`: lower the priority until `nr_to_reclaim` pages are freed; when
-    a whole pass freed nothing but skipped memcgs under memory.low, pass again reclaiming them
-    ("untapped cgroup reserves? Don't OOM, retry")."""
+    """`do_try_to_free_pages()`: lower the priority until `nr_to_reclaim` pages are freed.
+    A pass that freed nothing is tried again from DEF_PRIORITY with full memcg walks (the
+    shared cursor may have hidden memcgs that had pages: "Avoid false OOMs"); then, when memcgs
+    under memory.low were skipped, again reclaiming them ("untapped cgroup reserves? Don't
+    OOM, retry")."""
     while True:
         for prio in range(DEF_PRIORITY, -1, -1):
             sc.priority = prio
-            shrink_node_memcgs(m, sc)
+            shrink_zones(m, sc)
             if sc.nr_reclaimed >= sc.nr_to_reclaim:
                 break
-        if sc.nr_reclaimed or not sc.memcg_low_skipped or sc.memcg_low_reclaim:
+        if sc.nr_reclaimed:
             return sc.nr_reclaimed
+        if not sc.memcg_full_walk:
+            sc.memcg_full_walk = True
+            continue
+        if not sc.memcg_low_skipped or sc.memcg_low_reclaim:
+            return 0
         sc.memcg_low_reclaim, sc.memcg_low_skipped = True, False
 
 
@@ -352,7 +398,8 @@ def try_to_free_mem_cgroup_pages(
     `memcg` and its descendants. A generator: the scan and the writes take simulated time.
     Returns the pages reclaimed."""
     sc = ScanControl(max(nr_pages, SWAP_CLUSTER_MAX), memcg, may_swap=may_swap, task=task.name,
-                     proactive=proactive, proactive_swappiness=swappiness)
+                     proactive=proactive, proactive_swappiness=swappiness,
+                     zonelist=tuple(n.nid for n in m.zonelist(task.node)))
     return (yield from _reclaim(m, task, sc))
 
 
@@ -377,10 +424,15 @@ def user_proactive_reclaim(m: Machine, task: TaskStruct, memcg: MemCgroup, nr_to
     return None
 
 
-def try_to_free_pages(m: Machine, task: TaskStruct) -> Generator[Any, Any, int]:
+def try_to_free_pages(m: Machine, task: TaskStruct, nodes: list[Node]
+                      ) -> Generator[Any, Any, int]:
     """Models `try_to_free_pages()` (`__alloc_pages_direct_reclaim`): global reclaim of
-    SWAP_CLUSTER_MAX pages from every memcg. Returns the pages reclaimed."""
-    sc = ScanControl(SWAP_CLUSTER_MAX, m.root, cgroup_reclaim=False, task=task.name)
+    SWAP_CLUSTER_MAX pages from every memcg, on the nodes the allocation may use (its zonelist
+    filtered by its nodemask, and by the task's cpuset: `cpuset_zone_allowed` with
+    __GFP_HARDWALL). Returns the pages reclaimed."""
+    mems = task.mems_allowed if m.cpusets_enabled else None
+    sc = ScanControl(SWAP_CLUSTER_MAX, m.root, cgroup_reclaim=False, task=task.name,
+                     zonelist=tuple(n.nid for n in nodes if mems is None or n.nid in mems))
     return (yield from _reclaim(m, task, sc))
 
 
