@@ -1,7 +1,7 @@
 """The page cache's xarray nodes: how many entries need, and what they cost a memcg."""
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from simulator.mm.memcontrol import MemCgroup, obj_stock_pages, obj_stock_refill, obj_stock_take
@@ -119,3 +119,21 @@ class TestObjStock:
         c.obj_stock = 3520
         assert obj_stock_refill(c, 576, 4096) == 0 and c.obj_stock == 4096
         assert obj_stock_refill(c, 576, 4096) == 1 and c.obj_stock == 576
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.integers(0, 4096), st.integers(0, 200))
+    @example(3520, 65)
+    def test_freeing_many_objects_at_once_is_freeing_them_one_by_one(self, stock, n):
+        """The kernel frees xarray nodes one at a time; a bulk free of n of them must leave
+        the same stock and uncharge the same pages (the stock may end at exactly one page)."""
+        one, many = MemCgroup("/a"), MemCgroup("/b")
+        one.obj_stock = many.obj_stock = stock
+        pages = sum(obj_stock_refill(one, 576, 4096) for _ in range(n))
+        assert obj_stock_refill(many, n * 576, 4096) == pages and many.obj_stock == one.obj_stock
+
+    def test_a_free_that_fills_the_stock_to_a_page_keeps_it(self):
+        """3520 + 65 x 576 = 40960: one by one the last node lands on 4096, which stays, so
+        9 pages go back, not 10."""
+        c = MemCgroup("/a")
+        c.obj_stock = 3520
+        assert obj_stock_refill(c, 65 * 576, 4096) == 9 and c.obj_stock == 4096

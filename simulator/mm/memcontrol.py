@@ -311,14 +311,21 @@ def obj_stock_take(memcg: MemCgroup, nbytes: int, pages: int, page_size: int) ->
 
 
 def obj_stock_refill(memcg: MemCgroup, nbytes: int, page_size: int) -> int:
-    """Models `obj_cgroup_uncharge()` -> `refill_obj_stock()`: freed objects' bytes go back to
-    the stock, and whole pages beyond one page's worth are uncharged; returns how many."""
-    memcg.obj_stock += nbytes
-    if memcg.obj_stock <= page_size:
+    """Models `obj_cgroup_uncharge()` -> `refill_obj_stock()` for `nbytes` of objects smaller
+    than a page, freed one by one: each object's bytes go back to the stock, and once the
+    stock holds more than a page its whole pages are uncharged (`nr_bytes &= PAGE_SIZE - 1`).
+    Returns the pages uncharged.
+
+    Object by object, the stock can end at exactly one page: the last object lands on
+    PAGE_SIZE, which is not more than a page, and stays. So the result of many frees at once
+    is the total's remainder, or a whole page when that remainder is 0 (the last object
+    filled it); the same as freeing them one at a time, whatever the batch."""
+    total = memcg.obj_stock + nbytes
+    if total <= page_size:
+        memcg.obj_stock = total
         return 0
-    pages = memcg.obj_stock // page_size
-    memcg.obj_stock -= pages * page_size
-    return pages
+    memcg.obj_stock = total % page_size or page_size
+    return (total - memcg.obj_stock) // page_size
 
 
 def memcg_memory_event(m: Machine, memcg: MemCgroup, event: str, task: str = "") -> None:
