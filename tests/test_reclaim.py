@@ -7,7 +7,6 @@ memory+swap peak. Every run ends with the invariants (`debug.check_invariants`).
 
 from simulator.mm.lru import (
     LRU_INACTIVE_ANON,
-    LRU_INACTIVE_FILE,
     LruState,
     Lruvec,
     isolate_lru_folios,
