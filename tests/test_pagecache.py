@@ -115,6 +115,25 @@ def test_refaults_within_the_active_list_are_activated():
     assert far["workingset_refault"] == PAGES_1M and far["workingset_activate"] == 0
 
 
+def test_refaults_of_the_working_set_are_memory_stalls():
+    """Pages that had been active (deactivated: PG_workingset) and are evicted leave that bit
+    in their shadow entries; read again within the workingset they are restored
+    (workingset_restore) and their disk reads are memory stalls (`filemap_read_folio`:
+    psi_memstall_enter), which the memcg's pressure counts; refaults of pages never active
+    stall nothing. Two 5 MiB files read twice each in turn in an 8 MiB memcg thrash."""
+    ops = ["open: {fd: a, path: /data/a}", "open: {fd: b, path: /data/b}"]
+    for _ in range(2):
+        ops += ["read: {fd: a}", "read: {fd: a}", "read: {fd: b}", "read: {fd: b}"]
+    kw = dict(memcg="8MiB", files="{a: 5MiB, b: 5MiB}", costs="{disk_read: 100us}")
+    c = app(run([("r", ops)], **kw))
+    assert c["workingset_restore"] > PAGES_1M
+    stall_us = c["workingset_restore"] * (100 + 0.144)
+    assert c["pressure"]["some_total_us"] >= stall_us
+    once = app(run([("r", ops[:2] + ["read: {fd: a}", "read: {fd: b}", "read: {fd: a}"])], **kw))
+    assert once["workingset_refault"] > 0 and once["workingset_restore"] == 0
+    assert once["pressure"]["some_total_us"] < 1000  # reclaim's scans only
+
+
 def test_dirty_pages_are_not_dropped_before_writeback():
     """write(2) dirties 2 MiB of cache; until the flusher has written it (1 ms a page here),
     reclaim keeps it however much a read needs; once written it is clean and dropped."""

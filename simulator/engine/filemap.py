@@ -23,6 +23,7 @@ from ..mm.lru import LRU_INACTIVE_FILE
 from ..mm.memcg_high import mem_cgroup_handle_over_high, over_high_pending
 from ..mm.memcontrol import CTX_SYSCALL
 from ..mm.pagecache import folio_mark_accessed
+from ..mm.psi import psi_memstall_wait
 from .book import charge_and_take_parts
 from .limits import snapshot_caps
 from .slicing import elapse, run_fast_path, slice_pages
@@ -74,6 +75,7 @@ def file_range(
             m.levels.mark()
             n_all = n_disk = 0
             cached = inode.pages.has(pos)
+            thrash0 = task.ioac_thrash_pages
             err = yield from filemap_get_folio(m, task, inode, pos, write)
             if err == EINVAL:
                 return pos - a, reads, None  # truncated below it meanwhile: EOF
@@ -84,10 +86,15 @@ def file_range(
             if task.sigkill:
                 return pos - a, reads, None
             nd = int(not cached and not write)
-            n_all += 1
-            n_disk += nd
             reads += nd
             pos += 1
+            if task.ioac_thrash_pages > thrash0:
+                # `filemap_read_folio` of a PG_workingset folio: its read is a memory stall
+                yield from psi_memstall_wait(m, task, elapse(m, per + disk))
+                m.levels.mark()
+            else:
+                n_all += 1
+                n_disk += nd
             if over_high_pending(task, CTX_SYSCALL):  # try_charge_memcg's synchronous call
                 yield elapse(m, took(n_all, n_disk))
                 m.levels.mark()

@@ -42,6 +42,7 @@ from ..mm.memory import (
     needs_swapin,
     range_walkable,
 )
+from ..mm.psi import psi_memstall_wait
 from ..mm.shmem import shmem_get_folio
 from ..mm.shmem_inode import ShmemInode
 from ..mm.shmem_io import FillResult
@@ -101,6 +102,7 @@ def faultin_range(
             was_present = vma.pte_present(idx, write)
             swapin = not was_present and needs_swapin(m, vma, idx, write)
             disk = not was_present and needs_disk_read(m, vma, idx, write)
+            thrash0 = task.ioac_thrash_pages
             status = yield from handle_mm_fault(m, task, vma, idx, write, ctx)
             if status != VM_FAULT_OK:
                 yield elapse(m, faulted * cost)
@@ -111,7 +113,11 @@ def faultin_range(
                 fault_dirty_shared_page(m, vma, seq, pos, pos + 1)
             pos += 1
             if swapin or disk:  # the synchronous read, after the page is in and mapped
-                yield elapse(m, swapin_cost if swapin else m.costs.disk_read)
+                read = elapse(m, swapin_cost if swapin else m.costs.disk_read)
+                if task.ioac_thrash_pages > thrash0:  # a workingset refault: thrashing
+                    yield from psi_memstall_wait(m, task, read)
+                else:
+                    yield read
                 m.levels.mark()
             if over_high_pending(task, ctx):
                 # A user fault returns to user space (memory.high's reclaim and penalty sleep):

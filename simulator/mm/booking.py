@@ -174,7 +174,8 @@ def _file_stat(m: Machine, memcg: MemCgroup, nid: int, n: int) -> None:
 
 # -- the page cache of disk files ---------------------------------------------------------------
 def file_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int, a: int,
-                      b: int, lru: int, young: bool = False, referenced: bool = False) -> int:
+                      b: int, lru: int, young: bool = False, referenced: bool = False,
+                      workingset: bool = False) -> int:
     """Folios at every uncached page of `[a, b)` of a disk file, read from disk, charged to
     `memcg`, on node `nid`: how many (`filemap_add_folio` -> `__filemap_add_folio`'s
     NR_FILE_PAGES, then `folio_add_lru` on list `lru`: the inactive file list, or the active
@@ -184,7 +185,8 @@ def file_folios_added(m: Machine, inode: ShmemInode, memcg: MemCgroup, nid: int,
     shadow = getattr(inode, "shadow", None)
     if shadow is not None and len(shadow):
         shadow.remove(a, b)
-    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), lru, inode, holes, young, referenced)
+    lru_add_runs(m.lru, mem_cgroup_lruvec(memcg, nid), lru, inode, holes, young, referenced,
+                 workingset)
     _file_stat(m, memcg, nid, added)
     return added
 

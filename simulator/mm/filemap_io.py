@@ -65,28 +65,41 @@ def filemap_add_folio(
         page_counter_uncharge(m, task.memcg, 1)
         free_pages(m, nid, 1)
         return None if inode.pages.has(index) else EINVAL
-    lru = LRU_INACTIVE_FILE
-    if not write and inode.shadow.has(index) and workingset_refault(m, task, inode, index, nid):
-        lru = LRU_ACTIVE_FILE
+    lru, workingset = LRU_INACTIVE_FILE, False
+    if not write and inode.shadow.has(index):
+        active, workingset = workingset_refault(m, task, inode, index, nid)
+        if active:
+            lru = LRU_ACTIVE_FILE
     file_folios_added(m, inode, task.memcg, nid, index, index + 1, lru,
-                      young=ctx != CTX_SYSCALL, referenced=ctx == CTX_SYSCALL and not write)
+                      young=ctx != CTX_SYSCALL, referenced=ctx == CTX_SYSCALL and not write,
+                      workingset=workingset)
     if not write:
         task.ioac_read_pages += 1  # `task_io_account_read`: the page is read from disk
+        # `filemap_read_folio`: the read of a PG_workingset folio is a memory stall
+        # (thrashing); the walker lets its time pass inside psi_memstall_enter/leave.
+        task.ioac_thrash_pages += workingset
     return None
 
 
 def workingset_refault(m: Machine, task: TaskStruct, inode: DiskInode, index: int,
-                       nid: int) -> bool:
+                       nid: int) -> tuple[bool, bool]:
     """Models `workingset_refault()` in mm/workingset.c (v6.18): count the refault in the memcg
     that will own the folio (memory.stat workingset_refault_file); if the shadow entry is recent
     (`workingset_test_recent`), the folio is activated: counted (workingset_activate_file) and
-    its lruvec's clock ticks. True when activated."""
+    its lruvec's clock ticks; if it also had PG_workingset when it was evicted (it had been on
+    the active list: the shadow's workingset bit), it gets PG_workingset again and counts in
+    workingset_restore_file. Returns (activated, PG_workingset)."""
     count_memcg_event(task.memcg, "workingset_refault", 1)
     if not workingset_test_recent(m, inode, index):
-        return False
+        return False, False
     workingset_age_nonresident(m, task.memcg, nid, 1)
     count_memcg_event(task.memcg, "workingset_activate", 1)
-    return True
+    tag = inode.shadow.owner_of(index)
+    assert tag is not None
+    workingset = inode.shadow_tags[tag][3]
+    if workingset:
+        count_memcg_event(task.memcg, "workingset_restore", 1)
+    return True, workingset
 
 
 def filemap_get_folio(

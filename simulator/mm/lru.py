@@ -15,9 +15,9 @@ its object's map (`lru_del`), which also lowers the run's live count and the lis
 run is dropped when the scan reaches it dead. So sizes are exact, the order is exact, and a
 page re-added later is in its new run only.
 
-PG_referenced is kept per run (`referenced`); the accessed bits of the PTEs mapping a page are
-per page, in the object's `young` extent map (set by the fault that maps it, tested and
-cleared by reclaim's `folio_referenced`).
+PG_referenced and PG_workingset are kept per run (`referenced`, `workingset`); the accessed
+bits of the PTEs mapping a page are per page, in the object's `young` extent map (set by the
+fault that maps it, tested and cleared by reclaim's `folio_referenced`).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class LruRun:
     lru: int
     referenced: bool
     live: int
+    workingset: bool = False  # PG_workingset: the pages were deactivated from an active list
 
 
 @dataclass(eq=False)
@@ -105,16 +106,17 @@ def mem_cgroup_lruvec(memcg: Any, nid: int) -> Lruvec:
 
 
 def lru_add_range(st: LruState, vec: Lruvec, lru: int, obj: Any, a: int, b: int,
-                  young: bool, referenced: bool = False) -> None:
+                  young: bool, referenced: bool = False, workingset: bool = False) -> None:
     """`folio_add_lru` for pages `[a, b)` of `obj`, in page order, at the head of list `lru`;
-    `young`: a fault maps them (their PTEs' accessed bits are set).
+    `young`: a fault maps them (their PTEs' accessed bits are set); `referenced` and
+    `workingset`: their PG_referenced and PG_workingset.
 
     The pages must not be on any list (new folios, or folios just isolated)."""
     if b <= a:
         return
     stamp = st.next_stamp
     st.next_stamp += 1
-    run = LruRun(obj, a, b, stamp, vec, lru, referenced, b - a)
+    run = LruRun(obj, a, b, stamp, vec, lru, referenced, b - a, workingset)
     st.runs[stamp] = run
     obj.lru.fill(a, b, stamp)
     if young:
@@ -123,11 +125,11 @@ def lru_add_range(st: LruState, vec: Lruvec, lru: int, obj: Any, a: int, b: int,
     vec.nr[lru] += b - a
 
 
-def lru_add_runs(st: LruState, vec: Lruvec, lru: int, obj: Any,
-                 runs: list[tuple[int, int]], young: bool, referenced: bool = False) -> None:
+def lru_add_runs(st: LruState, vec: Lruvec, lru: int, obj: Any, runs: list[tuple[int, int]],
+                 young: bool, referenced: bool = False, workingset: bool = False) -> None:
     """`lru_add_range` for each run of `runs`, in that order."""
     for a, b in runs:
-        lru_add_range(st, vec, lru, obj, a, b, young, referenced)
+        lru_add_range(st, vec, lru, obj, a, b, young, referenced, workingset)
 
 
 def lru_del(st: LruState, obj: Any, a: int, b: int) -> None:
@@ -161,7 +163,7 @@ def lru_putback_range(st: LruState, obj: Any, a: int, b: int) -> None:
     for run, s, e in back:
         lru_del(st, obj, s, e)
         inactive = LRU_INACTIVE_FILE if getattr(obj, "file_lru", False) else LRU_INACTIVE_ANON
-        lru_add_range(st, run.lruvec, inactive, obj, s, e, False, run.referenced)
+        lru_add_range(st, run.lruvec, inactive, obj, s, e, False, run.referenced, run.workingset)
 
 
 def isolate_lru_folios(st: LruState, vec: Lruvec, lru: int, nr_to_scan: int
@@ -236,7 +238,7 @@ def lru_set_referenced(st: LruState, obj: Any, a: int, b: int) -> None:
             parts.append((tail[0][0], run.b, False, tail))
         for lo, hi, ref, pieces in parts:
             n = sum(pe - ps for ps, pe in pieces)
-            r = LruRun(obj, lo, hi, st.next_stamp, run.lruvec, run.lru, ref, n)
+            r = LruRun(obj, lo, hi, st.next_stamp, run.lruvec, run.lru, ref, n, run.workingset)
             st.next_stamp += 1
             st.runs[r.stamp] = r
             for ps, pe in pieces:

@@ -91,7 +91,7 @@ class MemCgroup:
     vmscan: dict[str, int] = field(
         default_factory=lambda: {"pgscan": 0, "pgsteal": 0, "pgactivate": 0,
                                  "pgdeactivate": 0, "pgrotated": 0, "workingset_refault": 0,
-                                 "workingset_activate": 0})
+                                 "workingset_activate": 0, "workingset_restore": 0})
     rcu_pgtables: dict[int, int] = field(default_factory=dict)  # freed page tables, per node,
     # still charged until their RCU grace period ends (`tlb_remove_table`)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits

@@ -60,14 +60,15 @@ class DiskInode(ShmemInode):
     Attributes:
         shadow: pages evicted by reclaim, each with a shadow entry (`workingset_eviction`):
             page -> an index into `shadow_tags`.
-        shadow_tags: (memcg of the reclaim, node, base): the eviction age of page i of a run
-            tagged so is base + i (a run evicted in page order ages one per page).
+        shadow_tags: (memcg of the reclaim, node, base, workingset): the eviction age of page
+            i of a run tagged so is base + i (a run evicted in page order ages one per page);
+            workingset: its folios had PG_workingset.
     """
 
     file_lru = True  # `folio_is_file_lru`: back to the file lists on munlock (lru.py)
     shadow: ExtentMap = field(default_factory=ExtentMap)
-    shadow_tags: list[tuple[Any, int, int]] = field(default_factory=list)
-    shadow_index: dict[tuple[int, int, int], int] = field(default_factory=dict)
+    shadow_tags: list[tuple[Any, int, int, bool]] = field(default_factory=list)
+    shadow_index: dict[tuple[int, int, int, bool], int] = field(default_factory=dict)
 
 
 def is_disk_file(inode: Any) -> TypeGuard[DiskInode]:
@@ -84,17 +85,18 @@ def workingset_age_nonresident(m: Machine, memcg: MemCgroup, nid: int, n: int) -
 
 
 def workingset_eviction(m: Machine, inode: DiskInode, a: int, b: int, target: MemCgroup,
-                        nid: int) -> None:
+                        nid: int, workingset: bool = False) -> None:
     """Models `workingset_eviction()` in mm/workingset.c (v6.18) for folios `[a, b)` evicted in
     page order by reclaim aimed at `target` (the root for global reclaim): each leaves a shadow
-    entry with the age of `target`'s lruvec on its node, which then ticks once per page."""
+    entry with the age of `target`'s lruvec on its node, which then ticks once per page, and
+    their PG_workingset (`pack_shadow`'s workingset bit)."""
     vec = mem_cgroup_lruvec(target, nid)
     base = vec.nonresident_age - a
-    key = (id(target), nid, base)
+    key = (id(target), nid, base, workingset)
     tag = inode.shadow_index.get(key)
     if tag is None:
         tag = inode.shadow_index[key] = len(inode.shadow_tags)
-        inode.shadow_tags.append((target, nid, base))
+        inode.shadow_tags.append((target, nid, base, workingset))
     inode.shadow.fill(a, b, tag)
     workingset_age_nonresident(m, target, nid, b - a)
 
@@ -106,7 +108,7 @@ def workingset_test_recent(m: Machine, inode: DiskInode, index: int) -> bool:
     swap space the memcg may use its anon pages too (subtree sums, as memory.stat's)."""
     tag = inode.shadow.owner_of(index)
     assert tag is not None
-    memcg, nid, base = inode.shadow_tags[tag]
+    memcg, nid, base, _ = inode.shadow_tags[tag]
     vec = mem_cgroup_lruvec(memcg, nid)
     distance = vec.nonresident_age - (base + index)
     vecs = [c.lruvecs[nid] for c in memcg.descendants_pre() if nid in c.lruvecs]
@@ -131,7 +133,8 @@ def folio_mark_accessed(m: Machine, inode: DiskInode, a: int, b: int) -> None:
             move.append((run, s, e))
     for run, s, e in move:
         lru_del(st, inode, s, e)
-        lru_add_range(st, run.lruvec, run.lru + 1, inode, s, e, False, False)  # PTE bits stay
+        lru_add_range(st, run.lruvec, run.lru + 1, inode, s, e, False, False,  # PTE bits stay
+                      run.workingset)
         workingset_age_nonresident(m, run.lruvec.memcg, run.lruvec.nid, e - s)
         count_memcg_event(run.lruvec.memcg, "pgactivate", e - s)
 
@@ -144,7 +147,7 @@ def count_memcg_event(memcg: MemCgroup, item: str, n: int) -> None:
 
 
 def __filemap_remove_folio(m: Machine, inode: DiskInode, a: int, b: int,
-                           target: MemCgroup | None = None) -> int:
+                           target: MemCgroup | None = None, workingset: bool = False) -> int:
     """Models `__filemap_remove_folio()` in mm/filemap.c (v6.18) (with `filemap_free_folio`)
     for the cached folios of `[a, b)`: out of the page cache, uncharged, freed. Reclaim
     (`__remove_mapping`) passes its `target` memcg: each folio leaves a shadow entry
@@ -152,7 +155,7 @@ def __filemap_remove_folio(m: Machine, inode: DiskInode, a: int, b: int,
     freed = 0
     if target is not None:
         for s, e, tag in inode.pages.runs(a, b):
-            workingset_eviction(m, inode, s, e, target, m.owners[tag][1])
+            workingset_eviction(m, inode, s, e, target, m.owners[tag][1], workingset)
     elif len(inode.shadow):
         inode.shadow.remove(a, b)
     for tag, n in file_folios_removed(m, inode, a, b).items():
@@ -165,8 +168,8 @@ def __filemap_remove_folio(m: Machine, inode: DiskInode, a: int, b: int,
     return freed
 
 
-def reclaim_file(m: Machine, inode: DiskInode, s: int, e: int, sc: ScanControl
-                 ) -> list[tuple[int, int]]:
+def reclaim_file(m: Machine, inode: DiskInode, s: int, e: int, sc: ScanControl,
+                 workingset: bool = False) -> list[tuple[int, int]]:
     """`shrink_folio_list()` for the isolated, unreferenced file folios `[s, e)`: unmapped
     (`try_to_unmap`), then a clean one is dropped (`__remove_mapping`, leaving a shadow entry)
     and a dirty one kept: direct reclaim does not write file folios back, it activates them
@@ -179,15 +182,16 @@ def reclaim_file(m: Machine, inode: DiskInode, s: int, e: int, sc: ScanControl
     pos = s
     for a, b in kept + [(e, e)]:
         if a > pos:
-            __remove_mapping_file(m, inode, pos, a, sc.target)
+            __remove_mapping_file(m, inode, pos, a, sc.target, workingset)
         pos = b
     return kept
 
 
-def __remove_mapping_file(m: Machine, inode: DiskInode, a: int, b: int, target: MemCgroup) -> int:
+def __remove_mapping_file(m: Machine, inode: DiskInode, a: int, b: int, target: MemCgroup,
+                          workingset: bool = False) -> int:
     """Models `__remove_mapping()` in mm/vmscan.c (v6.18) for clean file folios: a shadow
     entry in place of each (`workingset_eviction`, `__filemap_remove_folio`)."""
-    return __filemap_remove_folio(m, inode, a, b, target)
+    return __filemap_remove_folio(m, inode, a, b, target, workingset)
 
 
 RECLAIMERS[DiskInode] = reclaim_file

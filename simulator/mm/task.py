@@ -69,6 +69,7 @@ class TaskStruct:
     fds: set[str] = field(default_factory=set)
     memcg_nr_pages_over_high: int = 0
     ioac_read_pages: int = 0  # pages read from disk for it (`task_io_account_read`)
+    ioac_thrash_pages: int = 0  # of them, refaults of PG_workingset folios (a memory stall)
     memcg_stock: dict[MemCgroup, int] = field(default_factory=dict)
     psi_running: bool = False
     psi_memstall: int = 0

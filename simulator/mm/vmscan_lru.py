@@ -195,7 +195,9 @@ def shrink_active_list(m: Machine, vec: Lruvec, lru: int, nr_to_scan: int,
     taken = isolate_lru_folios(m.lru, vec, lru, nr_to_scan)
     n = 0
     for run, s, e in taken:
-        lru_add_range(m.lru, vec, lru - 1, run.obj, s, e, young=False, referenced=False)
+        # `folio_clear_active` and `folio_set_workingset`: it was in the working set
+        lru_add_range(m.lru, vec, lru - 1, run.obj, s, e, young=False, referenced=False,
+                      workingset=True)
         n += e - s
     sc.nr_scanned += n
     _count(vec.memcg, "pgdeactivate", n)
@@ -220,19 +222,20 @@ def shrink_folio_range(m: Machine, vec: Lruvec, lru: int, run: LruRun, s: int, e
     obj = run.obj
     for ls, le, locked in _locked_split(obj, s, e):
         if locked:
-            lru_add_range(m.lru, vec, LRU_UNEVICTABLE, obj, ls, le, False, run.referenced)
+            lru_add_range(m.lru, vec, LRU_UNEVICTABLE, obj, ls, le, False, run.referenced,
+                          run.workingset)
             continue
         for ys, ye, young in _young_split(obj, ls, le):
             if young:  # folio_check_references: referenced_ptes (the bits are cleared)
                 obj.young.remove(ys, ye)
                 if run.referenced:
-                    lru_add_range(m.lru, vec, lru + 1, obj, ys, ye, False, True)
+                    lru_add_range(m.lru, vec, lru + 1, obj, ys, ye, False, True, run.workingset)
                     _count(vec.memcg, "pgactivate", ye - ys)
                 else:
-                    lru_add_range(m.lru, vec, lru, obj, ys, ye, False, True)
+                    lru_add_range(m.lru, vec, lru, obj, ys, ye, False, True, run.workingset)
                     _count(vec.memcg, "pgrotated", ye - ys)
             else:
-                _reclaim_range(m, vec, lru, obj, ys, ye, sc)
+                _reclaim_range(m, vec, lru, obj, ys, ye, sc, run.workingset)
 
 
 def _young_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
@@ -255,12 +258,12 @@ def _split_by(marks: ExtentMap, s: int, e: int) -> list[tuple[int, int, bool]]:
 
 
 def _reclaim_range(m: Machine, vec: Lruvec, lru: int, obj: Any, ls: int, le: int,
-                   sc: ScanControl) -> None:
-    """FOLIOREF_RECLAIM for pages `[ls, le)`: the kind's reclaimer frees what it can, the rest
-    is activated (`activate_locked`)."""
+                   sc: ScanControl, workingset: bool = False) -> None:
+    """FOLIOREF_RECLAIM for pages `[ls, le)` (`workingset`: their PG_workingset): the kind's
+    reclaimer frees what it can, the rest is activated (`activate_locked`)."""
     reclaimer = RECLAIMERS.get(type(obj))
     if reclaimer is not None:
-        kept = reclaimer(m, obj, ls, le, sc)
+        kept = reclaimer(m, obj, ls, le, sc, workingset)
     elif isinstance(obj, ShmemInode):
         kept = reclaim_shmem(m, obj, ls, le, sc)
     else:
@@ -269,12 +272,12 @@ def _reclaim_range(m: Machine, vec: Lruvec, lru: int, obj: Any, ls: int, le: int
     sc.nr_reclaimed += freed
     _count(vec.memcg, "pgsteal", freed)
     for a, b in kept:  # `activate_locked`
-        lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True)
+        lru_add_range(m.lru, vec, lru + 1, obj, a, b, False, True, workingset)
         _count(vec.memcg, "pgactivate", b - a)
 
 
 # Reclaimers of other kinds of pages (the page cache of disk files): type -> function
-# (m, obj, start, end, sc) -> the ranges kept, on the model of reclaim_shmem.
+# (m, obj, start, end, sc, workingset) -> the ranges kept, on the model of reclaim_shmem.
 RECLAIMERS: dict[type, Any] = {}
 
 
