@@ -153,6 +153,8 @@ def render() -> str:
         "the run), `memsw` and `peak_memsw` (memory + swap at the end, and its highest), "
         "`pgscan` and `pgsteal` (pages "
         "reclaim scanned and freed), `workingset_refault` (evicted disk file pages read again), "
+        "`workingset_activate` and `workingset_restore` (of those, activated; and of those, "
+        "back in the working set: thrashing), "
         "`events: {low, high, max, oom, oom_kill, oom_group_kill}` (memory.events), and "
         "`pressure: {some_total, full_total, some_avg10, some_avg60, some_avg300, full_avg10, "
         "full_avg60, full_avg300}` (memory.pressure; the root `/` is the system's "

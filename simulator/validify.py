@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 
 FD_OPS = ("ftruncate", "write", "read", "fallocate", "add_seals", "mmap", "close")
 MEMCG_STATS = ("usage", "anon", "shmem", "file", "kernel", "pagetables", "file_mapped", "swap")
-MEMCG_RECLAIM = ("pgscan", "pgsteal", "workingset_refault")  # counts since the start, in pages
+# counts since the start, in pages
+MEMCG_RECLAIM = ("pgscan", "pgsteal", "workingset_refault", "workingset_activate",
+                 "workingset_restore")
 MEMCG_EXPECT_KEYS = (*MEMCG_STATS, *(f"peak_{s}" for s in MEMCG_STATS), "peak_memsw", "memsw",
                      *MEMCG_RECLAIM, "events", "pressure")
 MEMCG_EVENTS = ("low", "high", "max", "oom", "oom_kill", "oom_group_kill")
