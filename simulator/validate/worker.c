@@ -455,12 +455,12 @@ static int op_alloc_anon(struct op *o)
 	return 0;
 }
 
-static int op_oom_score_adj(long long value)
+/* One write(2) of `n` bytes of `buf` to the file at `path`: 0 or the errno. */
+static int write_file(const char *path, const char *buf, int n)
 {
-	char buf[32];
-	int n = snprintf(buf, sizeof(buf), "%lld", value), fd, err = 0;
+	int fd, err = 0;
 
-	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno;
 	if (write(fd, buf, n) < 0)
@@ -469,24 +469,26 @@ static int op_oom_score_adj(long long value)
 	return err;
 }
 
+static int op_oom_score_adj(long long value)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%lld", value);
+
+	return write_file("/proc/self/oom_score_adj", buf, n);
+}
+
 /* user_proactive_reclaim: "BYTES" or "BYTES swappiness=N" written to memory.reclaim; the
  * write fails with EAGAIN when reclaim falls short. */
 static int op_memory_reclaim(struct op *o)
 {
 	char buf[64];
-	int n, fd, err = 0;
+	int n;
 
 	if (o->a[1] >= 0)
 		n = snprintf(buf, sizeof(buf), "%lld swappiness=%lld", o->a[0], o->a[1]);
 	else
 		n = snprintf(buf, sizeof(buf), "%lld", o->a[0]);
-	fd = open(o->path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno;
-	if (write(fd, buf, n) < 0)
-		err = errno;
-	close(fd);
-	return err;
+	return write_file(o->path, buf, n);
 }
 
 static int op_sleep(long long ns)
