@@ -364,12 +364,17 @@ def wait_for_oom_progress(m: Machine, current: TaskStruct, victim: TaskStruct) -
     """
     if victim.exited or (victim.mm is not None and victim.mm.mmf_oom_skip):
         return
-    psi_memstall_enter(m, current)
+    yield from memstall_wait_for_memory(m, current, "waiting for OOM victim to exit")
+
+
+def memstall_wait_for_memory(m: Machine, task: TaskStruct, reason: str) -> Generator[Any, Any, None]:
+    """Sleep, killably, until memory is freed somewhere (`m.oom_waiters`), as one PSI memory
+    stall: the reclaim-and-retry loop of a charge or an allocation the sleep stands for."""
+    psi_memstall_enter(m, task)
     try:
-        yield from wait_event_killable(m, current, m.oom_waiters,
-                                       "waiting for OOM victim to exit")
+        yield from wait_event_killable(m, task, m.oom_waiters, reason)
     finally:
-        psi_memstall_leave(m, current)
+        psi_memstall_leave(m, task)
 
 
 def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
@@ -394,9 +399,4 @@ def pagefault_out_of_memory(m: Machine, task: TaskStruct) -> Generator[Any, Any,
         return
     m.log.emit("pagefault_out_of_memory", task=task.name, memcg=task.memcg.path)
     # The refault loop goes through `try_charge_memcg`'s reclaim each time: a memory stall.
-    psi_memstall_enter(m, task)
-    try:
-        yield from wait_event_killable(m, task, m.oom_waiters,
-                                       "refault loop: VM_FAULT_OOM with no OOM victim")
-    finally:
-        psi_memstall_leave(m, task)
+    yield from memstall_wait_for_memory(m, task, "refault loop: VM_FAULT_OOM with no OOM victim")
