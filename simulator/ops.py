@@ -203,15 +203,10 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
     if is_disk_file(inode):
         yield from _read_disk_file(p, a, inode)
         return
-    m, ps = p.m, p.m.page_size
-    offset = _of_file(a.offset, inode)
-    length = None if a.length is None else _of_file(a.length, inode)
-    start = offset // ps
-    if length is None:
-        end = inode.size_pages(ps)
-    else:
-        end = -(-(offset + length) // ps)
-    while True:
+    m = p.m
+    first, end = _read_span(a, inode, m.page_size)
+    start: int | None = first
+    while start is not None:
         p.page = start
         copied, holes, swapped, err, pending = yield from shmem_file_read_iter(
             m, p.task, inode, start, end)
@@ -220,33 +215,43 @@ def op_read(p: Proc, a: Any) -> Generator[Any, Any, None]:
         if swapped:
             m.log.emit("swapin", task=p.task.name, page=start, pages=swapped, detail=inode.name)
         yield m.env.timeout(m.costs.syscall + pending)
-        _check_killed(p, start + copied)
-        if err:
-            raise OpError(err, start)
-        start += copied
-        if copied == 0 or start >= min(end, inode.size_pages(ps)):
-            return
+        start = _read_next(p, inode, start, copied, end, err)
 
 
 def _read_disk_file(p: Proc, a: Any, inode: DiskInode) -> Generator[Any, Any, None]:
     """read(2) of a disk file in a loop (`filemap_read`): cached pages are copied, missing ones
     read from disk into the page cache, charged to the task's memcg."""
-    m, ps = p.m, p.m.page_size
-    offset = _of_file(a.offset, inode)
-    start = offset // ps
-    end = inode.size_pages(ps) if a.length is None else -(-(offset + _of_file(a.length, inode)) // ps)
-    while True:
+    m = p.m
+    first, end = _read_span(a, inode, m.page_size)
+    start: int | None = first
+    while start is not None:
         p.page = start
         yield _syscall(p)
         copied, reads, err = yield from filemap_read(m, p.task, inode, start, end)
         m.log.emit("filemap_read", task=p.task.name, page=start, pages=copied, value=reads,
                    detail=err or "")
-        _check_killed(p, start + copied)
-        if err:
-            raise OpError(err, start)
-        start += copied
-        if copied == 0 or start >= min(end, inode.size_pages(ps)):
-            return
+        start = _read_next(p, inode, start, copied, end, err)
+
+
+def _read_span(a: Any, inode: ShmemInode, ps: int) -> tuple[int, int]:
+    """The pages `[start, end)` a read op asks for (from `offset`, `length` or to the end)."""
+    offset = _of_file(a.offset, inode)
+    end = inode.size_pages(ps) if a.length is None else -(-(offset + _of_file(a.length, inode)) // ps)
+    return offset // ps, end
+
+
+def _read_next(p: Proc, inode: ShmemInode, start: int, copied: int, end: int,
+               err: str | None) -> int | None:
+    """After one read(2) call that copied `copied` pages from `start`: the next call's first
+    page, or None when the read is done (all read, EOF, or nothing copied); its error, if it
+    copied nothing, ends the op."""
+    _check_killed(p, start + copied)
+    if err:
+        raise OpError(err, start)
+    start += copied
+    if copied == 0 or start >= min(end, inode.size_pages(p.m.page_size)):
+        return None
+    return start
 
 
 @op("write")
