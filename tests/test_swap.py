@@ -140,7 +140,7 @@ class TestShmemSwapinFolio:
         p, c = r.counters["memcg"]["/p"], r.counters["memcg"]["/c"]
         assert p["shmem"] == PAGES_8M and p["swap"] == 0 and p["swap_current_pages"] == 0
         assert c["peak_shmem"] == 0
-        assert r.counters["swap"] == {"total_pages": 16384, "used_pages": 0,
+        assert r.counters["swap"] == {"total_pages": 16384, "kind": "zram", "used_pages": 0,
                                       "free_pages": 16384, "pswpin": PAGES_8M,
                                       "pswpout": PAGES_8M}
 
