@@ -59,7 +59,7 @@ def test_plot_memcg_usage_from_a_real_run():
     kill_ms = run.oom_kills[0]["time"] * 1e3
     assert max(y) == pytest.approx(64.0)
     assert 20 < np.interp(kill_ms / 2, x, y) < 44  # half way through the walk: half full
-    assert y[-1] == 0
+    assert y[-1] <= 4 / 1024  # all but the slab byte stock (refill_obj_stock keeps a page)
     (mark,) = [ln for ln in ax.get_lines() if ln.get_label() == "OOM kill"]
     assert mark.get_xdata()[0] == pytest.approx(kill_ms)
 
