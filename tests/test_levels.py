@@ -46,8 +46,9 @@ def test_one_record_per_change_not_per_page():
     assert len(app) < 12
     assert max(v for _, v in app) == run.m.memcgs["/app"].max
     # The victim's exit uncharged everything but its page tables, which go one RCU grace
-    # period later (`tlb_remove_table`).
-    assert 0 < app[-2][1] < 64 and app[-1][1] == 0
+    # period later (`tlb_remove_table`), and the slab byte stock, which `refill_obj_stock`
+    # leaves holding at most one page (it uncharges only when it holds more than a page).
+    assert 0 < app[-2][1] < 64 and app[-1][1] <= 1
     assert app[-1][0] - app[-2][0] == pytest.approx(run.m.costs.pgtable_rcu)
 
 
@@ -67,9 +68,10 @@ def test_bulk_steps_show_usage_rising_through_the_walk():
     start = min((t, v) for t, v in app if t > 0 and v > app[0][1])
     assert start[0] < 2e-3 and start[1] < limit // 10
     assert (kill, limit) in app
-    # The victim's exit uncharges all but its page tables, which go a grace period later.
+    # The victim's exit uncharges all but its page tables, which go a grace period later, and
+    # at most one page of slab byte stock (`refill_obj_stock`).
     after = [v for t, v in app if t > kill]
-    assert len(after) == 2 and 0 < after[0] < 64 and after[1] == 0
+    assert len(after) == 2 and 0 < after[0] < 64 and after[1] <= 1
     values = [v for _, v in app if _ <= kill]
     assert values == sorted(values)
 

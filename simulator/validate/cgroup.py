@@ -15,6 +15,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..scenario_model import CgroupSpec
+from ..units import parse_bytes
+
 V2_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
 V1_ROOT = Path("/sys/fs/cgroup/memory")
 
@@ -172,3 +175,18 @@ class MemoryCgroup:
 
     def __exit__(self, *exc: object) -> None:
         self.remove()
+
+
+def scenario_swap_files(spec: CgroupSpec, version: int, ram: int) -> dict[str, str]:
+    """The swap control files a scenario cgroup sets, as this controller names them: v1's
+    memory.memsw.limit_in_bytes (written after memory.limit_in_bytes, which it may not be
+    below) and memory.swappiness, v2's memory.swap.max."""
+    out: dict[str, str] = {}
+    if version == 1:
+        if spec.memory_memsw_limit_in_bytes != "max":
+            out["memory.memsw.limit_in_bytes"] = str(parse_bytes(spec.memory_memsw_limit_in_bytes, ram))
+        if spec.memory_swappiness is not None:
+            out["memory.swappiness"] = str(spec.memory_swappiness)
+    elif spec.memory_swap_max != "max":
+        out["memory.swap.max"] = str(parse_bytes(spec.memory_swap_max, ram))
+    return out

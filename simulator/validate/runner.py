@@ -34,10 +34,10 @@ from pathlib import Path
 
 from ..outcome import TaskOutcome
 from ..scenario import Scenario
-from ..scenario_model import CgroupSpec, swap_size
+from ..scenario_model import swap_size
 from ..units import parse_bytes, parse_seconds
 from ..validify import machine_bytes
-from .cgroup import MemoryCgroup
+from .cgroup import MemoryCgroup, scenario_swap_files
 from .diskfiles import DiskMount
 from .host import Host
 from .mounts import TmpfsMount
@@ -82,21 +82,6 @@ class KernelResult:
     start_usage: dict[str, int] = field(default_factory=dict)
     start_footprint: dict[str, dict[str, int]] = field(default_factory=dict)
     elapsed: float = 0.0
-
-
-def swap_files(spec: CgroupSpec, version: int, ram: int) -> dict[str, str]:
-    """The swap control files a scenario cgroup sets, as this controller names them: v1's
-    memory.memsw.limit_in_bytes (written after memory.limit_in_bytes, which it may not be
-    below) and memory.swappiness, v2's memory.swap.max."""
-    out: dict[str, str] = {}
-    if version == 1:
-        if spec.memory_memsw_limit_in_bytes != "max":
-            out["memory.memsw.limit_in_bytes"] = str(parse_bytes(spec.memory_memsw_limit_in_bytes, ram))
-        if spec.memory_swappiness is not None:
-            out["memory.swappiness"] = str(spec.memory_swappiness)
-    elif spec.memory_swap_max != "max":
-        out["memory.swap.max"] = str(parse_bytes(spec.memory_swap_max, ram))
-    return out
 
 
 def safety_cap(host: Host) -> int:
@@ -149,7 +134,7 @@ class KernelRun:
                 group = spec.memory_oom_group
             cg = parent.child(path.rsplit("/", 1)[1], limit, oom_kill_disable=disable,
                               oom_group=group, swap=swap,
-                              swap_files=swap_files(spec, top.ctl.version, ram) if spec else None)
+                              swap_files=scenario_swap_files(spec, top.ctl.version, ram) if spec else None)
             self.cgroups[path] = cg
             return cg
 
