@@ -113,6 +113,7 @@ class OneRun:
     draws: dict[str, Any]  # the run's drawn values by field path ({} if none)
     seed: int
     parts: dict[str, TaskParts]
+    plan: Plan  # the resolved scenario it ran (the policy's variant, its draws made)
 
 
 def one_run(text: str, file: str, cell_json: str, policy: str, kernel: str, run: int) -> OneRun:
@@ -122,13 +123,14 @@ def one_run(text: str, file: str, cell_json: str, policy: str, kernel: str, run:
     seed = seed0 + run
     if not draws_any:
         plan, memcgs, parts = _static_plan(text, file, cell_json, policy)
-        return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, {}, seed, parts)
+        return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, {}, seed, parts, plan)
     concrete, draws = instantiate(raw, seed0, run)
     base = scenario_from_data(concrete, file, lines=raw)
     sc = POLICIES[policy](base)
     memcgs = {t.name: t.cgroup for t in sc.tasks}
-    return OneRun(simulate(resolve(sc), seed=seed, kernel=kernel), memcgs, draws, seed,
-                  program_parts(base, sc))
+    plan = resolve(sc)
+    return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, draws, seed,
+                  program_parts(base, sc), plan)
 
 
 def task_rows(r: OneRun) -> list[dict[str, Any]]:
