@@ -214,7 +214,7 @@ def plot_memcg_timeline(levels: pd.DataFrame, limits: dict[str, int], page_size:
     keys = sorted(set(levels.loc[levels["kind"] == "memcg_usage", "key"]))
     if len(keys) > 1:
         keys = [k for k in keys if k != "/"]
-    colors: dict[str, str] = {}
+    colors: dict[str, Any] = {}
     for key in keys:
         xs, ys = level_line(levels, "memcg_usage", key)
         line, = ax.plot([x * 1e3 for x in xs], [y * mib for y in ys], label=key)

@@ -68,7 +68,7 @@ def paired_difference_interval(both: int, first_only: int, second_only: int, nei
     margins = (a + b) * (c + d) * (a + c) * (b + d)
     phi = 0.0
     if margins > 0:
-        cross = a * d - b * c
+        cross: float = a * d - b * c
         if cross > 0:
             cross = max(0.0, cross - n / 2)
         phi = cross / math.sqrt(margins)

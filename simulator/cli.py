@@ -409,6 +409,9 @@ def report(
     run: Annotated[str | None, typer.Option(
         "--run", help="the run whose memory timeline is drawn: policy=P,kernel=K,cell=I,run=N "
                       "(each optional; default: the baseline's first failing run)")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="the task the figures and the table are about (default: the parsing task that "
+             "failed most)")] = None,
 ) -> None:
     """Report on a sweep: DIR/summary.csv, paired.csv, failures.csv, figures/ (PNG, SVG) and a
     self-contained report.html; prints the failure rates against the baseline."""
@@ -416,7 +419,7 @@ def report(
 
     try:
         sw = load_sweep(directory)
-        rep = build_report(sw, baseline, run)
+        rep = build_report(sw, baseline, run, task)
         written = write_report(rep)
     except ScenarioError as e:
         fail_input(e)

@@ -187,12 +187,15 @@ def in_grid_order(df: pd.DataFrame, sw: Sweep) -> pd.DataFrame:
     return df.loc[order].reset_index(drop=True)
 
 
-def main_task(failures: pd.DataFrame) -> str | None:
-    """The task the report is about: the one that failed most often (else the first)."""
+def main_task(runs: pd.DataFrame, failures: pd.DataFrame) -> str | None:
+    """The task the report is about: of the tasks that parse (read or touch the data), the one
+    that failed most often; else of all tasks; else the first."""
     if failures.empty:
         return None
-    by = failures.groupby("task", sort=False)["failed"].sum()
-    return str(by.idxmax()) if by.max() > 0 else str(failures["task"].iloc[0])
+    parsing = set(runs.loc[runs["parse_start"].notna(), "task"]) if "parse_start" in runs else set()
+    pool = failures[failures["task"].isin(parsing)] if parsing else failures
+    by = pool.groupby("task", sort=False)["failed"].sum()
+    return str(by.idxmax()) if by.max() > 0 else str(pool["task"].iloc[0])
 
 
 def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1,
@@ -206,8 +209,10 @@ def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1,
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
-def build_report(sw: Sweep, baseline: str = "none", run_spec: str | None = None) -> Report:
-    """The tables and figures of a sweep (nothing written)."""
+def build_report(sw: Sweep, baseline: str = "none", run_spec: str | None = None,
+                 task: str | None = None) -> Report:
+    """The tables and figures of a sweep (nothing written); the figures and the main table
+    are about `task` (default: `main_task`)."""
     from analysis.plots import (
         plot_failure_rate_vs,
         plot_memcg_timeline,
@@ -224,7 +229,10 @@ def build_report(sw: Sweep, baseline: str = "none", run_spec: str | None = None)
     summary = in_grid_order(summary_frame(sw.runs, sw.grid), sw)
     failures = in_grid_order(failure_frame(sw.runs, sw.grid), sw)
     paired = in_grid_order(paired_frame(sw.runs, baseline, sw.grid), sw)
-    task = main_task(failures)
+    tasks = sorted(set(failures["task"]))
+    if task is not None and task not in tasks:
+        raise ScenarioError(f"--task {task!r}: the sweep's tasks are {', '.join(tasks)}")
+    task = task or main_task(sw.runs, failures)
     choice = choose_run(sw, baseline, task, run_spec)
     rep = Report(sw, baseline, task, summary, failures, paired, choice)
     kernels = sorted(set(failures["kernel"].astype(str)))
@@ -261,7 +269,7 @@ def build_report(sw: Sweep, baseline: str = "none", run_spec: str | None = None)
             leg = ax.get_legend()
             if leg is not None:
                 leg.remove()
-        handles = {}
+        handles: dict[str, Any] = {}
         for ax in axes[0]:
             for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(label, h)
