@@ -404,8 +404,9 @@ def sweep(
 def report(
     directory: Annotated[Path, typer.Argument(
         metavar="DIR", help="a sweep's directory (oomsim sweep FILE --out DIR)")],
-    baseline: Annotated[str, typer.Option(
-        help="the policy every other is compared with, run by run")] = "none",
+    baseline: Annotated[str | None, typer.Option(
+        help="the policy every other is compared with, run by run (default: none, or the "
+             "sweep's first policy)")] = None,
     run: Annotated[str | None, typer.Option(
         "--run", help="the run whose memory timeline is drawn: policy=P,kernel=K,cell=I,run=N "
                       "(each optional; default: the baseline's first failing run)")] = None,

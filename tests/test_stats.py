@@ -81,6 +81,15 @@ class TestPairedDifferenceInterval:
         got = paired_difference_interval(*table)
         assert tuple(got) == pytest.approx(newcombe_by_hand(*table), abs=1e-12)
 
+    @pytest.mark.parametrize(("table", "low", "high"), [
+        ((36, 12, 2, 0), 0.0569, 0.3404), ((18, 12, 2, 18), 0.0562, 0.3290),
+        ((53, 0, 0, 1), -0.0729, 0.0729), ((0, 30, 0, 0), 0.8395, 1.0)])
+    def test_the_papers_worked_examples(self, table, low, high):
+        """Newcombe (1998), Table II, method 10, to the four decimals printed there: the first
+        two tables differ only in their correlation (φ), the last two are at the edges."""
+        got = paired_difference_interval(*table)
+        assert got.low == pytest.approx(low, abs=5e-5) and got.high == pytest.approx(high, abs=5e-5)
+
     def test_sign_and_symmetry(self):
         """Swapping which policy is first negates the interval; no discordant pair, no
         difference, and the interval still has width."""

@@ -209,10 +209,11 @@ def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1,
     return fig, fig.subplots(nrows, ncols, squeeze=False, **kw)
 
 
-def build_report(sw: Sweep, baseline: str = "none", run_spec: str | None = None,
+def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = None,
                  task: str | None = None) -> Report:
     """The tables and figures of a sweep (nothing written); the figures and the main table
-    are about `task` (default: `main_task`)."""
+    are about `task` (default: `main_task`), the policies compared with `baseline` (default:
+    `none`, or the sweep's first policy if it did not run `none`)."""
     from analysis.plots import (
         plot_failure_rate_vs,
         plot_memcg_timeline,
@@ -224,6 +225,8 @@ def build_report(sw: Sweep, baseline: str = "none", run_spec: str | None = None,
     from analysis.summary import failure_frame, paired_frame, summary_frame
 
     policies = sw.meta["plan"]["policies"]
+    if baseline is None:
+        baseline = "none" if "none" in policies else str(policies[0])
     if baseline not in policies:
         raise ScenarioError(f"--baseline {baseline!r}: the sweep ran {', '.join(policies)}")
     summary = in_grid_order(summary_frame(sw.runs, sw.grid), sw)
