@@ -56,8 +56,8 @@ def paired_difference_interval(both: int, first_only: int, second_only: int, nei
     where φ is the correlation of the pairs, `(ad-bc)/sqrt((a+b)(c+d)(a+c)(b+d))`, with the
     paper's continuity correction: ad-bc is lowered by n/2 when positive (to 0 if that makes it
     negative), and φ = 0 when a margin is 0 (it reproduces the paper's Table II). Its coverage
-    stays close to 95% for small n and
-    at proportions near 0 or 1, where the Wald interval collapses to a point.
+    stays close to 95% for small n and at proportions near 0 or 1, where the Wald interval
+    collapses to a point.
     """
     a, b, c, d = both, first_only, second_only, neither
     n = a + b + c + d
