@@ -70,7 +70,8 @@ def summary_frame(runs: pd.DataFrame, grid: list[str] | None = None) -> pd.DataF
 def failure_frame(runs: pd.DataFrame, grid: list[str] | None = None) -> pd.DataFrame:
     """One row per cell, policy, kernel and task: `runs`, `failed` (runs in which the task
     failed), `rate`, `ci_low`, `ci_high` (Wilson 95%), `in_mitigation` (failures in an op of the
-    mitigation), and the means over its runs of the costs: `pages_instantiated`,
+    mitigation), `failed_page_median` (the median page at which the failed runs ended), and
+    the means over its runs of the costs: `pages_instantiated`,
     `memcg_peak_pages`, `parse_start` (over the runs that reached the parse), `others_killed`."""
     grid = grid_columns(runs) if grid is None else grid
     df = task_rows(runs)
@@ -81,9 +82,12 @@ def failure_frame(runs: pd.DataFrame, grid: list[str] | None = None) -> pd.DataF
     out = g.agg(runs=("failed", "size"), failed=("failed", "sum"),
                 in_mitigation=("in_mitigation", "sum"),
                 **{c: (c, "mean") for c in COST_COLUMNS if c in df}).reset_index()
-    out = with_wilson(out, "failed", "runs")
+    pages = (df[df["failed"]].groupby(by, sort=True, dropna=False)["page"].median()
+             .rename("failed_page_median").reset_index())
+    out = with_wilson(out.merge(pages, on=by, how="left"), "failed", "runs")
     costs = [c for c in COST_COLUMNS if c in out]
-    return out[[*by, "runs", "failed", "rate", "ci_low", "ci_high", "in_mitigation", *costs]]
+    return out[[*by, "runs", "failed", "rate", "ci_low", "ci_high", "in_mitigation",
+                "failed_page_median", *costs]]
 
 
 def paired_frame(runs: pd.DataFrame, baseline: str = "none",
