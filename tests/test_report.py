@@ -239,3 +239,20 @@ def test_new_sweep_columns_are_documented():
     assert "`outcome` ... `reason`" in part
     missing = [name for name, _ in FIXED_COLUMNS if name not in documented | set(ROW_FIELDS)]
     assert missing == []
+
+
+@pytest.mark.parametrize(("policy", "mitigation"), [
+    ("none", set()), ("zero_page", set()), ("mlock", {1}), ("populate", {1}),
+    ("map_populate", {0})])
+def test_program_parts_find_the_mitigations_ops(policy, mitigation):
+    """The ops a policy added (mlock, madvise after the mmap) or changed (the mmap given
+    MAP_POPULATE) are the mitigation's; the reader's touch is its parse."""
+    from simulator.experiment.work import program_parts
+    from simulator.policies import POLICIES
+    from simulator.scenario import load_scenario
+
+    base = load_scenario(ROOT / "scenarios" / "sealed-holes-memcg.yaml")
+    parts = program_parts(base, POLICIES[policy](base))
+    assert parts["reader"].mitigation == mitigation
+    assert parts["reader"].parse == (2 if mitigation == {1} else 1)
+    assert parts["sender"].mitigation == set() and parts["sender"].parse is None

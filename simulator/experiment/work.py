@@ -53,19 +53,28 @@ class TaskParts:
 
 def program_parts(base: Scenario, variant: Scenario) -> dict[str, TaskParts]:
     """Each task's `TaskParts`: the variant's ops matched against the program as written (the
-    longest common subsequence of equal ops); an op with no match is the policy's, and so is
-    every op of a task the policy added."""
-    written = {t.name: [repr(o) for o in t.ops] for t in base.tasks}
+    longest common subsequence of op names, then matched ops compared whole); an op with no
+    match, or matched to a different op (an mmap given MAP_POPULATE), is the policy's, and so
+    is every op of a task the policy added."""
+    written = {t.name: t.ops for t in base.tasks}
     out: dict[str, TaskParts] = {}
     for t in variant.tasks:
-        ops = [repr(o) for o in t.ops]
         parse = next((i for i, o in enumerate(t.ops) if op_name(o) in PARSE_OPS), None)
         if t.name not in written:
-            out[t.name] = TaskParts(frozenset(range(len(ops))), parse)
+            out[t.name] = TaskParts(frozenset(range(len(t.ops))), parse)
             continue
-        sm = difflib.SequenceMatcher(None, written[t.name], ops, autojunk=False)
-        added = {j for tag, _, _, j1, j2 in sm.get_opcodes() if tag in ("replace", "insert")
-                 for j in range(j1, j2)}
+        old = written[t.name]
+        if len(old) == len(t.ops) and all(a == b for a, b in zip(old, t.ops, strict=True)):
+            out[t.name] = TaskParts(frozenset(), parse)  # the program as written
+            continue
+        sm = difflib.SequenceMatcher(None, [op_name(o) for o in old], [op_name(o) for o in t.ops],
+                                     autojunk=False)
+        added: set[int] = set()
+        for tag, i1, _, j1, j2 in sm.get_opcodes():
+            if tag == "equal":
+                added.update(j for k, j in enumerate(range(j1, j2)) if old[i1 + k] != t.ops[j])
+            elif tag in ("replace", "insert"):
+                added.update(range(j1, j2))
         out[t.name] = TaskParts(frozenset(added), parse)
     return out
 
