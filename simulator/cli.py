@@ -1,4 +1,4 @@
-"""The `oomsim` command: run, check, compare, schema. No logic of its own beyond wiring and
+"""The `oomsim` command: run, check, compare, sweep, report, schema. No logic of its own beyond wiring and
 printing.
 
 Start-up is kept short: the simulator itself (numpy, SimPy), pandas (the Parquet frames),
@@ -398,6 +398,76 @@ def sweep(
     out_console.print(f"{plan.total_runs} runs in {len(plan.cells)} cell(s) x "
                       f"{len(plan.spec.policies)} policies x {len(plan.kernels)} kernel(s): "
                       f"{out}/runs/ (pandas.read_parquet), {out}/sweep.json")
+
+
+@app.command()
+def report(
+    directory: Annotated[Path, typer.Argument(
+        metavar="DIR", help="a sweep's directory (oomsim sweep FILE --out DIR)")],
+    baseline: Annotated[str | None, typer.Option(
+        help="the policy every other is compared with, run by run (default: none, or the "
+             "sweep's first policy)")] = None,
+    run: Annotated[str | None, typer.Option(
+        "--run", help="the run whose memory timeline is drawn: policy=P,kernel=K,cell=I,run=N "
+                      "(each optional; default: the baseline's first failing run)")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="the task the figures and the table are about (default: the parsing task that "
+             "failed most)")] = None,
+) -> None:
+    """Report on a sweep: DIR/summary.csv, paired.csv, failures.csv, figures/ (PNG, SVG) and a
+    self-contained report.html; prints the failure rates against the baseline."""
+    from .experiment.report import build_report, load_sweep, write_report
+
+    try:
+        sw = load_sweep(directory)
+        rep = build_report(sw, baseline, run, task)
+        written = write_report(rep)
+    except ScenarioError as e:
+        fail_input(e)
+    except OSError as e:
+        fail_input(ScenarioError(f"{directory}: cannot write the report: {e.strerror or e}"))
+    errors = int(sw.runs["task"].isna().sum())
+    if errors:
+        err_console.print(f"[yellow]warning:[/] {errors} run(s) raised (their `error` column in "
+                          f"{directory}/runs/); the tables leave them out", highlight=False)
+    out_console.print(report_table(rep))
+    out_console.print(f"wrote {len(written)} files: {directory}/summary.csv, paired.csv, "
+                      f"failures.csv, figures/, report.html")
+
+
+def report_table(rep: Any) -> Table:
+    """The report's main table: per cell, policy and kernel, the main task's failure rate with
+    its interval, the difference from the baseline with its paired interval and McNemar's p,
+    and the mean costs."""
+    import pandas as pd
+
+    sw = rep.sweep
+    f = rep.failures if rep.task is None else rep.failures[rep.failures["task"] == rep.task]
+    keys = [*sw.grid, "policy", "kernel", "task"]
+    df = f.merge(rep.paired.drop(columns=["runs"]), on=keys, how="left")
+    t = Table(title=f"{sw.name}: failure of {rep.task} by policy (vs {rep.baseline}, paired runs)",
+              title_justify="left")
+    for col in (*sw.grid, "policy", "kernel", "runs", "failed", "95% CI", f"vs {rep.baseline}",
+                "95% CI ", "McNemar p", "in mitigation", "pages inst.", "parse start",
+                "others killed"):
+        t.add_column(col, justify="left" if col in (*sw.grid, "policy", "kernel") else "right")
+
+    def num(v: Any, spec: str) -> str:
+        return "" if v is None or pd.isna(v) else format(v, spec)
+
+    for r in df.to_dict("records"):
+        style = "red" if r["rate"] > 0 else "green"
+        t.add_row(*(str(r[g]) for g in sw.grid), str(r["policy"]), str(r["kernel"]),
+                  str(r["runs"]), f"[{style}]{r['rate']:.0%}[/]",
+                  f"{r['ci_low']:.0%}-{r['ci_high']:.0%}", num(r.get("rate_diff"), "+.0%"),
+                  "" if pd.isna(r.get("diff_ci_low")) else
+                  f"{r['diff_ci_low']:+.0%} to {r['diff_ci_high']:+.0%}",
+                  num(r.get("mcnemar_p"), ".3g"), str(int(r["in_mitigation"])),
+                  num(r.get("pages_instantiated"), ",.0f"),
+                  num(None if pd.isna(r.get("parse_start")) else r["parse_start"] * 1e3, ".2f")
+                  + (" ms" if not pd.isna(r.get("parse_start")) else ""),
+                  num(r.get("others_killed"), ".2f"))
+    return t
 
 
 @app.command()

@@ -37,6 +37,9 @@ FIXED_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("op_name", pa.string()), ("page", pa.int64()), ("time", pa.float64()),
     ("reason", pa.string()), ("memcg", pa.string()), ("memcg_peak_pages", pa.int64()),
     ("draws", pa.string()), ("error", pa.string()),
+    # where it struck and what the run cost (work.task_rows; docs/output.md)
+    ("struck", pa.string()), ("pages_instantiated", pa.int64()), ("parse_start", pa.float64()),
+    ("others_killed", pa.int64()),
 ]
 
 
