@@ -26,6 +26,7 @@ from .mm.gup import PageSeq, WalkResult, faultin_range
 from .mm.ipc_shm import newseg
 from .mm.madvise import madvise_vma_behavior
 from .mm.memcontrol import CTX_GUP
+from .mm.memfd_seal_charge import memfd_add_seals_charged
 from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return, munlock_putback
 from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mmap import do_mmap, do_munmap, mprotect
@@ -184,13 +185,17 @@ def op_ftruncate(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("add_seals")
 def op_add_seals(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """fcntl(F_ADD_SEALS) (`memfd_add_seals`)."""
+    """fcntl(F_ADD_SEALS) (`memfd_add_seals`; with the what-if `charge_at_seal`, sealing
+    against writes fills the file's holes first and fails as fallocate does)."""
     yield _syscall(p)
     inode = _inode(p, a.fd)
-    err = memfd_mod.memfd_add_seals(inode, set(a.seals), file_writable(p.sim.fdt, a.fd))
+    err, res = yield from memfd_add_seals_charged(p.m, p.task, inode, set(a.seals),
+                                                  file_writable(p.sim.fdt, a.fd))
+    if res is not None:
+        _check_killed(p, res.page)
     if err:
         p.m.log.emit("seal_denied", task=p.task.name, detail=f"{err} {','.join(a.seals)}")
-        raise OpError(err)
+        raise OpError(err, None if res is None else res.page)
 
 
 @op("read")
