@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..plan import Plan, resolve
-from ..policies import POLICIES
+from ..policies import apply_policy
 from ..scenario import load_data, scenario_from_data
 from ..simulation import simulate
 from .instantiate import has_draws, instantiate
@@ -41,7 +41,7 @@ def _cell(text: str, file: str, cell_json: str) -> tuple[dict[str, Any], bool]:
 def _static_plan(text: str, file: str, cell_json: str, policy: str) -> tuple[Plan, dict[str, str]]:
     """The resolved plan of a cell and policy whose scenario draws nothing (loaded once)."""
     raw, _ = _cell(text, file, cell_json)
-    sc = POLICIES[policy](scenario_from_data(raw, file))
+    sc = apply_policy(policy, scenario_from_data(raw, file))
     return resolve(sc), {t.name: t.cgroup for t in sc.tasks}
 
 
@@ -55,7 +55,7 @@ def one_run(text: str, file: str, cell_json: str, policy: str, kernel: str,
         plan, memcgs = _static_plan(text, file, cell_json, policy)
         return simulate(plan, seed=seed, kernel=kernel), memcgs, {}, seed
     concrete, draws = instantiate(raw, seed0, run)
-    sc = POLICIES[policy](scenario_from_data(concrete, file, lines=raw))
+    sc = apply_policy(policy, scenario_from_data(concrete, file, lines=raw))
     memcgs = {t.name: t.cgroup for t in sc.tasks}
     return simulate(resolve(sc), seed=seed, kernel=kernel), memcgs, draws, seed
 
