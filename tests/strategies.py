@@ -8,9 +8,9 @@ gives them sizes, fills some ranges and seals some; then a few workers in memcgs
 those files (mmap, touch with every pattern, sparse touches of a few pages (fault-around
 windows half cached), mlock and munlock of ranges, MADV_POPULATE, fallocate, write, read,
 ftruncate, punch_hole, alloc_anon, ...), under overcommit modes 0/1/2, kernel profiles 6.18
-and 3.15, with and without the zero-page and charge-at-seal what-ifs, with or without a small swap device (pages
-go out by MADV_PAGEOUT, under memory.swap.max limits and `noswap` mounts, and come back by
-faults, read, write and fallocate). `scenarios()` validates them into
+and 3.15, with and without the zero-page and charge-at-seal what-ifs, with or without a small
+swap device (pages go out by MADV_PAGEOUT, under memory.swap.max limits and `noswap` mounts,
+and come back by faults, read, write and fallocate). `scenarios()` validates them into
 `Scenario` models. Every size is a whole number of 4 KiB pages unless a write or read says
 otherwise, and every memcg limit leaves room for the footprints of the tasks inside it (the
 fork-time charge is forced and must not overshoot a limit).
