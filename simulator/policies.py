@@ -29,14 +29,15 @@ from typing import Any
 from .registry import Registry
 from .scenario_errors import ScenarioError
 from .scenario_model import Scenario
-from .units import UnitError, parse_bytes
+from .units import UnitError, parse_bytes, parse_seconds
 
 REQUIRED = object()  # a parameter without a default
 
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter of a policy: `size` (bytes, with units), `int` or `str`."""
+    """A parameter of a policy: `size` (bytes, with units), `duration` (seconds, with units),
+    `int`, `float` or `str`."""
 
     name: str
     kind: str = "size"
@@ -50,11 +51,17 @@ class Param:
                 return parse_bytes(text)
             except UnitError as e:
                 raise ValueError(str(e)) from None
-        if self.kind == "int":
+        if self.kind == "duration":
             try:
-                return int(text)
+                return parse_seconds(text)
+            except UnitError as e:
+                raise ValueError(str(e)) from None
+        if self.kind in ("int", "float"):
+            try:
+                return int(text) if self.kind == "int" else float(text)
             except ValueError:
-                raise ValueError(f"expected an integer, got {text!r}") from None
+                raise ValueError(f"expected {'an integer' if self.kind == 'int' else 'a number'}, "
+                                 f"got {text!r}") from None
         return text
 
     def describe(self) -> str:

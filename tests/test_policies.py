@@ -16,7 +16,14 @@ from typer.testing import CliRunner
 from simulator.cli import app
 from simulator.experiment.plan import Chunk, plan_sweep
 from simulator.outcome import RunResult
-from simulator.policies import POLICIES, apply_policy, check_policies, default_specs, parse_policy
+from simulator.policies import (
+    POLICIES,
+    Param,
+    apply_policy,
+    check_policies,
+    default_specs,
+    parse_policy,
+)
 from simulator.scenario import Scenario, parse_scenario
 from simulator.scenario_errors import ScenarioError
 from simulator.simulation import simulate
@@ -93,6 +100,13 @@ class TestPolicySpecs:
         """`name:key=value` reads a size with the scenario files' units."""
         assert parse_policy("memcg_headroom:size=64MiB").params == {"size": 64 << 20}
         assert parse_policy("swap:size=1GiB").params == {"size": 1 << 30}
+
+    def test_parameter_kinds_for_other_policies(self):
+        """Durations, integers and numbers parse too (for policies such as userspace killers)."""
+        assert Param("interval", "duration").parse("100ms") == pytest.approx(0.1)
+        assert Param("n", "int").parse("3") == 3 and Param("x", "float").parse("0.5") == 0.5
+        with pytest.raises(ValueError, match="expected an integer, got 'x'"):
+            Param("n", "int").parse("x")
 
     def test_a_target_and_parameters(self):
         """`name:key=v@task` names a parameter and a task."""
