@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..policies import Param, policy
 from ..scenario_errors import ScenarioError
 from ..scenario_model import Scenario
 from ..units import parse_bytes
 from ..validify import machine_bytes
+from .registry import Param, policy
 from .rewrite import Data, dump, load, reader_tasks, task_named
 
 READER_CGROUPS = "the readers' cgroups"

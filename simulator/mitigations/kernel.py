@@ -9,8 +9,8 @@ that the seal call fails (ENOMEM, ENOSPC) instead of a later read.
 
 from __future__ import annotations
 
-from ..policies import policy
 from ..scenario_model import Scenario
+from .registry import policy
 from .rewrite import dump, load
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..policies import Param, policy
 from ..scenario_errors import ScenarioError
 from ..scenario_model import Scenario
 from ..units import parse_bytes
+from .registry import Param, policy
 from .rewrite import (
     Data,
     dump,

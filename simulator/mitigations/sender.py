@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..policies import policy
 from ..scenario_model import Scenario
+from .registry import policy
 from .rewrite import WRITE_SEALS, dump, load, op_of, rewrite_ops, sealer_tasks
 
 
