@@ -87,13 +87,17 @@ def check_format(fmt: str) -> Format:
     return fmt  # type: ignore[return-value]
 
 
+WHAT_IFS = ("zero_page_sealed_holes", "charge_at_seal")  # the keys of `what_if` (WhatIf)
+
+
 def parse_what_if(items: list[str]) -> dict[str, Any]:
     """`--what-if zero_page_sealed_holes=true` -> {"zero_page_sealed_holes": True}."""
     out: dict[str, Any] = {}
     for item in items:
         key, _, val = item.partition("=")
-        if key != "zero_page_sealed_holes" or val.lower() not in ("true", "false", "1", "0", ""):
-            raise ScenarioError(f"--what-if {item!r}: expected zero_page_sealed_holes=true|false")
+        if key not in WHAT_IFS or val.lower() not in ("true", "false", "1", "0", ""):
+            raise ScenarioError(f"--what-if {item!r}: expected "
+                                f"{' or '.join(k + '=true|false' for k in WHAT_IFS)}")
         out[key] = val.lower() in ("true", "1", "")
     return out
 
@@ -108,8 +112,9 @@ def check_kernels(kernels: list[str]) -> None:
 def outcome_table(sc: Scenario, run: RunResult) -> Table:
     """The readable table of what happened to each task."""
     title = f"{sc.name}  (kernel {run.kernel}, seed {run.seed}"
-    if run.what_if.get("zero_page_sealed_holes"):
-        title += ", what-if zero_page_sealed_holes"
+    for key in WHAT_IFS:
+        if run.what_if.get(key):
+            title += f", what-if {key}"
     title += ")"
     t = Table(title=title, title_justify="left")
     for col in ("task", "cgroup", "outcome", "errno", "op", "page", "time", "reason"):
@@ -159,7 +164,7 @@ def run(
         help="the same as --seed: a list or range of seeds, e.g. 1-100")] = None,
     kernel: Annotated[str | None, typer.Option(help="behaviour profile: 6.18 or 3.15")] = None,
     what_if: Annotated[list[str] | None, typer.Option(
-        "--what-if", help="e.g. zero_page_sealed_holes=true")] = None,
+        "--what-if", help="zero_page_sealed_holes=true or charge_at_seal=true")] = None,
     reference: Annotated[bool, typer.Option(help="run the per-page reference model (slow)")] = False,
     debug_vm: Annotated[bool, typer.Option(
         help="check the model's invariants after every step and op (CONFIG_DEBUG_VM; slow)")] = False,
@@ -264,7 +269,10 @@ def check(
 @app.command()
 def compare(
     file: Annotated[Path, typer.Argument(help="a scenario YAML file")],
-    policy: Annotated[list[str] | None, typer.Option(help="mitigations to compare (default: all)")] = None,
+    policy: Annotated[list[str] | None, typer.Option(
+        help="mitigations to compare, as `oomsim policies` lists them: name, "
+             "name:key=value[,key=value], name@task (default: every policy, each with its "
+             "example parameters)")] = None,
     kernel: Annotated[list[str] | None, typer.Option(help="kernels (default: the scenario's)")] = None,
     seeds: Annotated[str, typer.Option(
         help="runs per cell: N (seeds seed..seed+N-1), or the seeds themselves as a list or "
@@ -272,14 +280,14 @@ def compare(
     out: Annotated[Path | None, typer.Option(help="a directory: write the tidy sweep.parquet there")] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
 ) -> None:
-    """Run a scenario under mitigation policies (none, mlock, populate, map_populate,
-    zero_page) and kernels, and tabulate how each task ended."""
+    """Run a scenario under mitigation policies (`oomsim policies`) and kernels, and tabulate
+    how each task ended."""
     import pandas as pd
 
     from analysis.frames import failure_rates, outcome_labels
 
     from .experiment.work import run_chunk
-    from .policies import POLICIES
+    from .policies import check_policies, default_specs
     from .scenario import load_scenario
 
     try:
@@ -297,10 +305,8 @@ def compare(
         if min(seed_list) < sc.seed:
             raise ScenarioError(f"--seeds: run i of a scenario runs with seed {sc.seed} + i; "
                                 f"seeds below {sc.seed} have no run")
-        names = policy or list(POLICIES)
-        for name in names:
-            if name not in POLICIES:
-                raise ScenarioError(f"no policy {name!r}; known: {', '.join(POLICIES)}")
+        names = policy or default_specs()
+        check_policies(names, sc)
         text = file.read_text()
     except ScenarioError as e:
         fail_input(e)
@@ -472,12 +478,14 @@ def report_table(rep: Any) -> Table:
 
 @app.command()
 def policies() -> None:
-    """List the mitigation policies a sweep or `compare` can name, a line each."""
-    from .policies import POLICIES
+    """List the mitigation policies a sweep or `compare` can name, a line each: the name, what
+    it does, its parameters (`name:key=value`) and what it applies to without `@task`."""
+    from .policies import describe_policies
 
-    for name, fn in POLICIES.items():
-        doc = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        out_console.print(f"{name:16} {doc}", highlight=False, soft_wrap=True)
+    for name, doc, params, target in describe_policies():
+        extra = f" [{params}]" if params else ""
+        out_console.print(f"{name:22} {doc}{extra} (default target: {target})",
+                          highlight=False, soft_wrap=True, markup=False)
 
 
 app.command()(validate)  # `oomsim validate`: scenarios on the real kernel (simulator/validate/)

@@ -26,7 +26,8 @@ from .mm.gup import PageSeq, WalkResult, faultin_range
 from .mm.ipc_shm import newseg
 from .mm.madvise import madvise_vma_behavior
 from .mm.memcontrol import CTX_GUP
-from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return
+from .mm.memfd_seal_charge import memfd_add_seals_charged
+from .mm.mlock import apply_vma_lock_flags, mlock_check, mlock_posix_error_return, munlock_putback
 from .mm.mm_types import VM_FAULT_OK, VM_FAULT_SIGBUS
 from .mm.mmap import do_mmap, do_munmap, mprotect
 from .mm.namei import do_filp_open
@@ -184,13 +185,17 @@ def op_ftruncate(p: Proc, a: Any) -> Generator[Any, Any, None]:
 
 @op("add_seals")
 def op_add_seals(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """fcntl(F_ADD_SEALS) (`memfd_add_seals`)."""
+    """fcntl(F_ADD_SEALS) (`memfd_add_seals`; with the what-if `charge_at_seal`, sealing
+    against writes fills the file's holes first and fails as fallocate does)."""
     yield _syscall(p)
     inode = _inode(p, a.fd)
-    err = memfd_mod.memfd_add_seals(inode, set(a.seals), file_writable(p.sim.fdt, a.fd))
+    err, res = yield from memfd_add_seals_charged(p.m, p.task, inode, set(a.seals),
+                                                  file_writable(p.sim.fdt, a.fd))
+    if res is not None:
+        _check_killed(p, res.page)
     if err:
         p.m.log.emit("seal_denied", task=p.task.name, detail=f"{err} {','.join(a.seals)}")
-        raise OpError(err)
+        raise OpError(err, None if res is None else res.page)
 
 
 @op("read")
@@ -393,10 +398,10 @@ def _mlock(p: Proc, a: Any, onfault: bool) -> Generator[Any, Any, None]:
     yield _syscall(p)
     vma = _vma(p, a.map)
     lo, hi = _pages_range(p, a.range, vma.npages)
-    err = mlock_check(p.task, vma, hi - lo)
+    err = mlock_check(p.task, vma, lo, hi)
     if err:
         raise OpError(err)
-    apply_vma_lock_flags(p.task, vma, True, onfault)
+    apply_vma_lock_flags(p.task, vma, True, onfault, lo, hi)
     if onfault:
         return
     status = yield from _populate(p, vma, lo, hi, vma.write and not vma.shared, p.m.costs.mlock)
@@ -406,9 +411,13 @@ def _mlock(p: Proc, a: Any, onfault: bool) -> Generator[Any, Any, None]:
 
 @op("munlock")
 def op_munlock(p: Proc, a: Any) -> Generator[Any, Any, None]:
-    """munlock(2): clear VM_LOCKED."""
+    """munlock(2) of the map or a range of it: clear VM_LOCKED; pages reclaim had found
+    unevictable are evictable again (`munlock_folio`)."""
     yield _syscall(p)
-    apply_vma_lock_flags(p.task, _vma(p, a.map), False)
+    vma = _vma(p, a.map)
+    lo, hi = _pages_range(p, a.range, vma.npages)
+    apply_vma_lock_flags(p.task, vma, False, False, lo, hi)
+    munlock_putback(p.m, vma, lo, hi)
 
 
 @op("madvise")

@@ -17,7 +17,7 @@ __all__ = ["RunResult", "TaskOutcome", "atomic_write_parquet", "atomic_write_tex
 EVENT_COLUMNS = ["time", "kind", "task", "memcg", "page", "pages", "value", "detail"]
 LEVEL_COLUMNS = ["time", "kind", "key", "value", "ramp"]
 TASK_COLUMNS = ["scenario", "seed", "kernel", "zero_page_sealed_holes", "task", "outcome", "errno",
-                "op", "op_name", "page", "time", "reason"]
+                "op", "op_name", "page", "time", "reason", "charge_at_seal"]
 OOM_KILL_COLUMNS = ["scenario", "seed", "kernel", "victim", "constraint", "memcg", "task_memcg",
                     "points", "totalpages", "time", "rss_pages", "pgtables_pages", "swapents",
                     "oom_score_adj", "line", "task_line", "oom_constraint", "nodemask",
@@ -32,7 +32,8 @@ def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:
         for name, o in r.tasks.items():
             rows.append({"scenario": scenario, "seed": r.seed, "kernel": r.kernel,
                          "zero_page_sealed_holes": bool(r.what_if.get("zero_page_sealed_holes")),
-                         "task": name, **o.as_dict()})
+                         "task": name, **o.as_dict(),
+                         "charge_at_seal": bool(r.what_if.get("charge_at_seal"))})
     out = pd.DataFrame(rows, columns=TASK_COLUMNS)
     for col in ("op", "page"):
         out[col] = out[col].astype("Int64")

@@ -245,6 +245,9 @@ class WhatIfSpec(Strict):
     """Behaviour no kernel has (see simulator/mm/profiles.py)."""
 
     zero_page_sealed_holes: bool = False
+    charge_at_seal: bool = Field(
+        default=False, description="F_ADD_SEALS against writes instantiates and charges every "
+        "hole of the file (as fallocate), failing with ENOMEM/ENOSPC instead of a later read")
 
 
 class SweepSpec(Strict):

@@ -9,8 +9,7 @@ import pandas as pd
 
 from .outcome import RunResult
 from .plan import resolve
-from .policies import POLICIES
-from .scenario_errors import ScenarioError
+from .policies import apply_policy, parse_policy
 from .scenario_model import Scenario
 from .simulation import simulate
 
@@ -26,13 +25,12 @@ class SweepRun:
 
 def sweep(sc: Scenario, policies: Iterable[str], kernels: Iterable[str],
           seeds: Iterable[int]) -> list[SweepRun]:
-    """Every policy x kernel x seed, in that order (deterministic)."""
+    """Every policy x kernel x seed, in that order (deterministic); a policy is a spec
+    (`mlock`, `swap:size=1GiB`, `protect_reader@reader`: simulator/policies.py)."""
     out = []
     seeds = list(seeds)
     for name in policies:
-        if name not in POLICIES:
-            raise ScenarioError(f"no policy {name!r}; known: {', '.join(POLICIES)}")
-        variant = resolve(POLICIES[name](sc))
+        variant = resolve(apply_policy(parse_policy(name), sc))
         for k in kernels:
             for s in seeds:
                 out.append(SweepRun(name, k, simulate(variant, seed=s, kernel=k)))

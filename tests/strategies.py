@@ -6,11 +6,11 @@ mounts, files of a disk mount, read into the page cache by read(2), faults and w
 gives them sizes, fills some ranges and seals some; then a few workers in memcgs
 (nested, limits of a few hundred pages, oom.group, v1 oom_kill_disable) running random ops on
 those files (mmap, touch with every pattern, sparse touches of a few pages (fault-around
-windows half cached), mlock, MADV_POPULATE, fallocate, write, read, ftruncate, punch_hole,
-alloc_anon, ...), under overcommit modes 0/1/2, kernel profiles 6.18
-and 3.15, with and without the zero-page what-if, with or without a small swap device (pages
-go out by MADV_PAGEOUT, under memory.swap.max limits and `noswap` mounts, and come back by
-faults, read, write and fallocate). `scenarios()` validates them into
+windows half cached), mlock and munlock of ranges, MADV_POPULATE, fallocate, write, read,
+ftruncate, punch_hole, alloc_anon, ...), under overcommit modes 0/1/2, kernel profiles 6.18
+and 3.15, with and without the zero-page and charge-at-seal what-ifs, with or without a small
+swap device (pages go out by MADV_PAGEOUT, under memory.swap.max limits and `noswap` mounts,
+and come back by faults, read, write and fallocate). `scenarios()` validates them into
 `Scenario` models. Every size is a whole number of 4 KiB pages unless a write or read says
 otherwise, and every memcg limit leaves room for the footprints of the tasks inside it (the
 fork-time charge is forced and must not overshoot a limit).
@@ -29,7 +29,7 @@ PAGE = 4096
 CGROUP_TREES = [[], ["/a"], ["/a", "/b"], ["/a", "/a/b"], ["/a", "/a/b", "/c"]]
 SEALS = ["write", "shrink", "grow", "future_write", "seal"]
 MAP_OP_KINDS = ["touch", "touch", "touch", "touch", "mlock", "madvise", "madvise", "munmap",
-                "mprotect", "mlock2", "pageout", "pageout"]
+                "mprotect", "mlock2", "pageout", "pageout", "munlock"]
 FD_OP_KINDS = ["fallocate", "write", "read", "ftruncate", "punch_hole", "add_seals", "close"]
 CHANGE_KINDS = ["fallocate", "fallocate", "write", "ftruncate", "punch_hole", "punch_hole"]
 
@@ -232,6 +232,8 @@ def map_op(draw: Any, name: str, npages: int, writable: bool, kernel: str,
         return {"madvise": {"map": name, "advice": "pageout", **extra}}
     if kind == "mlock":
         return {"mlock": {"map": name, **extra}}
+    if kind == "munlock":
+        return {"munlock": {"map": name, **extra}}
     if kind == "mlock2":
         return {"mlock2": {"map": name, "flags": draw(st.sampled_from([[], ["onfault"]]))}}
     if kind == "madvise":
@@ -455,7 +457,9 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
                     "noswap": draw(st.sampled_from([False, False, True]))} for p in mounts]
                   + ([{"path": "/disk", "type": "disk", "files": disk_files}] if disk_files else []),
         "cgroups": cgroups,
-        "what_if": {"zero_page_sealed_holes": draw(st.booleans())},
+        "what_if": {"zero_page_sealed_holes": draw(st.booleans()),
+                    # sealing against writes fills the file (simulator/mm/memfd_seal_charge.py)
+                    "charge_at_seal": draw(st.integers(0, 3)) == 0},
         "tasks": tasks,
     }
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from analysis import failure_rates, outcome_labels, plot_memcg_usage, plot_outcome_rates
-from simulator.policies import POLICIES
+from simulator.policies import default_specs
 from simulator.results import levels_frame, oom_kills_frame
 from simulator.scenario import load_scenario
 from simulator.simulation import simulate
@@ -65,10 +65,11 @@ def test_plot_memcg_usage_from_a_real_run():
 
 
 def test_sweep_covers_every_policy(tmp_path):
-    """A sweep runs each policy; with mlock on 3.15 the reader fails early with EAGAIN."""
+    """A sweep runs each policy (its example spec); with mlock on 3.15 the reader fails early
+    with EAGAIN."""
     sc = load_scenario("scenarios/sealed-holes-memcg.yaml")
-    df = sweep_frame(sc, sweep(sc, POLICIES, ["3.15"], [1]))
+    df = sweep_frame(sc, sweep(sc, default_specs(), ["3.15"], [1]))
     got = df[df.task == "reader"].set_index("policy")
-    assert set(got.index) == set(POLICIES)
+    assert set(got.index) == set(default_specs())
     assert (got.loc["mlock", "outcome"], got.loc["mlock", "errno"]) == ("error", "EAGAIN")
     assert got.loc["zero_page", "outcome"] == "ok"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from simulator.machine_profile import MachineProfile, write_profile
-from simulator.policies import POLICIES
+from simulator.policies import apply_policy, default_specs
 from simulator.scenario import load_scenario
 from simulator.simulation import Run
 
@@ -18,6 +18,6 @@ def test_the_machine_profile_is_read_once_at_load(tmp_path):
         "tasks: [{name: t, ops: [{sleep: 1ms}]}]\n")
     sc = load_scenario(tmp_path / "s.yaml")
     (tmp_path / "p.yaml").unlink()
-    for name in POLICIES:  # the policies' rewritten scenarios keep the costs too
-        costs = Run(POLICIES[name](sc)).m.costs
+    for spec in default_specs():  # the policies' rewritten scenarios keep the costs too
+        costs = Run(apply_policy(spec, sc)).m.costs
         assert (costs.fault, costs.read) == (pytest.approx(3e-6), pytest.approx(1e-7))

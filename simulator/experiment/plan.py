@@ -6,13 +6,15 @@ with the same command finds the same chunks, and runs only those whose results a
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
-from ..policies import POLICIES
+from ..policies import parse_policy
 from ..scenario_errors import ScenarioError, describe
 from ..scenario_model import SweepSpec
 from .grid import check_path, set_path
@@ -34,7 +36,17 @@ class Chunk:
     @property
     def key(self) -> str:
         """The chunk's name, which is also its result file's (`part-<key>.parquet`)."""
-        return f"c{self.cell:04d}-{self.policy}-{self.kernel}-r{self.first:07d}-{self.last:07d}"
+        return f"c{self.cell:04d}-{policy_key(self.policy)}-{self.kernel}-r{self.first:07d}-{self.last:07d}"
+
+
+def policy_key(spec: str) -> str:
+    """A policy spec as a file name's part: a plain name as it is; a spec with parameters or a
+    target (`swap:size=1GiB@reader`) with its other characters made `_` and a short hash, so
+    that two specs never share a file."""
+    if re.fullmatch(r"[A-Za-z0-9_]+", spec):
+        return spec
+    digest = hashlib.sha1(spec.encode()).hexdigest()[:8]
+    return f"{re.sub(r'[^A-Za-z0-9_=.]', '_', spec)}_{digest}"
 
 
 @dataclass
@@ -77,10 +89,17 @@ def plan_sweep(raw: dict[str, Any], runs: int | None = None,
         check_path(raw, path)
         if not values:
             raise ScenarioError(f"grid path {path!r}: no values to try", ("sweep", "grid", path))
-    for p in spec.policies:
-        if p not in POLICIES:
-            raise ScenarioError(f"no policy {p!r}; known: {', '.join(POLICIES)}",
-                                ("sweep", "policies"))
+    # The targets are checked here when the tasks' names are plain (no `count` copies).
+    tasks = [t for t in raw.get("tasks") or [] if isinstance(t, dict)]
+    names = [] if any("count" in t for t in tasks) else [str(t.get("name")) for t in tasks]
+    for i, p in enumerate(spec.policies):
+        try:
+            ps = parse_policy(p)
+        except ScenarioError as e:
+            raise ScenarioError(e.message, ("sweep", "policies", i)) from None
+        if ps.target is not None and names and ps.target not in names:
+            raise ScenarioError(f"policy {p!r}: no task named {ps.target!r}; tasks: "
+                                f"{', '.join(names)}", ("sweep", "policies", i))
     kernels: list[str] = [*spec.kernels] if spec.kernels else [str(raw.get("kernel", "6.18"))]
     paths = list(spec.grid)
     cells = [dict(zip(paths, combo, strict=True))

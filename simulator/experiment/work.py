@@ -21,7 +21,7 @@ from typing import Any
 
 from ..outcome import RunResult
 from ..plan import Plan, resolve
-from ..policies import POLICIES
+from ..policies import apply_policy
 from ..scenario import load_data, scenario_from_data
 from ..scenario_model import Scenario
 from ..scenario_ops import op_name
@@ -109,7 +109,7 @@ def _static_plan(text: str, file: str, cell_json: str,
     """The resolved plan of a cell and policy whose scenario draws nothing (loaded once)."""
     raw, _ = _cell(text, file, cell_json)
     base = scenario_from_data(raw, file)
-    sc = POLICIES[policy](base)
+    sc = apply_policy(policy, base)
     return resolve(sc), {t.name: t.cgroup for t in sc.tasks}, program_parts(base, sc)
 
 
@@ -135,7 +135,7 @@ def one_run(text: str, file: str, cell_json: str, policy: str, kernel: str, run:
         return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, {}, seed, parts, plan)
     concrete, draws = instantiate(raw, seed0, run)
     base = scenario_from_data(concrete, file, lines=raw)
-    sc = POLICIES[policy](base)
+    sc = apply_policy(policy, base)
     memcgs = {t.name: t.cgroup for t in sc.tasks}
     plan = resolve(sc)
     return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, draws, seed,

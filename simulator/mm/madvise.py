@@ -59,7 +59,7 @@ def madvise_pageout(
     m: Machine, task: TaskStruct, vma: VMA, a: int, b: int
 ) -> tuple[str | None, int]:
     """Models `madvise_pageout()` over VMA pages `[a, b)`: (errno or None, pages swapped out)."""
-    if vma.locked:
+    if vma.mlocked.count(a, b):  # a VM_LOCKED part of the range (`can_madv_lru_vma`)
         return EINVAL, 0
     done = m.engine.pageout(m, task, vma, a, b)
     if done:
@@ -111,7 +111,7 @@ def madvise_dontneed_free(m: Machine, task: TaskStruct, vma: VMA, a: int, b: int
     PTEs of `[a, b)` are zapped and private COW copies freed: the next access faults again.
     The PTE tables of whole 2 MiB regions zapped are freed too (PT_RECLAIM, `try_to_free_pte`).
     """
-    if vma.locked:
+    if vma.mlocked.count(a, b):  # `madvise_dontneed_free_valid_vma`
         return EINVAL
     unmap_pages(m, task, vma, a, b)
     free_cow_pages(m, task, vma, a, b)

@@ -51,18 +51,27 @@ def memfd_add_seals(inode: ShmemInode, seals: set[str], fd_writable: bool = True
     F_SEAL_WRITE while a shared mapping may still write fails with EBUSY. F_SEAL_EXEC on an
     executable file implies the write seals (memfd_create files are 0777 unless NOEXEC).
     """
+    err, add = memfd_seals_to_add(inode, seals, fd_writable)
+    if err:
+        return err
+    inode.seals |= add
+    return None
+
+
+def memfd_seals_to_add(inode: ShmemInode, seals: set[str], fd_writable: bool = True
+                       ) -> tuple[str | None, set[str]]:
+    """The checks of `memfd_add_seals()` before it sets the seals: (errno, the seals to add)."""
     if not fd_writable:
-        return EPERM
+        return EPERM, set()
     if F_SEAL_SEAL in inode.seals:
-        return EPERM
+        return EPERM, set()
     if F_SEAL_WRITE in seals and F_SEAL_WRITE not in inode.seals and inode.i_mmap_writable > 0:
-        return EBUSY
+        return EBUSY, set()
     if F_SEAL_EXEC in seals and F_SEAL_EXEC not in inode.seals:
         seals = seals | {F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE}
         if inode.i_mmap_writable > 0:
             seals = seals - {F_SEAL_WRITE}
-    inode.seals |= seals
-    return None
+    return None, set(seals)
 
 
 def check_write(inode: ShmemInode, offset_end: int) -> str | None:
@@ -101,4 +110,4 @@ def memfd_check_seals_mmap(inode: ShmemInode, shared: bool, prot_write: bool) ->
     return None
 
 
-__all__ = ["memfd_add_seals", "memfd_create"]
+__all__ = ["memfd_add_seals", "memfd_create", "memfd_seals_to_add"]

@@ -28,6 +28,10 @@ class VMA:
     file's page-cache folio), `cow` (a PTE to a private anonymous page), `zero` (a PTE to
     ZERO_PAGE) and `swap` (a swap PTE: a private anonymous page in swap, tagged with the
     memcg recorded at swap-out as a `Machine.memcg_tag` tag).
+
+    `mlocked` holds the pages with VM_LOCKED: mlock(2) of a range splits the kernel's VMA
+    (`mlock_fixup`), which the model keeps whole with the locked pages marked; `locked` says
+    whether any page is.
     """
 
     name: str
@@ -49,6 +53,7 @@ class VMA:
     swap: ExtentMap = field(default_factory=ExtentMap)
     lru: ExtentMap = field(default_factory=ExtentMap)  # page -> stamp of its LRU run (lru.py)
     young: ExtentMap = field(default_factory=ExtentMap)  # accessed bits of its anonymous pages
+    mlocked: ExtentMap = field(default_factory=ExtentMap)  # pages with VM_LOCKED (see above)
 
     def pte_present(self, idx: int, write: bool) -> bool:
         """Whether an access needs no fault: the PTE is there and allows it."""

@@ -75,6 +75,7 @@ def do_mmap(
     mm.total_vm += npages
     if locked:
         mm.locked_vm += npages
+        vma.mlocked.fill(0, npages, 0)
     mm.vmas[name] = vma
     return vma, None
 
@@ -91,8 +92,7 @@ def do_munmap(m: Machine, task: TaskStruct, vma: VMA) -> None:
         m.overcommit.vm_acct_memory(-vma.accounted)
         mm.committed -= vma.accounted
     mm.total_vm -= vma.npages
-    if vma.locked:
-        mm.locked_vm -= vma.npages
+    mm.locked_vm -= len(vma.mlocked)
     del mm.vmas[vma.name]
     unlink_file_vma(m, vma)
 

@@ -96,6 +96,10 @@ class WhatIf:
             F_SEAL_FUTURE_WRITE maps ZERO_PAGE instead of instantiating a page (docs/kernel-rules.md
             9.6, the mitigation proposed in 2014 and never merged): it costs page tables only. A
             later write fault (private COW) or instantiation (fallocate) replaces the zero PTE.
+        charge_at_seal: F_ADD_SEALS with F_SEAL_WRITE or F_SEAL_FUTURE_WRITE instantiates every
+            hole of the file as `shmem_fallocate` would, charged to the sealing task; on failure
+            the seal call fails (ENOMEM, ENOSPC) and adds no seal (mm/memfd_seal_charge.py).
     """
 
     zero_page_sealed_holes: bool = False
+    charge_at_seal: bool = False

@@ -285,15 +285,16 @@ def _locked_split(obj: Any, s: int, e: int) -> list[tuple[int, int, bool]]:
     """`[s, e)` cut where a VM_LOCKED mapping maps the pages (`folio_referenced` finds
     VM_LOCKED: the folio becomes unevictable)."""
     if isinstance(obj, VMA):
-        return [(s, e, obj.locked)]
+        return _split_by(obj.mlocked, s, e) if obj.locked else [(s, e, False)]
     vmas = getattr(obj, "vmas", ())
     locked = [v for v in vmas if v.locked]
     if not locked:
         return [(s, e, False)]
     lk = ExtentMap()
     for v in locked:
-        for ms, me, _ in v.mapped.runs(max(0, s - v.pgoff), max(0, e - v.pgoff)):
-            lk.fill(ms + v.pgoff, me + v.pgoff, 0)
+        for ls, le, _ in v.mlocked.runs(max(0, s - v.pgoff), max(0, e - v.pgoff)):
+            for ms, me, _ in v.mapped.runs(ls, le):
+                lk.fill(ms + v.pgoff, me + v.pgoff, 0)
     return _split_by(lk, s, e)
 
 
