@@ -75,3 +75,6 @@ def zero_page(sc: Scenario) -> Scenario:
     data = sc.model_dump(by_alias=True, exclude_unset=True)
     data["what_if"] = {"zero_page_sealed_holes": True}
     return Scenario.model_validate(data)
+
+
+from .userspace import policies as _userspace_policies  # noqa: E402, F401  (registers earlyoom, systemd_oomd, oomd)
