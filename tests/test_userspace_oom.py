@@ -72,6 +72,24 @@ PRESSURE = """
 # The hog sits over memory.high: every return to user space reclaims and sleeps a penalty (a
 # full memory stall). Reading its file again between allocations gives reclaim page cache to
 # scan (pgscan grows); without the reads nothing is reclaimable and pgscan stays 0.
+SWAP = """
+    name: swap
+    duration: 30s
+    machine: {nodes: [{memory: 512MiB}], swap: SWAP}
+    userspace_oom: {systemd_oomd: {managed_oom_memory_pressure: []}}
+    cgroups: {/a: {}, /b: {memory.max: 32MiB}}
+    tasks:
+      - name: swapper
+        cgroup: /a
+        ops:
+          - repeat: {times: 90, ops: [{alloc_anon: {size: 8MiB}}, {sleep: 100ms}]}
+          - sleep: 20s
+      - name: other
+        cgroup: /b
+        ops: [{alloc_anon: {size: 64MiB}}, {sleep: 25s}]
+"""
+# `other`'s memcg reclaim swaps half of it out (more than the 5% of swap a candidate needs),
+# less than the swapper.
 RECLAIMING = "repeat: {times: 400, ops: [{read: {fd: f}}, {alloc_anon: {size: 64KiB}}]}"
 NOT_RECLAIMING = "alloc_anon: {size: 25MiB}"
 
@@ -156,6 +174,24 @@ class TestSystemdOomd:
         r = pressure_run(scenario, "{systemd_oomd: {}}", NOT_RECLAIMING)
         assert r.oom_kills == []
         assert r.counters["memcg"]["/app"]["pressure"]["full_avg10"] > 60
+
+    def test_swap_used_over_90_percent_kills_the_largest_swap_user(self, scenario):
+        """ManagedOOMSwap=kill on /: with MemAvailable and free swap both under 10%, the
+        cgroup using the most swap goes, whole; the other stays."""
+        r = simulate(scenario(SWAP.replace("SWAP", "256MiB")))
+        (k,) = r.oom_kills
+        assert (k["killer"], k["memcg"], k["victim"]) == ("systemd_oomd", "/a", "swapper")
+        used, total = map(int, re.search(r"swap used \((\d+)\) / total \((\d+)\)",
+                                         k["summary_line"]).groups())
+        assert used > total * 9 // 10
+        assert r.tasks["other"].outcome == "ok"
+        swap = dict(re.findall(r"Path: (/\w*) Swap Usage: (\d+)", k["summary_line"]))
+        assert int(swap["/a"]) > int(swap["/b"]) > 0.05 * total  # both candidates
+
+    def test_no_swap_kill_while_swap_is_under_90_percent(self, scenario):
+        """The same 720 MiB with 1 GiB of swap: swap stays under 90% used, no kill."""
+        r = simulate(scenario(SWAP.replace("SWAP", "1GiB")))
+        assert r.oom_kills == [] and r.tasks["swapper"].outcome == "ok"
 
 
 class TestOomd:

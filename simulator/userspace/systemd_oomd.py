@@ -146,6 +146,13 @@ def oomd_select_by_swap_usage(cands: dict[str, OomdCGroupContext],
     return next((c for c in ranked if c.swap_usage > threshold), None)
 
 
+def dump_kill_candidates(ranked: list[OomdCGroupContext], what: Any) -> str:
+    """`dump_kill_candidates()`: the candidates in the order considered, as systemd-oomd logs
+    them with a kill."""
+    return (f"Considered {len(ranked)} cgroups for killing, top candidates were: "
+            + "; ".join(f"Path: {c.path} {what(c)}" for c in ranked))
+
+
 @dataclass
 class Manager:
     """The daemon's state (`Manager`): its settings and the contexts it keeps."""
@@ -192,8 +199,13 @@ def monitor_memory_pressure_contexts_handler(mgr: Manager) -> None:
             selected = oomd_select_by_pgscan_rate(mgr.pressure_candidates, t.path)
             if selected is None:
                 continue
+            ranked = sorted((c for c in mgr.pressure_candidates.values() if below(c.path, t.path)),
+                            key=lambda c: (-c.pgscan_rate(), -c.current_memory_usage, c.path))
             reason = (f"Memory pressure for {t.path} is {t.avg10:.2f}% > {mgr.limit:.2f}% for > "
-                      f"{mgr.duration:g}s with reclaim activity")
+                      f"{mgr.duration:g}s with reclaim activity; "
+                      + dump_kill_candidates(ranked, lambda c: f"Pgscan: {c.pgscan}, Last Pgscan: "
+                                             f"{c.last_pgscan}, Current Memory Usage: "
+                                             f"{c.current_memory_usage * m.page_size}"))
             kill_cgroup(m, selected.memcg, KILLER, reason)
             mgr.post_action_delay_start = now
             return
@@ -222,7 +234,9 @@ def monitor_swap_contexts_handler(mgr: Manager) -> None:
         return
     reason = (f"Memory used ({(mi.mem_total - mi.mem_available) * ps}) / total ({mem_total}) and "
               f"swap used ({(mi.swap_total - mi.swap_free) * ps}) / total ({swap_total}) being "
-              f"more than {mgr.swap_used_limit_permyriad / 100:.2f}%")
+              f"more than {mgr.swap_used_limit_permyriad / 100:.2f}%; "
+              + dump_kill_candidates(sorted(cands.values(), key=lambda c: (-c.swap_usage, c.path)),
+                                     lambda c: f"Swap Usage: {c.swap_usage * ps}"))
     kill_cgroup(m, selected.memcg, KILLER, reason)
 
 
