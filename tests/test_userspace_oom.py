@@ -240,3 +240,39 @@ class TestRecords:
             scenario(PRESSURE.replace("KILLER", "{systemd_oomd: {managed_oom_swap: [/nope]}}")
                      .replace("WORK", NOT_RECLAIMING))
         assert "userspace_oom.systemd_oomd.managed_oom_swap[0]" in str(e.value)
+
+
+class TestPolling:
+    """A poll only reads what the machine publishes; the polls that cannot see a change (no
+    event since the last one) are skipped, which changes no decision."""
+
+    def test_skipped_polls_change_nothing(self, scenario, monkeypatch):
+        runs = [earlyoom_run(scenario, sigterm="ignore"),
+                simulate(scenario(SWAP.replace("SWAP", "256MiB")))]
+        import simulator.userspace.earlyoom as eo
+        import simulator.userspace.systemd_oomd as so
+        monkeypatch.setattr(eo, "quiet_polls", lambda m, period: 0)
+        monkeypatch.setattr(so, "quiet_polls", lambda m, period: 0)
+        every = [earlyoom_run(scenario, sigterm="ignore"),
+                 simulate(scenario(SWAP.replace("SWAP", "256MiB")))]
+        for a, b in zip(runs, every, strict=True):
+            assert [(k["victim"], k["signal"], k["line"]) for k in a.oom_kills] == [
+                (k["victim"], k["signal"], k["line"]) for k in b.oom_kills]
+            assert [k["time"] for k in a.oom_kills] == pytest.approx(
+                [k["time"] for k in b.oom_kills], abs=1e-6)
+
+    def test_an_idle_hour_costs_few_polls(self, scenario, monkeypatch):
+        """earlyoom polls every 100 ms on a small machine; an hour of sleeping tasks is read
+        a handful of times, not 36,000."""
+        import simulator.userspace.earlyoom as eo
+        calls = []
+        real = eo.parse_meminfo
+        monkeypatch.setattr(eo, "parse_meminfo", lambda m: calls.append(1) or real(m))
+        r = simulate(scenario("""
+            name: idle
+            duration: 3600s
+            machine: {nodes: [{memory: 512MiB}]}
+            userspace_oom: {earlyoom: {}}
+            tasks: [{name: t, ops: [{alloc_anon: {size: 300MiB}}, {sleep: 3590s}]}]
+        """))
+        assert r.tasks["t"].outcome == "ok" and len(calls) < 20

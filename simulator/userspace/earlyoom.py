@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..mm.meminfo import Meminfo, meminfo_proc_show, proc_oom_score
 from ..mm.task import OOM_SCORE_ADJ_MIN
 from .kill import kill_task
+from .poll import quiet_polls
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -196,4 +197,7 @@ def earlyoom(m: Machine, spec: EarlyoomSpec) -> Generator[Any, Any, None]:
             mi = parse_meminfo(m)
             if lowmem_sig(args, mi) is not None:
                 yield from kill_wait(m, args, victim, sig, reason)
-        yield m.env.timeout(sleep_time_ms(args, mi) / 1000)
+                yield m.env.timeout(sleep_time_ms(args, mi) / 1000)
+                continue
+        sleep = sleep_time_ms(args, mi) / 1000
+        yield m.env.timeout(sleep + quiet_polls(m, sleep) * sleep)

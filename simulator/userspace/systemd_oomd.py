@@ -38,6 +38,7 @@ from ..mm.meminfo import meminfo_proc_show
 from ..mm.psi import now_ns, psi_show
 from ..units import parse_seconds
 from .kill import kill_cgroup
+from .poll import quiet_polls
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
@@ -245,12 +246,17 @@ def default_pressure_cgroups(m: Machine) -> list[MemCgroup]:
     return list(m.root.children)
 
 
-def timer(m: Machine, interval: float, handler: Any, mgr: Manager) -> Generator[Any, Any, None]:
+def timer(m: Machine, interval: float, handler: Any, mgr: Manager,
+          quiet: bool = False) -> Generator[Any, Any, None]:
     """An sd-event timer: run `handler` at time 0 and every `interval` after, until every
-    task has exited."""
+    task has exited. `quiet`: the handler reads only what events change (not PSI averages,
+    which move with time alone), so the runs before the next event that did nothing are
+    skipped (`quiet_polls`)."""
     while not all(t.exited for t in m.tasks):
+        kills = len(m.oom_kills)
         handler(mgr)
-        yield m.env.timeout(interval)
+        skip = quiet_polls(m, interval) if quiet and len(m.oom_kills) == kills else 0
+        yield m.env.timeout(interval + skip * interval)
 
 
 def systemd_oomd(m: Machine, spec: SystemdOomdSpec) -> None:
@@ -268,4 +274,4 @@ def systemd_oomd(m: Machine, spec: SystemdOomdSpec) -> None:
         m.env.process(timer(m, MEM_PRESSURE_INTERVAL, monitor_memory_pressure_contexts_handler,
                             mgr))
     if mgr.swap_monitored:
-        m.env.process(timer(m, SWAP_INTERVAL, monitor_swap_contexts_handler, mgr))
+        m.env.process(timer(m, SWAP_INTERVAL, monitor_swap_contexts_handler, mgr, quiet=True))
