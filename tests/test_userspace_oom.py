@@ -261,6 +261,15 @@ class TestPolling:
             assert [k["time"] for k in a.oom_kills] == pytest.approx(
                 [k["time"] for k in b.oom_kills], abs=1e-6)
 
+    @pytest.mark.parametrize("killer", ["{systemd_oomd: {}}", "{oomd: {}}"])
+    def test_both_engines_agree(self, scenario, killer):
+        """The per-page reference engine sees the same machine at each poll: same kills."""
+        sc = scenario(PRESSURE.replace("KILLER", killer).replace("WORK", RECLAIMING))
+        bulk, ref = simulate(sc), simulate(sc, reference=True)
+        assert [(k["victim"], k["time"]) for k in bulk.oom_kills] == [
+            (k["victim"], k["time"]) for k in ref.oom_kills]
+        assert bulk.oom_kills
+
     def test_an_idle_hour_costs_few_polls(self, scenario, monkeypatch):
         """earlyoom polls every 100 ms on a small machine; an hour of sleeping tasks is read
         a handful of times, not 36,000."""
