@@ -77,4 +77,6 @@ def zero_page(sc: Scenario) -> Scenario:
     return Scenario.model_validate(data)
 
 
-from .userspace import policies as _userspace_policies  # noqa: E402, F401  (registers earlyoom, systemd_oomd, oomd)
+from .userspace.policies import USERSPACE_POLICIES  # noqa: E402  (earlyoom, systemd_oomd, oomd)
+
+POLICIES.update(USERSPACE_POLICIES)

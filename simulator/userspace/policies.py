@@ -1,12 +1,19 @@
 """The mitigation policies `earlyoom`, `systemd_oomd` and `oomd`: the scenario as written, with
-that userspace OOM killer running beside the kernel's, at its project's defaults."""
+that userspace OOM killer running beside the kernel's, at its project's defaults.
+
+simulator/policies.py adds them to its registry (`POLICIES.update(USERSPACE_POLICIES)`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from ..policies import policy
+from ..registry import Registry
 from ..scenario_model import Scenario
+
+USERSPACE_POLICIES: Registry[Callable[[Scenario], Scenario]] = Registry()
+policy = USERSPACE_POLICIES.register
 
 
 def with_killer(sc: Scenario, name: str) -> Scenario:
