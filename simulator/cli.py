@@ -134,9 +134,10 @@ def print_kills(run: RunResult) -> None:
     """The kernel-style report lines of each OOM kill: `dump_oom_summary`'s `oom-kill:` line
     (the constraint), then the "Killed process" line."""
     for k in run.oom_kills:
-        out_console.print(f"[dim]{k['time'] * 1e3:9.3f} ms[/] {k['summary_line']}", highlight=False,
-                          soft_wrap=True)
-        out_console.print(f"[dim]{k['time'] * 1e3:9.3f} ms[/] {k['line']}", highlight=False,
+        who = "" if k.get("killer", "kernel") == "kernel" else f"{k['killer']}: "  # userspace
+        out_console.print(f"[dim]{k['time'] * 1e3:9.3f} ms[/] {who}{k['summary_line']}",
+                          highlight=False, soft_wrap=True)
+        out_console.print(f"[dim]{k['time'] * 1e3:9.3f} ms[/] {who}{k['line']}", highlight=False,
                           soft_wrap=True)
     if run.panic:
         out_console.print(f"[bold red]Kernel panic - not syncing: {run.panic}[/]")

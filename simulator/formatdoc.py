@@ -35,6 +35,7 @@ from .scenario_model import (
 )
 from .scenario_ops import OP_ARGS
 from .units import SIZE_UNITS_DOC, TIME_UNITS_DOC
+from .userspace.config import EarlyoomSpec, OomdSpec, SystemdOomdSpec, UserspaceOomSpec
 
 
 def type_name(tp: Any) -> str:
@@ -128,8 +129,9 @@ def render() -> str:
         "## Top level",
         "",
     ]
-    for model in (Scenario, MachineSpec, SwapSpec, NodeSpec, CostsSpec, SysctlSpec, MountSpec, CgroupSpec,
-                  TaskSpec, Footprint, WhatIfSpec, ExpectTask):
+    for model in (Scenario, MachineSpec, SwapSpec, NodeSpec, CostsSpec, SysctlSpec, MountSpec,
+                  CgroupSpec, TaskSpec, Footprint, WhatIfSpec, ExpectTask, UserspaceOomSpec,
+                  EarlyoomSpec, SystemdOomdSpec, OomdSpec):
         out += model_table(model)
     out += ["## Ops", "",
             "Each op is a mapping with one key, the op's name (`exit` may be a bare string).", ""]

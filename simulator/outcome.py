@@ -63,7 +63,8 @@ class RunResult:
                 {k: v for k, v in kill.items() if k in (
                     "victim", "constraint", "memcg", "points", "time", "task_memcg",
                     "totalpages", "rss_pages", "pgtables_pages", "swapents", "oom_score_adj",
-                    "line", "task_line", "oom_constraint", "nodemask", "summary_line")}
+                    "line", "task_line", "oom_constraint", "nodemask", "summary_line",
+                    "killer", "signal")}
                 for kill in self.oom_kills
             ],
             "panic": self.panic,

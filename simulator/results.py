@@ -21,7 +21,7 @@ TASK_COLUMNS = ["scenario", "seed", "kernel", "zero_page_sealed_holes", "task", 
 OOM_KILL_COLUMNS = ["scenario", "seed", "kernel", "victim", "constraint", "memcg", "task_memcg",
                     "points", "totalpages", "time", "rss_pages", "pgtables_pages", "swapents",
                     "oom_score_adj", "line", "task_line", "oom_constraint", "nodemask",
-                    "summary_line"]
+                    "summary_line", "killer", "signal"]
 
 
 def tasks_frame(scenario: str, runs: list[RunResult]) -> pd.DataFrame:

@@ -97,6 +97,21 @@ def load_data(text: str, file: str = "<scenario>") -> Any:
     return data
 
 
+def validation_error(e: ValidationError, file: str = "<scenario>", lines: Any = None) -> ScenarioError:
+    """The one message for a model validation error: its key path, its line in `lines`."""
+    errors = e.errors()
+    # A typo shows as an unknown key plus a missing one: report the unknown key first.
+    err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
+    loc = clean_loc(tuple(err["loc"]))
+    msg = describe(err)
+    if err["type"] == "extra_forbidden":
+        missing = [clean_loc(tuple(x["loc"]))[-1] for x in errors if x["type"] == "missing"
+                   and clean_loc(tuple(x["loc"]))[:-1] == loc[:-1]]
+        if missing:
+            msg += f"; missing: {', '.join(map(str, missing))}"
+    return ScenarioError(msg, loc, file, line_of(lines, loc) if lines is not None else None)
+
+
 def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None,
                        any_percentages: bool = True) -> Scenario:
     """Validate parsed scenario data: the models, the machine profile, the cross-field checks.
@@ -105,17 +120,7 @@ def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None,
     try:
         sc = Scenario.model_validate(data, context={"base_dir": str(Path(file).parent)})
     except ValidationError as e:
-        errors = e.errors()
-        # A typo shows as an unknown key plus a missing one: report the unknown key first.
-        err = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])
-        loc = clean_loc(tuple(err["loc"]))
-        msg = describe(err)
-        if err["type"] == "extra_forbidden":
-            missing = [clean_loc(tuple(x["loc"]))[-1] for x in errors if x["type"] == "missing"
-                       and clean_loc(tuple(x["loc"]))[:-1] == loc[:-1]]
-            if missing:
-                msg += f"; missing: {', '.join(map(str, missing))}"
-        raise ScenarioError(msg, loc, file, line_of(lines, loc)) from None
+        raise validation_error(e, file, lines) from None
     try:
         sc = with_profile_costs(sc)
         validify(sc, any_percentages=any_percentages)

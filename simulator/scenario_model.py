@@ -15,6 +15,7 @@ from pydantic import Discriminator, Field, PrivateAttr, Tag, ValidationInfo, fie
 from .scenario_ops import Op
 from .scenario_types import Duration, Flag, Size, SizeOrMax, Strict
 from .units import parse_bytes
+from .userspace.config import UserspaceOomSpec
 
 RESERVED_EXPECT_KEYS = ("memcg", "files", "nodes")
 
@@ -211,6 +212,10 @@ class TaskSpec(Strict):
     footprint: Footprint = Field(default_factory=Footprint)
     node: int = Field(default=0, ge=0)
     mempolicy: MempolicySpec | None = None
+    sigterm: Literal["exit", "ignore"] = Field(
+        default="exit", description="what the program does on SIGTERM (from a userspace OOM "
+        "killer): `exit` (the default action, as fatal as SIGKILL) or `ignore` (it handles "
+        "the signal and runs on: only SIGKILL ends it)")
     ops: list[Op] = []
 
 
@@ -282,6 +287,9 @@ class Scenario(Strict):
     what_if: WhatIfSpec = Field(default_factory=WhatIfSpec)
     expect: dict[str, Union[Outcome, ExpectTask, dict[str, MemcgExpect], NodesExpect]] = {}
     sweep: SweepSpec | None = None
+    userspace_oom: UserspaceOomSpec | None = Field(
+        default=None, description="userspace OOM killers (earlyoom, systemd_oomd, oomd) running "
+        "beside the kernel's; see UserspaceOomSpec")
     # Set by the loader: `file:line: key: message` of each setting accepted but without effect.
     _warnings: tuple[str, ...] = PrivateAttr(default=())
     # Set by the loader for a scenario with distributions: what run 0 drew, by field path.

@@ -44,6 +44,7 @@ from .plan import Plan, TaskPlan, resolve
 from .scenario_errors import ScenarioError
 from .scenario_model import Scenario, TaskSpec
 from .tasks import Proc, run_task
+from .userspace.start import start_userspace_oom
 
 MMAP_TOP = 0x7FFFF7FFF000 >> 12  # pages; the top of the mmap area before randomisation
 MMAP_RND_PAGES = 1 << 28  # x86-64 mmap_rnd_bits = 28
@@ -95,6 +96,7 @@ class Run:
             env.process(kswapd(self.m, node))
         for p in self.procs.values():
             p.task.process = env.process(run_task(p))
+        start_userspace_oom(self.m, self.sc.userspace_oom)
         duration = self.plan.duration
         panic = None
         try:
@@ -208,7 +210,7 @@ def build_task(m: Machine, plan: Plan, tp: TaskPlan, pid: int,
         pid=pid, name=spec.name, memcg=memcg, mm=mm, oom_score_adj=spec.oom_score_adj,
         caps=frozenset(spec.capabilities),
         rlimit_memlock=(1 << 62) if tp.rlimit_memlock_pages is None else tp.rlimit_memlock_pages,
-        node=spec.node,
+        node=spec.node, sigterm_handled=spec.sigterm == "ignore",
     )
     t.mems_allowed, t.mempolicy = task_numa(m, plan, spec)
     t.exit_event = m.env.event()

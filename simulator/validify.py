@@ -20,6 +20,7 @@ from .scenario_errors import ScenarioError
 from .scenario_model import RESERVED_EXPECT_KEYS, Bound, StartAfter
 from .scenario_ops import op_args, op_name
 from .units import SizeText, UnitError, parse_bytes, parse_seconds
+from .userspace.config import check_userspace_oom
 
 if TYPE_CHECKING:
     from .scenario_model import Scenario
@@ -325,6 +326,7 @@ def validify(sc: Scenario, any_percentages: bool = True) -> None:
         if isinstance(exp, dict):
             raise ScenarioError("expected an outcome or {outcome, errno, op, page, reason}",
                                 ("expect", key))
+    check_userspace_oom(sc)
 
 
 def check_nodes(nodes: list[int] | None, nr_nodes: int, where: tuple[Any, ...]) -> None:

@@ -12,4 +12,4 @@ def no_mitigation(sc: Scenario) -> Scenario:
     return sc
 
 
-from . import reader, sender, kernel, admin  # noqa: E402,F401,I001  (registers them, in this order)
+from . import reader, sender, kernel, admin, userspace  # noqa: E402,F401,I001  (registers them, in this order)

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
+from ..scenario import validation_error
 from ..scenario_errors import ScenarioError
 from ..scenario_model import Scenario
 from ..units import parse_bytes
@@ -33,7 +36,10 @@ def dump(sc: Scenario) -> Data:
 def load(data: Data, like: Scenario, policy: str) -> Scenario:
     """The rewritten data as a scenario, checked as a file is, with `like`'s warnings and draws."""
     try:
-        sc = Scenario.model_validate(data)
+        try:
+            sc = Scenario.model_validate(data)
+        except ValidationError as v:
+            raise validation_error(v) from None
         validify(sc)
     except ScenarioError as e:
         raise ScenarioError(f"policy {policy!r} made a scenario that does not load: "

@@ -300,6 +300,8 @@ def oom_kill_task(m: Machine, victim: TaskStruct, message: str, oc: OomControl,
         "line": line,
         "task_line": dump_task(victim, m.page_size),
         "summary_line": dump_oom_summary(m, oc, current, victim),
+        "killer": "kernel",
+        "signal": "SIGKILL",
     })
     m.log.emit("oom_kill", task=victim.name, memcg=victim.memcg.path, value=points, detail=line)
     queue_oom_reaper(m, victim)
@@ -331,6 +333,22 @@ def oom_reap_task(m: Machine, task: TaskStruct) -> Generator[Any, Any, None]:
     m.log.emit("oom_reaper", task=task.name, memcg=task.memcg.path, pages=freed)
     wake_up_all(m.oom_waiters)
     vm_debug_check(m)
+
+
+def process_mrelease(m: Machine, task: TaskStruct) -> int:
+    """Models `process_mrelease()` (the syscall): reap a dying task's private memory now, in
+    the caller's context, as the OOM reaper would (`__oom_reap_task_mm`), then set
+    MMF_OOM_SKIP. A task not dying (`task_will_free_mem` false) is left alone (-EINVAL), as
+    is one already reaped or gone. Returns the pages freed."""
+    mm = task.mm
+    if task.exited or mm is None or mm.mmf_oom_skip or not task_will_free_mem(task):
+        return 0
+    freed = __oom_reap_task_mm(m, task)
+    mm.mmf_oom_skip = True
+    m.log.emit("process_mrelease", task=task.name, memcg=task.memcg.path, pages=freed)
+    wake_up_all(m.oom_waiters)
+    vm_debug_check(m)
+    return freed
 
 
 def __oom_reap_task_mm(m: Machine, task: TaskStruct) -> int:

@@ -18,16 +18,22 @@ if TYPE_CHECKING:
     from .task import TaskStruct
 
 
-def do_send_sig_info(m: Machine, task: TaskStruct) -> None:
-    """Models `do_send_sig_info(SIGKILL, ...)`: mark SIGKILL pending and wake the task.
+def do_send_sig_info(m: Machine, task: TaskStruct, sig: str = "SIGKILL") -> None:
+    """Models `do_send_sig_info(sig, ...)` for SIGKILL and SIGTERM: mark a fatal signal
+    pending and wake the task.
 
     A task sleeping killably in the kernel is woken (the caller unwinds and fails); a task
-    running its ops is interrupted, so that it exits.
+    running its ops is interrupted, so that it exits. SIGTERM is as fatal as SIGKILL when its
+    disposition is the default (`complete_signal`: `sig_fatal` starts the group exit); a task
+    with a handler for it (`sigterm_handled`) gets it delivered and runs on.
     """
     if task.sigkill or task.exited:
         return
+    if sig != "SIGKILL" and task.sigterm_handled:
+        m.log.emit("signal_deliver", task=task.name, detail=f"{sig} (handled)")
+        return
     task.sigkill = True
-    m.log.emit("signal_deliver", task=task.name, detail="SIGKILL")
+    m.log.emit("signal_deliver", task=task.name, detail=sig)
     if task.kernel_wait is not None:
         if not task.kernel_wait.triggered:
             task.kernel_wait.succeed()

@@ -73,6 +73,7 @@ class TaskStruct:
     memcg_stock: dict[MemCgroup, int] = field(default_factory=dict)
     psi_running: bool = False
     psi_memstall: int = 0
+    sigterm_handled: bool = False  # SIGTERM's sighand action is a handler, not SIG_DFL
 
     @property
     def comm(self) -> str:

@@ -1,0 +1,56 @@
+"""Userspace OOM killer policies: the scenario as written, with earlyoom, systemd-oomd or
+Meta's oomd running beside the kernel's OOM killer (simulator/userspace/). Each starts from the
+scenario's own `userspace_oom` settings, or its project's defaults; a parameter overrides one
+setting (`earlyoom:mem_term_percent=20`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..scenario_model import Scenario
+from .registry import Param, policy
+from .rewrite import dump, load
+
+SCENARIO_OR_DEFAULT = "the scenario's setting, else the project's default"
+
+
+def with_killer(sc: Scenario, name: str, params: dict[str, Any] | None = None) -> Scenario:
+    """The scenario with `userspace_oom.<name>` added: its own settings kept, the parameters
+    given (those not None) written over them."""
+    data = dump(sc)
+    killers: dict[str, Any] = data.setdefault("userspace_oom", {})
+    settings = dict(killers.get(name) or {})
+    settings.update({k: v for k, v in (params or {}).items() if v is not None})
+    killers[name] = settings
+    return load(data, sc, name)
+
+
+@policy("earlyoom",
+        Param("mem_term_percent", "float", None, f"MemAvailable %, -m; {SCENARIO_OR_DEFAULT} (10)"),
+        Param("swap_term_percent", "float", None, f"SwapFree %, -s; {SCENARIO_OR_DEFAULT} (10)"),
+        target=None, example="earlyoom")
+def earlyoom(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenario:
+    """earlyoom: SIGTERM the highest oom_score when MemAvailable and SwapFree are both low."""
+    return with_killer(sc, "earlyoom", params)
+
+
+@policy("systemd_oomd",
+        Param("default_memory_pressure_limit", "float", None,
+              f"full avg10 %; {SCENARIO_OR_DEFAULT} (60)"),
+        Param("default_memory_pressure_duration", "duration", None,
+              f"{SCENARIO_OR_DEFAULT} (30s)"),
+        Param("swap_used_limit", "float", None, f"%; {SCENARIO_OR_DEFAULT} (90)"),
+        target=None, example="systemd_oomd")
+def systemd_oomd(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenario:
+    """systemd-oomd: kill the cgroup reclaiming most after sustained full pressure, or at high
+    swap use."""
+    return with_killer(sc, "systemd_oomd", params)
+
+
+@policy("oomd",
+        Param("threshold", "float", None, f"pressure %; {SCENARIO_OR_DEFAULT} (60)"),
+        Param("duration", "duration", None, f"{SCENARIO_OR_DEFAULT} (30s)"),
+        target=None, example="oomd")
+def oomd(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenario:
+    """Meta's oomd (desktop rules): sustained pressure with reclaim -> kill by size or growth."""
+    return with_killer(sc, "oomd", params)
