@@ -304,24 +304,32 @@ class TestCounters:
             assert last[f"node_free {n['nid']}"] == n["free"]
         assert last["swap_used"] == run.counters["swap"]["used_pages"]
 
-    def test_a_ramp_is_a_staircase_under_the_line(self):
-        """Through a bulk step the drawn level moves in stairs that never run ahead of the
-        linear ramp, from the value before to the value after."""
-        _, run, doc = traced(CORE)
+    @pytest.mark.parametrize(("path", "kind", "key"), [(CORE, "memcg_usage", "/app"),
+                                                      (KSWAPD, "node_free", "0")],
+                             ids=["memcg-rising", "node-free-falling"])
+    def test_a_ramp_is_a_staircase_on_the_line(self, path, kind, key):
+        """Through a bulk step the drawn level moves in stairs from the value before to the
+        value after: each stair starts where the linear ramp reaches its value (so the drawing
+        is never ahead of the ramp), none taller than 1/16 of the ramp or 1/256 of the peak."""
+        _, run, doc = traced(path)
         pts = [(e["ts"], e["args"]["pages"]) for e in doc["traceEvents"]
-               if e["ph"] == "C" and e["name"] == "memcg_usage /app"]
-        series = [(t * 1e6, v, ramp) for t, kind, key, v, ramp in run.levels
-                  if kind == "memcg_usage" and key == "/app"]
-        assert any(r for _, _, r in series)
+               if e["ph"] == "C" and e["name"] == f"{kind} {key}"]
+        series = [(t * 1e6, v, ramp) for t, k, kk, v, ramp in run.levels if (k, kk) == (kind, key)]
+        peak = max(abs(v) for _, v, _ in series)
+        checked = 0
         for (t0, v0, _), (t1, v1, ramp) in zip(series, series[1:], strict=False):
-            if not ramp or t1 <= t0:
+            if not ramp or t1 <= t0 or v1 == v0:
                 continue
-            inside = [(t, v) for t, v in pts if t0 < t <= t1 + EPS]
-            assert len(inside) >= 2 and inside[-1] == pytest.approx((t1, v1))
+            inside = [(t, v) for t, v in pts if t0 + EPS < t < t1 - EPS]
+            assert any(p == pytest.approx((t1, v1)) for p in pts)
             slope = (v1 - v0) / (t1 - t0)
-            for t, v in inside:  # behind the line (rising: below; falling: above); ts in ns
-                ahead = (v - (v0 + slope * (t - t0))) * math.copysign(1, slope)
-                assert ahead <= abs(slope) * 1e-3 + 1e-9
+            for t, v in inside:  # on the line, to the nanosecond of ts
+                assert v == pytest.approx(v0 + slope * (t - t0), abs=abs(slope) * 1e-3 + 1e-6)
+            vs = [v0] + [v for _, v in inside] + [v1]
+            stairs = [abs(b - a) for a, b in zip(vs, vs[1:], strict=False)]
+            assert max(stairs) <= max(abs(v1 - v0) / 16, peak / 256) + 1
+            checked += 1
+        assert checked
 
 
 class TestCli:
