@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic_io import atomic_write_text
+from .engine.rng import frozen_heap
 from .mm.machine import Costs
 from .outcome import RunResult
 from .scenario_errors import ScenarioError
@@ -90,9 +91,9 @@ NOT_INSTANTS = frozenset({"task_start", "op_start", "task_exit", "task_outcome",
 DEPTH = {"task": 0, "op": 1, "exit": 1, "fault_slice": 2, "fault_bulk": 3, "slice": 2}
 
 
-def us(t: float) -> float:
-    """Simulated seconds -> trace microseconds, to the nanosecond."""
-    return round(t * 1e6, 3)
+def ns(t: float) -> int:
+    """Simulated seconds -> whole nanoseconds (ts and dur are these / 1000: microseconds)."""
+    return int(t * 1e9 + 0.5)
 
 
 class TraceBuilder:
@@ -116,22 +117,22 @@ class TraceBuilder:
     def complete(self, pid: int, tid: int, name: str, cat: str, t0: float, t1: float,
                  args: dict[str, Any], depth: int) -> None:
         """A complete slice (`X`) from t0 to t1 (seconds)."""
-        ts = us(t0)
-        dur = max(0.0, round(us(t1) - ts, 3))
+        n0 = ns(t0)
+        ts, dur = n0 / 1000, max(0, ns(t1) - n0) / 1000
         self.events.append((ts, -dur, depth, {"name": name, "cat": cat, "ph": "X", "ts": ts,
                                               "dur": dur, "pid": pid, "tid": tid, "args": args}))
 
     def instant(self, pid: int, tid: int, name: str, cat: str, t: float,
                 args: dict[str, Any]) -> None:
         """An instant (`i`) on the track (scope `t`)."""
-        ts = us(t)
+        ts = ns(t) / 1000
         self.events.append((ts, 0.0, 9, {"name": name, "cat": cat, "ph": "i", "s": "t", "ts": ts,
                                          "pid": pid, "tid": tid, "args": args}))
 
     def counter(self, pid: int, tid: int, name: str, t: float, value: float) -> None:
         """A counter sample (`C`): `name` is `value` pages from `t` on. Counters belong to the
         process; `tid` (the format's field, which viewers ignore here) is the kernel track."""
-        ts = us(t)
+        ts = ns(t) / 1000
         self.events.append((ts, 0.0, 9, {"name": name, "cat": "level", "ph": "C", "ts": ts,
                                          "pid": pid, "tid": tid, "args": {"pages": value}}))
 
@@ -146,10 +147,12 @@ def chrome_trace(runs: Iterable[RunResult], plan: Plan) -> dict[str, Any]:
     b = TraceBuilder()
     runs = list(runs)
     costs = Costs(**plan.costs)
-    for i, run in enumerate(runs):
-        add_run(b, run, plan, costs, pid=i + 1, sort=i)
+    with frozen_heap():  # a trace is a heap of small dicts, none cyclic: no collections
+        for i, run in enumerate(runs):
+            add_run(b, run, plan, costs, pid=i + 1, sort=i)
+        events = b.sorted_events()
     return {
-        "traceEvents": b.sorted_events(),
+        "traceEvents": events,
         "displayTimeUnit": "ms",
         "otherData": {
             "scenario": plan.scenario.name,
@@ -206,7 +209,7 @@ def add_run(b: TraceBuilder, run: RunResult, plan: Plan, costs: Costs, pid: int,
         b.instant(pid, tids.get(name, kernel), f"outcome: {o.outcome}", "outcome", o.time,
                   {k: v for k, v in o.as_dict().items() if v is not None})
     for k in run.oom_kills:
-        args = {f: v for f, v in k.items() if f != "time" and v is not None}
+        args = {f: v for f, v in k.items() if f != "time"}
         b.instant(pid, tids.get(k["victim"], kernel), "oom_kill", "oom", k["time"], args)
     level_counters(b, pid, kernel, run.levels, run.end_time)
 
@@ -257,7 +260,8 @@ def task_slices(b: TraceBuilder, pid: int, tid: int, recs: list[tuple[Any, ...]]
         elif kind == "task_outcome" and outcome_t is None:
             outcome_t = t
         elif kind == "op_start":
-            end = next((s[0] for s in recs[i + 1:] if s[1] in OP_END_KINDS), end_time)
+            end = next((recs[j][0] for j in range(i + 1, n) if recs[j][1] in OP_END_KINDS),
+                       end_time)
             b.complete(pid, tid, r[7], "op", t, end, {"op": int(r[6])}, DEPTH["op"])
         elif kind == "fault_slice":
             b.complete(pid, tid, "fault_slice", "fault", t, nxt,
@@ -297,7 +301,8 @@ def bulk_group(b: TraceBuilder, pid: int, tid: int, recs: list[tuple[Any, ...]],
     while j < len(recs) and recs[j][1] == "fault_bulk" and recs[j][0] == t:
         j += 1
     group = recs[i:j]
-    end = next((s[0] for s in recs[j:] if s[1] != "fault_slice"), end_time)
+    end = next((recs[k][0] for k in range(j, len(recs)) if recs[k][1] != "fault_slice"),
+               end_time)
     total = sum(r[5] for r in group) or 1
     done = 0
     for r in group:

@@ -371,11 +371,14 @@ class TestCli:
 
 
 def test_a_trace_of_thousands_of_events_is_fast():
-    """4,500 records and 18,000 level records make a trace in well under a second."""
+    """4,500 records and 18,000 level records make a trace (and its JSON text) in well under
+    a second."""
     plan = resolve(load_scenario(ROOT / "pressure" / "s1-swap-sealed-holes-survive.yaml"))
     run = simulate(plan)
     assert len(run.events) > 4000
-    t = time.perf_counter()
-    doc = chrome_trace([run], plan)
-    json.dumps(doc)
-    assert time.perf_counter() - t < 0.5
+    took = []
+    for _ in range(3):  # the best of three: the machine may be busy with other work
+        t = time.perf_counter()
+        json.dumps(chrome_trace([run], plan))
+        took.append(time.perf_counter() - t)
+    assert min(took) < 0.5
