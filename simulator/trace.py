@@ -25,8 +25,9 @@ Layout:
       records), each task's outcome at its time (from the outcomes: a `hung` task's is the
       run's end), and every other record of the event log on its task's track (the kernel track
       for none), with its fields as args; kswapd's `balance_pgdat` runs on the node's track.
-    - Counters (`C`): the level records (memcg usage per memcg, free pages per node, swap slots
-      in use, Committed_AS), one counter per kind and key, named `KIND KEY`, in pages.
+    - Counters (`C`): the level records (memcg usage and swap per memcg, free pages per node,
+      swap slots in use, Committed_AS), one counter per kind and key, named `KIND KEY`, in
+      pages.
 
 Times the event log does not hold are derived, and each is named here:
     - An op ends at the task's next `op_start`, `op_error` or `task_outcome`; the last op of a

@@ -290,15 +290,16 @@ class TestFaults:
 class TestCounters:
     @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
     def test_each_counter_ends_at_the_final_value(self, path):
-        """Each memcg's usage counter ends at its final usage, each node's at its free pages."""
+        """Each memcg's usage and swap counters end at their final values, each node's free
+        pages at its free pages (a memcg never charged has no counter: 0)."""
         _, run, doc = traced(path)
         last: dict[str, float] = {}
         for e in doc["traceEvents"]:
             if e["ph"] == "C":
                 last[e["name"]] = e["args"]["pages"]
         for memcg, c in run.counters["memcg"].items():
-            if f"memcg_usage {memcg}" in last:
-                assert last[f"memcg_usage {memcg}"] == c["usage_pages"], memcg
+            assert last.get(f"memcg_usage {memcg}", 0) == c["usage_pages"], memcg
+            assert last.get(f"memcg_swap {memcg}", 0) == c["swap_current_pages"], memcg
         assert last["memcg_usage /"] == run.counters["memcg"]["/"]["usage_pages"]
         for n in run.counters["nodes"]:
             assert last[f"node_free {n['nid']}"] == n["free"]
