@@ -43,7 +43,7 @@ Times the event log does not hold are derived, and each is named here:
       at HZ=250; MADV_PAGEOUT its pages x `Costs.pageout`. Each is cut at the task's next own
       record (a kill ends a killable sleep).
     - kswapd's record is written when `balance_pgdat` returns, and its wake-up is not logged:
-      an instant at the end of the run, not a slice. A swap-in by read(2) (`swapin`) is logged
+      an instant when that `balance_pgdat` run ends, not a slice. A swap-in by read(2) (`swapin`) is logged
       when the read call returns, its pages' reads interleaved with the copying: an instant.
     A task's own records are those its context writes; the records of a kill (`signal_deliver`,
     `mark_victim`, `oom_kill`, `memcg_oom_kill`, `memcg_oom_group_kill`, `oom_reaper`) name the
@@ -53,10 +53,10 @@ Counters are step functions in Perfetto and chrome://tracing: a value holds unti
 sample. An instant change is one sample at its time. A bulk step's ramp (a counter moving
 linearly through the step, `ramp` in levels.parquet) is drawn as a staircase from the value
 before to the value after, each stair placed at the time the linear ramp reaches its value, so
-the drawn level is never ahead of the ramp; the endpoints are exact, and there are as many
-stairs as needed to stay within 1/`RAMP_RESOLUTION` of the counter's peak of the ramp, at most
-`RAMP_STEPS` (beyond that the difference is too small to see on a track). Each counter gets a
-last sample at the run's end, so it is drawn to the end.
+the drawn level is never ahead of the ramp; the endpoints are exact, and no stair is taller
+than 1/`RAMP_STEPS` of the ramp's change or 1/`RAMP_RESOLUTION` of the counter's peak, whichever
+is larger (a finer stair would not show on a track; a small ramp is one stair, at its end). Each
+counter gets a last sample at the run's end, so it is drawn to the end.
 """
 
 from __future__ import annotations
@@ -206,12 +206,12 @@ def add_run(b: TraceBuilder, run: RunResult, plan: Plan, costs: Costs, pid: int,
         b.instant(pid, tids.get(task, kernel), kind, category(kind), t, record_args(r))
     for name in names:
         task_slices(b, pid, tids[name], own.get(name, []), run.end_time, costs)
-    for name, o in run.tasks.items():
-        b.instant(pid, tids.get(name, kernel), f"outcome: {o.outcome}", "outcome", o.time,
-                  {k: v for k, v in o.as_dict().items() if v is not None})
     for k in run.oom_kills:
         args = {f: v for f, v in k.items() if f != "time"}
         b.instant(pid, tids.get(k["victim"], kernel), "oom_kill", "oom", k["time"], args)
+    for name, o in run.tasks.items():
+        b.instant(pid, tids.get(name, kernel), f"outcome: {o.outcome}", "outcome", o.time,
+                  {k: v for k, v in o.as_dict().items() if v is not None})
     level_counters(b, pid, kernel, run.levels, run.end_time)
 
 
@@ -251,11 +251,12 @@ def task_slices(b: TraceBuilder, pid: int, tid: int, recs: list[tuple[Any, ...]]
     times derived)."""
     n = len(recs)
     start = exit_t = outcome_t = None
+    memcg = ""
     for i, r in enumerate(recs):
         t, kind = r[0], r[1]
         nxt = recs[i + 1][0] if i + 1 < n else end_time
         if kind == "task_start":
-            start = t
+            start, memcg = t, r[3]
         elif kind == "task_exit":
             exit_t = t
         elif kind == "task_outcome" and outcome_t is None:
@@ -288,7 +289,7 @@ def task_slices(b: TraceBuilder, pid: int, tid: int, recs: list[tuple[Any, ...]]
                         **({"errno": r[7]} if r[7] else {})}, DEPTH["slice"])
     if start is not None:
         b.complete(pid, tid, "task", "task", start, end_time if exit_t is None else exit_t,
-                   {}, DEPTH["task"])
+                   {"memcg": memcg}, DEPTH["task"])
     if outcome_t is not None and exit_t is not None:
         b.complete(pid, tid, "do_exit", "task", outcome_t, exit_t, {}, DEPTH["exit"])
 
