@@ -24,7 +24,8 @@ Layout:
     - Instants (`i`, scope `t`): each OOM kill on its victim's track (from the run's kill
       records), each task's outcome at its time (from the outcomes: a `hung` task's is the
       run's end), and every other record of the event log on its task's track (the kernel track
-      for none), with its fields as args; kswapd's `balance_pgdat` runs on the node's track.
+      for none), with its fields as args. kswapd's `balance_pgdat` runs are slices on the node's
+      track.
     - Counters (`C`): the level records (memcg usage and swap per memcg, free pages per node,
       swap slots in use, Committed_AS), one counter per kind and key, named `KIND KEY`, in
       pages.
@@ -42,9 +43,10 @@ Times the event log does not hold are derived, and each is named here:
       to swap x `Costs.pageout`, the model's own rule); memory.high's penalty sleep its jiffies
       at HZ=250; MADV_PAGEOUT its pages x `Costs.pageout`. Each is cut at the task's next own
       record (a kill ends a killable sleep).
-    - kswapd's record is written when `balance_pgdat` returns, and its wake-up is not logged:
-      an instant when that `balance_pgdat` run ends, not a slice. A swap-in by read(2) (`swapin`) is logged
-      when the read call returns, its pages' reads interleaved with the copying: an instant.
+    - kswapd's `balance_pgdat` runs from its node's `kswapd_wake` record to its `kswapd`
+      record (to the run's end if the run ended first).
+    - A swap-in by read(2) (`swapin`) is logged when the read call returns, its pages' reads
+      interleaved with the copying: an instant.
     A task's own records are those its context writes; the records of a kill (`signal_deliver`,
     `mark_victim`, `oom_kill`, `memcg_oom_kill`, `memcg_oom_group_kill`, `oom_reaper`) name the
     victim but are written by the killer, and bound no slice of the victim.
@@ -87,7 +89,7 @@ OP_END_KINDS = frozenset({"op_start", "op_error", "task_outcome"})
 # Drawn otherwise than as an instant of its own: slices, the outcome instants, the kill instants.
 NOT_INSTANTS = frozenset({"task_start", "op_start", "task_exit", "task_outcome", "fault_bulk",
                           "fault_slice", "vmscan", "memcg_high_throttle", "madvise_pageout",
-                          "oom_kill", "kswapd"})
+                          "oom_kill", "kswapd", "kswapd_wake"})
 # Nesting depth on a task's track: at one ts, parents sort before children (same `dur`).
 DEPTH = {"task": 0, "op": 1, "exit": 1, "fault_slice": 2, "fault_bulk": 3, "slice": 2}
 
@@ -194,16 +196,24 @@ def add_run(b: TraceBuilder, run: RunResult, plan: Plan, costs: Costs, pid: int,
     kernel = b.track(pid, "kernel", len(names) + len(plan.nodes))
 
     own: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    woken: dict[int, tuple[Any, ...]] = {}  # node -> its kswapd_wake record, while it runs
     for r in run.events:
         t, kind, task = r[0], r[1], r[2]
         if task in tids and kind not in KILL_KINDS:
             own[task].append(r)
         if kind in NOT_INSTANTS:
-            if kind == "kswapd":
-                b.instant(pid, kswapd.get(r[4], kernel), "balance_pgdat", "reclaim", t,
-                          {"node": r[4], "reclaimed": r[5], "free_after": r[6]})
+            if kind == "kswapd_wake":
+                woken[r[4]] = r
+            elif kind == "kswapd":
+                w = woken.pop(r[4], r)
+                b.complete(pid, kswapd.get(r[4], kernel), "balance_pgdat", "reclaim", w[0], t,
+                           {"node": r[4], "free_before": w[6], "reclaimed": r[5],
+                            "free_after": r[6]}, DEPTH["task"])
             continue
         b.instant(pid, tids.get(task, kernel), kind, category(kind), t, record_args(r))
+    for nid, w in woken.items():  # still reclaiming when the run ended
+        b.complete(pid, kswapd.get(nid, kernel), "balance_pgdat", "reclaim", w[0], run.end_time,
+                   {"node": nid, "free_before": w[6]}, DEPTH["task"])
     for name in names:
         task_slices(b, pid, tids[name], own.get(name, []), run.end_time, costs)
     for k in run.oom_kills:

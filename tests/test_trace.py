@@ -280,11 +280,19 @@ class TestFaults:
         for e in sleeps:
             assert e["dur"] == pytest.approx(e["args"]["jiffies"] / 250 * 1e6, abs=1e-3)
 
-    def test_kswapd_runs_are_on_the_nodes_track(self):
-        """kswapd's balance_pgdat runs: instants on its node's track."""
+    def test_kswapd_runs_are_slices_on_the_nodes_track(self):
+        """kswapd's balance_pgdat runs: slices on its node's track, each from the wake-up to
+        the record of what it reclaimed."""
         _, run, doc = traced(KSWAPD)
-        runs = on(doc, tracks(doc)["kswapd0"], "i", "balance_pgdat")
-        assert len(runs) == sum(r[1] == "kswapd" for r in run.events) > 0
+        runs = sorted(on(doc, tracks(doc)["kswapd0"], "X", "balance_pgdat"), key=lambda e: e["ts"])
+        wakes = [r for r in run.events if r[1] == "kswapd_wake"]
+        ends = [r for r in run.events if r[1] == "kswapd"]
+        assert len(runs) == len(wakes) == len(ends) > 0
+        for e, w, r in zip(runs, wakes, ends, strict=True):
+            assert e["ts"] == pytest.approx(w[0] * 1e6, abs=1e-3)
+            assert e["ts"] + e["dur"] == pytest.approx(r[0] * 1e6, abs=1e-3)
+            assert (e["args"]["reclaimed"], e["args"]["free_after"]) == (r[5], r[6])
+        assert any(e["dur"] > 0 and e["args"]["reclaimed"] for e in runs)
 
 
 class TestCounters:
