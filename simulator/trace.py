@@ -8,7 +8,8 @@ and chrome://tracing open. Fields as the format defines them: `name`, `cat`, `ph
 project's docs/trace-event-format.md links it); Perfetto's JSON import follows it.
 
 Layout:
-    - One process (`pid`) per run (per seed), named `seed S: SCENARIO (kernel K)`.
+    - One process (`pid`) per run (per seed), named `seed S: SCENARIO (kernel K)` (and the
+      what-if switches that are on).
     - One track (`tid`) per task, named after it, in the scenario's order (`thread_sort_index`);
       then one track per node's kswapd (`kswapd0`, ...) and a `kernel` track for records of no
       task (page tables freed after RCU, an inode evicted, writeback, a panic). tids are unique
@@ -186,8 +187,9 @@ def write_trace(path: Path, runs: Iterable[RunResult], plan: Plan) -> None:
 def add_run(b: TraceBuilder, run: RunResult, plan: Plan, costs: Costs, pid: int,
             sort: int) -> None:
     """One run's process: its tracks, slices, instants and counters."""
-    b.meta.append({"name": "process_name", "ph": "M", "pid": pid,
-                   "args": {"name": f"seed {run.seed}: {run.scenario} (kernel {run.kernel})"}})
+    what_if = "".join(f", what-if {k}" for k, v in sorted(run.what_if.items()) if v)
+    b.meta.append({"name": "process_name", "ph": "M", "pid": pid, "args": {
+        "name": f"seed {run.seed}: {run.scenario} (kernel {run.kernel}{what_if})"}})
     b.meta.append({"name": "process_sort_index", "ph": "M", "pid": pid,
                    "args": {"sort_index": sort}})
     names = [tp.spec.name for tp in plan.tasks]
