@@ -240,7 +240,7 @@ def category(kind: str) -> str:
 
 def record_args(r: tuple[Any, ...]) -> dict[str, Any]:
     """An event-log record's fields that hold something, as args (docs/output.md: kinds)."""
-    _, _, task, memcg, page, pages, value, detail = r
+    task, memcg, page, pages, value, detail = r[2:8]
     args: dict[str, Any] = {}
     if task:
         args["task"] = task
