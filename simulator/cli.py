@@ -169,6 +169,9 @@ def run(
     reference: Annotated[bool, typer.Option(help="run the per-page reference model (slow)")] = False,
     debug_vm: Annotated[bool, typer.Option(
         help="check the model's invariants after every step and op (CONFIG_DEBUG_VM; slow)")] = False,
+    trace: Annotated[Path | None, typer.Option(
+        help="a file: write the run as a Chrome/Perfetto trace (JSON; one process per seed), "
+             "to open in ui.perfetto.dev or chrome://tracing")] = None,
 ) -> None:
     """Run a scenario and print what happened to each task."""
     from .plan import resolve
@@ -178,6 +181,10 @@ def run(
     try:
         form = "json" if as_json else check_format(fmt)
         check_out_dir(out)
+        if trace is not None:
+            from .trace import check_trace_path
+
+            check_trace_path(trace)
         wanted = parse_seeds([*(seed or []), *([seeds] if seeds else [])])
         sc = load_scenario(file)
         check_kernels([kernel] if kernel is not None else [])
@@ -196,6 +203,13 @@ def run(
             write_results(out, sc.name, runs, sc.warnings, sc.draws)
         except OSError as e:
             fail_input(ScenarioError(f"--out {out}: cannot write: {e.strerror or e}"))
+    if trace is not None:
+        from .trace import write_trace
+
+        try:
+            write_trace(trace, runs, plan)
+        except OSError as e:
+            fail_input(ScenarioError(f"--trace {trace}: cannot write: {e.strerror or e}"))
     if form == "json":
         sys.stdout.write(json.dumps(to_json(sc.name, runs, sc.warnings, sc.draws), default=str)
                          + "\n")
@@ -209,6 +223,8 @@ def run(
     if out is not None:
         out_console.print(f"wrote {out}/tasks.parquet, events.parquet, oom_kills.parquet, "
                           "levels.parquet, run.json")
+    if trace is not None:
+        out_console.print(f"wrote {trace} (open it in ui.perfetto.dev or chrome://tracing)")
 
 
 @app.command()

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 import simpy
 
-from simulator.mm.levels import COMMITTED_AS, MEMCG_USAGE, NODE_FREE, SWAP_USED, LevelLog
+from simulator.mm.levels import (
+    COMMITTED_AS,
+    MEMCG_SWAP,
+    MEMCG_USAGE,
+    NODE_FREE,
+    SWAP_USED,
+    LevelLog,
+)
 from simulator.scenario import load_scenario
 from simulator.simulation import Run
 
@@ -36,6 +43,19 @@ def test_records_end_at_the_final_counters():
         assert series(recs, NODE_FREE, n.nid)[-1][1] == n.free
     assert series(recs, COMMITTED_AS, "")[-1][1] == m.overcommit.committed_as
     assert series(recs, SWAP_USED, "")[-1][1] == m.swap.inuse
+
+
+def test_memcg_swap_is_recorded_as_it_is_charged_and_freed():
+    """memory.swap.current of each memcg: MADV_PAGEOUT charges /producer's swap, the consumer's
+    swap-ins free it; the records reach its peak and end at its final value."""
+    run = Run(load_scenario(SCENARIOS / "swapin-read-kills-producer.yaml"))
+    run.run()
+    recs = run.m.levels.records
+    for c in run.m.memcgs.values():
+        s = series(recs, MEMCG_SWAP, c.path)
+        assert (s[-1][1] if s else 0) == c.swap_usage, c.path
+        assert max((v for _, v in s), default=0) == c.swap_watermark, c.path
+    assert run.m.memcgs["/producer"].swap_watermark > 0
 
 
 def test_one_record_per_change_not_per_page():

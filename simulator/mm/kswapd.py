@@ -59,6 +59,7 @@ def kswapd(m: Machine, node: Node) -> Generator[Any, Any, None]:
         node.kswapd_wait = m.env.event()
         yield node.kswapd_wait
         node.kswapd_wakeups += 1
+        m.log.emit("kswapd_wake", page=node.nid, value=node.free)  # mm_vmscan_kswapd_wake
         got = yield from balance_pgdat(m, node)
         m.log.emit("kswapd", page=node.nid, pages=got, value=node.free)
         node.kswapd_failures = 0 if got else node.kswapd_failures + 1

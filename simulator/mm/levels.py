@@ -1,13 +1,16 @@
-"""Level records: memcg usage, node free pages, Committed_AS and swap slots in use over time.
+"""Level records: memcg usage and swap, node free pages, Committed_AS and swap slots in use
+over time.
 
 Not a kernel structure: the model's sampling of the counters that `memory.current`,
-/proc/zoneinfo `nr_free_pages`, /proc/meminfo `Committed_AS` and `SwapTotal - SwapFree` show.
-The one function that changes each counter records it (`page_counter_*`, `take_pages`,
+`memory.swap.current`, /proc/zoneinfo `nr_free_pages`, /proc/meminfo `Committed_AS` and
+`SwapTotal - SwapFree` show. The one function that changes each counter records it
+(`page_counter_*`, `mem_cgroup_try_charge_swap`, `mem_cgroup_uncharge_swap`, `take_pages`,
 `free_pages`, `vm_acct_memory`, `folio_alloc_swap`, `swap_free_nr`), once per change however
 many pages the change is: a bulk step charging 10,000 pages is one record.
 
 Records are `(time, kind, key, value)`: kind is one of `KINDS`, key the memcg path for
-"memcg_usage", the node id for "node_free", "" for the two global counters; value in pages.
+"memcg_usage" and "memcg_swap", the node id for "node_free", "" for the two global counters;
+value in pages.
 Rule: a change at a new time appends a record (none if the value is as last recorded); a further
 change at the same time overwrites that time's record for the key, so that the records hold each
 counter's value at the end of every instant it changed, in time order. Before its first record a
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
     import simpy
 
 MEMCG_USAGE, NODE_FREE, COMMITTED_AS, SWAP_USED = "memcg_usage", "node_free", "committed_as", "swap_used"
-KINDS = (MEMCG_USAGE, NODE_FREE, COMMITTED_AS, SWAP_USED)
+MEMCG_SWAP = "memcg_swap"
+KINDS = (MEMCG_USAGE, NODE_FREE, COMMITTED_AS, SWAP_USED, MEMCG_SWAP)
 LEVEL_COLUMNS = ["time", "kind", "key", "value"]
 
 

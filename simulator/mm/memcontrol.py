@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .levels import MEMCG_USAGE
+from .levels import MEMCG_SWAP, MEMCG_USAGE
 from .psi import PsiGroup
 from .signal import wake_up_all
 
@@ -257,9 +257,13 @@ def mem_cgroup_try_charge_swap(m: Machine, memcg: MemCgroup, nr_pages: int, task
             memcg_swap_event(m, memcg, "max", nr_pages, task)
             memcg_swap_event(m, memcg, "fail", nr_pages, task)
             return False
-    for c in memcg.ancestors():
+    chain = memcg.ancestors()
+    levels = chain[-1].levels
+    for c in chain:
         c.swap_usage += nr_pages
         c.swap_watermark = max(c.swap_watermark, c.swap_usage)
+        if levels is not None:
+            levels.record(MEMCG_SWAP, c.path, c.swap_usage)
     return True
 
 
@@ -267,10 +271,14 @@ def mem_cgroup_uncharge_swap(memcg: MemCgroup, nr_pages: int) -> None:
     """Models `__mem_cgroup_uncharge_swap()`: swap entries freed; the swap stat goes too."""
     if nr_pages == 0:
         return
-    for c in memcg.ancestors():
+    chain = memcg.ancestors()
+    levels = chain[-1].levels
+    for c in chain:
         c.swap_usage -= nr_pages
         if c.swap_usage < 0:
             raise AssertionError(f"memcg {c.path} swap usage went negative")
+        if levels is not None:
+            levels.record(MEMCG_SWAP, c.path, c.swap_usage)
     mod_memcg_state(memcg, "swap", -nr_pages)
 
 
