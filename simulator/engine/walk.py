@@ -68,8 +68,9 @@ def faultin_range(
     # read accounting.
     swapin_fast = seq.arr is None and (range_walkable(m, vma, write) or disk_walkable(vma, write))
     swapin_cost, disk_cost = m.costs.swapin, m.costs.disk_read
+    anon = task if vma.file is None else None
     while pos < total:
-        budget = slice_pages(m, cost)
+        budget = slice_pages(m, cost, anon, total - pos)
         m.levels.mark()
         faulted = swapped = reads = 0
         end = min(total, pos + budget)
