@@ -488,8 +488,22 @@ def interleaved_dicts(draw: Any, quantum: str | None = None) -> dict[str, Any]:
         name = f"w{i}"
         ops: list[dict[str, Any]] = []
         for j in range(draw(st.integers(1, 4))):
-            kind = draw(st.sampled_from(["anon", "anon", "anon", "touch", "file", "sleep"]))
-            if kind == "anon":
+            kind = draw(st.sampled_from(["anon", "anon", "anon", "touch", "file", "sleep",
+                                         "memfd", "shared"]))
+            if kind in ("memfd", "shared"):
+                # Its own memfd, or `mf`, held by every task naming it (w0 creates it first).
+                fd = "mf" if kind == "shared" else f"{name}.mf{j}"
+                pages = draw(st.integers(8, 600))
+                if kind == "memfd":
+                    ops.append({"memfd_create": {"fd": fd}})
+                    ops.append({"ftruncate": {"fd": fd, "size": kib(pages)}})
+                    ops.append({"write": {"fd": fd, "length": kib(draw(st.integers(1, pages)))}})
+                m = f"{name}.s{j}"
+                ops.append({"mmap": {"fd": fd, "map": m, "prot": ["read", "write"],
+                                     "flags": ["shared"]}})
+                ops.append({"touch": {"map": m, "access": draw(st.sampled_from(["read",
+                                                                                "write"]))}})
+            elif kind == "anon":
                 ops.append({"alloc_anon": {"size": kib(draw(st.integers(16, 1200)))}})
             elif kind == "touch":
                 m = f"{name}.m{j}"
@@ -511,6 +525,12 @@ def interleaved_dicts(draw: Any, quantum: str | None = None) -> dict[str, Any]:
                       "node": draw(st.integers(0, nnodes - 1)),
                       "start": draw(st.sampled_from(["0ms", "50us", "200us", "1ms", "3ms"])),
                       "ops": ops})
+    if any(o.get("mmap", {}).get("fd") == "mf" for t in tasks for o in t["ops"]):
+        pages = draw(st.integers(8, 600))
+        tasks[0]["ops"][:0] = [
+            {"memfd_create": {"fd": "mf"}},
+            {"ftruncate": {"fd": "mf", "size": kib(pages)}},
+            {"write": {"fd": "mf", "length": kib(draw(st.integers(1, pages)))}}]
     return {"name": "interleaved", "seed": draw(st.integers(0, 2**16)), "duration": "30s",
             "machine": machine, "cgroups": cgroups, "tasks": tasks,
             "mounts": [{"path": "/dev/shm", "size": kib(draw(st.sampled_from([0, 300])))}]}

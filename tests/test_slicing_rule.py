@@ -22,7 +22,7 @@ def run(sc: Scenario, rule: bool = True) -> RunResult:
     if rule:
         return Run(sc).run()
     with mock.patch("simulator.engine.slicing.anon_walk_stop",
-                    lambda m, task, until: m.env.peek()):
+                    lambda m, task, until, inode=None: m.env.peek()):
         return Run(sc).run()
 
 

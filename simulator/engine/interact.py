@@ -19,6 +19,10 @@ taken from the allocator) that state is:
 - its task's RSS (read by an OOM kill among its binding memcgs' tasks only, once no
   watermark can be met) and its pending signals (sent by those OOM kills only).
 
+A walk of a map of a shmem file (`walked_file`) also reads the file's page cache, size and
+seals: only on a mount without a size and without a commit limit on the file's pages, and the
+tasks that can reach the file (`holds`, or an open(2) left) are not passed.
+
 So a pending event may be passed when it wakes (a) a task whose binding memcgs are all
 unrelated to the walk's, whose every remaining op is one of `LOCAL_OPS` (ops that act on the
 task's own mm, files and memcg: no cgroup, policy, signal or reclaim-request op), and that no
@@ -40,10 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 from ..mm.memcontrol import PAGE_COUNTER_MAX
 from ..mm.mempolicy import MPOL_INTERLEAVE, alloc_pages_mpol, allowed_nodes
+from ..mm.overcommit import guess_free_2014, vm_commit_margin
+from ..mm.pagecache import is_disk_file
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
     from ..mm.memcontrol import MemCgroup
+    from ..mm.mm_types import VMA
+    from ..mm.shmem_inode import ShmemInode
     from ..mm.task import TaskStruct
 
 INF = float("inf")
@@ -145,6 +153,11 @@ class Interactions:
             self.local_from[p] = flags
         return flags[i]
 
+    def opens(self, p: Any, i: int) -> bool:
+        """Whether `p` has an open(2) among its ops from the i-th on (it may reach a linked
+        file by its path)."""
+        return any(o.name == "open" for o in p.plan.ops[i:])
+
     def waited_on(self, p: Any) -> bool:
         """Whether some task starts once `p` has run its ops (`after`)."""
         if self.awaited is None:
@@ -168,9 +181,35 @@ def alloc_nodes(m: Machine, task: TaskStruct) -> tuple[int, ...]:
     return (alloc_pages_mpol(m, task)[0].nid,)
 
 
-def anon_walk_stop(m: Machine, task: TaskStruct, until: float) -> float:
-    """The time of the first pending event before `until` that an anonymous walk by `task`
-    must stop at (see the module's rule); `until` if none."""
+def walked_file(m: Machine, task: TaskStruct, vma: VMA) -> tuple[bool, ShmemInode | None]:
+    """Whether a walk of `vma` by `task` may pass events at all, and the shmem file it maps
+    (None: anonymous). A mapped shmem file qualifies when no limit but the memcgs' and the
+    nodes' can stop its steps: an unlimited mount, no commit limit on its pages; a disk
+    file's page cache is reclaimable and never does."""
+    inode = vma.file
+    if inode is None:
+        return True, None
+    if is_disk_file(inode) or inode.sb.free_blocks() is not None:
+        return False, None
+    if inode.noreserve and (vm_commit_margin(m, task) is not None
+                            or guess_free_2014(m, task) is not None):
+        return False, None
+    return True, inode
+
+
+def holds(m: Machine, t: TaskStruct, inode: ShmemInode) -> bool:
+    """Whether task `t` can reach `inode`: by an fd it holds or a map of it."""
+    if any(m.files.get(fd) is inode for fd in t.fds):
+        return True
+    mm = t.mm
+    return mm is not None and any(v.file is inode for v in mm.vmas.values())
+
+
+def anon_walk_stop(m: Machine, task: TaskStruct, until: float,
+                   inode: ShmemInode | None = None) -> float:
+    """The time of the first pending event before `until` that a walk by `task` (of an
+    anonymous map, or of a map of shmem file `inode` that `walked_file` let through) must
+    stop at (see the module's rule); `until` if none."""
     q = m.env._queue
     if not q or q[0][0] >= until:
         return until
@@ -207,7 +246,7 @@ def anon_walk_stop(m: Machine, task: TaskStruct, until: float) -> float:
         if t >= until:
             return until
         seen += 1
-        if seen > MAX_PASSED or not passable(m, it, q[i][3], task, mine, takes):
+        if seen > MAX_PASSED or not passable(m, it, q[i][3], task, mine, takes, inode):
             return t
         for c in (2 * i + 1, 2 * i + 2):
             if c < size:
@@ -217,8 +256,9 @@ def anon_walk_stop(m: Machine, task: TaskStruct, until: float) -> float:
 
 
 def passable(m: Machine, it: Interactions, ev: Any, task: TaskStruct,
-             mine: frozenset[MemCgroup], takes: Any) -> bool:
-    """Whether a walk by `task` (binding memcgs `mine`) may pass event `ev` (see the module)."""
+             mine: frozenset[MemCgroup], takes: Any, inode: ShmemInode | None = None) -> bool:
+    """Whether a walk by `task` (binding memcgs `mine`, of a map of `inode` if any) may pass
+    event `ev` (see the module)."""
     cbs = ev.callbacks
     if not cbs or len(cbs) != 1:
         return False
@@ -231,9 +271,11 @@ def passable(m: Machine, it: Interactions, ev: Any, task: TaskStruct,
     t = k.task
     if t is task or it.binding(t.memcg) & mine:
         return False
-    if t.exiting:  # do_exit: its mm and fds go (frees only)
+    if t.exiting:  # do_exit: its mm and fds go (frees only; the walk's map keeps the file)
         return True
     if it.waited_on(k) or not it.ops_local(k, k.op_index or 0):
+        return False
+    if inode is not None and (holds(m, t, inode) or it.opens(k, k.op_index or 0)):
         return False
     key = it.bound(t.memcg)
     return key is not None and bool(takes(t.memcg, key, alloc_nodes(m, t)))

@@ -15,16 +15,18 @@ from .interact import anon_walk_stop
 
 if TYPE_CHECKING:
     from ..mm.machine import Machine
+    from ..mm.shmem_inode import ShmemInode
     from ..mm.task import TaskStruct
 
 
 def slice_pages(m: Machine, cost: float, anon_task: TaskStruct | None = None,
-                want: int = 0) -> int:
+                want: int = 0, inode: ShmemInode | None = None) -> int:
     """Pages one slice may take: a quantum's worth, or more when nobody else acts sooner.
 
-    Any walk stops at the next event anyone has scheduled (`env.peek()`); an anonymous walk
-    of `want` more pages by `anon_task` only at the next one that can interact with it
-    (interact.py): the others' tasks act on memcgs and nodes the walk cannot meet.
+    Any walk stops at the next event anyone has scheduled (`env.peek()`); a walk of `want`
+    more pages by `anon_task` of an anonymous map (or of a map of shmem file `inode`) only at
+    the next one that can interact with it (interact.py): the others' tasks act on memcgs,
+    nodes and files the walk cannot meet.
     """
     if cost <= 0:
         return 1 << 62
@@ -32,7 +34,7 @@ def slice_pages(m: Machine, cost: float, anon_task: TaskStruct | None = None,
     now = m.env.now
     if anon_task is not None and want > 0:
         until = now + want * cost
-        stop = anon_walk_stop(m, anon_task, until)
+        stop = anon_walk_stop(m, anon_task, until, inode)
         if stop >= until:
             return 1 << 62
     else:

@@ -45,6 +45,7 @@ from ..mm.memory import (
 from ..mm.shmem import shmem_get_folio
 from ..mm.shmem_inode import ShmemInode
 from ..mm.shmem_io import FillResult
+from .interact import walked_file
 from .slicing import elapse, slice_pages
 
 if TYPE_CHECKING:
@@ -68,9 +69,10 @@ def faultin_range(
     # read accounting.
     swapin_fast = seq.arr is None and (range_walkable(m, vma, write) or disk_walkable(vma, write))
     swapin_cost, disk_cost = m.costs.swapin, m.costs.disk_read
-    anon = task if vma.file is None else None
+    passes, inode = walked_file(m, task, vma)  # may it pass other tasks' events
+    walker = task if passes else None
     while pos < total:
-        budget = slice_pages(m, cost, anon, total - pos)
+        budget = slice_pages(m, cost, walker, total - pos, inode)
         m.levels.mark()
         faulted = swapped = reads = 0
         end = min(total, pos + budget)
