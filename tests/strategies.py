@@ -464,6 +464,84 @@ def scenario_dicts(draw: Any, cycles: bool = False) -> dict[str, Any]:
     }
 
 
+@st.composite
+def interleaved_dicts(draw: Any, quantum: str | None = None) -> dict[str, Any]:
+    """Walkers in unrelated and related memcgs whose walks overlap in time (the slicing rule
+    of simulator/engine/interact.py): a roomy machine, small leaf memcgs (some under a parent
+    whose max covers them, some under one that can bind, some tasks sharing a leaf or a
+    file), anonymous allocations and touches with short sleeps, so that a walk either passes
+    or stops at each other task's events. `quantum`: the slices' least length (drawn if
+    None)."""
+    nnodes = draw(st.integers(1, 2))
+    node_pages = draw(st.sampled_from([1536, 4096, 8192]))
+    machine = {"page_size": "4KiB", "nodes": [{"memory": kib(node_pages)}] * nnodes,
+               "swap": "0KiB",  # the rule passes nothing on a machine with swap
+               "costs": {"quantum": quantum or draw(st.sampled_from(["100us", "20us", "5us"]))}}
+    leaves = ["/p/a", "/p/b", "/q/c", "/q/d", "/e"]
+    cgroups: dict[str, Any] = {}
+    for leaf in leaves:
+        spec: dict[str, Any] = {"memory.max": kib(draw(st.integers(64, 900)))}
+        if draw(st.integers(0, 5)) == 0:
+            spec["memory.high"] = kib(draw(st.integers(48, 700)))
+        if draw(st.integers(0, 3)) == 0:
+            spec["memory.oom.group"] = True
+        cgroups[leaf] = spec
+    cgroups["/p"] = {"memory.max": kib(4000)}  # covers /p/a and /p/b: never binds
+    cgroups["/q"] = {"memory.max": kib(draw(st.integers(200, 1200)))}  # may bind
+    tasks: list[dict[str, Any]] = []
+    shared = "/dev/shm/s"
+    for i in range(draw(st.integers(2, 6))):
+        name = f"w{i}"
+        ops: list[dict[str, Any]] = []
+        for j in range(draw(st.integers(1, 4))):
+            kind = draw(st.sampled_from(["anon", "anon", "anon", "touch", "file", "sleep",
+                                         "memfd", "shared"]))
+            if kind in ("memfd", "shared"):
+                # Its own memfd, or `mf`, held by every task naming it (w0 creates it first).
+                fd = "mf" if kind == "shared" else f"{name}.mf{j}"
+                pages = draw(st.integers(8, 600))
+                if kind == "memfd":
+                    ops.append({"memfd_create": {"fd": fd}})
+                    ops.append({"ftruncate": {"fd": fd, "size": kib(pages)}})
+                    ops.append({"write": {"fd": fd, "length": kib(draw(st.integers(1, pages)))}})
+                m = f"{name}.s{j}"
+                ops.append({"mmap": {"fd": fd, "map": m, "prot": ["read", "write"],
+                                     "flags": ["shared"]}})
+                ops.append({"touch": {"map": m, "access": draw(st.sampled_from(["read",
+                                                                                "write"]))}})
+            elif kind == "anon":
+                ops.append({"alloc_anon": {"size": kib(draw(st.integers(16, 1200)))}})
+            elif kind == "touch":
+                m = f"{name}.m{j}"
+                ops.append({"alloc_anon": {"size": kib(draw(st.integers(16, 600))),
+                                           "touched": False, "map": m}})
+                ops.append({"touch": {"map": m, "access": "write",
+                                      "pattern": draw(st.sampled_from(["sequential",
+                                                                       "random"]))}})
+                if draw(st.booleans()):
+                    ops.append({"munmap": {"map": m}})
+            elif kind == "file":
+                fd = f"{name}.f{j}"
+                ops.append({"open": {"fd": fd, "path": shared}})
+                ops.append({"write": {"fd": fd, "length": kib(draw(st.integers(4, 200)))}})
+                ops.append({"close": {"fd": fd}})
+            else:
+                ops.append({"sleep": draw(st.sampled_from(["10us", "100us", "1ms"]))})
+        tasks.append({"name": name, "cgroup": draw(st.sampled_from(leaves + ["/"])),
+                      "node": draw(st.integers(0, nnodes - 1)),
+                      "start": draw(st.sampled_from(["0ms", "50us", "200us", "1ms", "3ms"])),
+                      "ops": ops})
+    if any(o.get("mmap", {}).get("fd") == "mf" for t in tasks for o in t["ops"]):
+        pages = draw(st.integers(8, 600))
+        tasks[0]["ops"][:0] = [
+            {"memfd_create": {"fd": "mf"}},
+            {"ftruncate": {"fd": "mf", "size": kib(pages)}},
+            {"write": {"fd": "mf", "length": kib(draw(st.integers(1, pages)))}}]
+    return {"name": "interleaved", "seed": draw(st.integers(0, 2**16)), "duration": "30s",
+            "machine": machine, "cgroups": cgroups, "tasks": tasks,
+            "mounts": [{"path": "/dev/shm", "size": kib(draw(st.sampled_from([0, 300])))}]}
+
+
 def scenarios() -> st.SearchStrategy[Scenario]:
     """Small random scenarios, validated as a scenario file is (models, then cross-checks)."""
 
@@ -472,4 +550,5 @@ def scenarios() -> st.SearchStrategy[Scenario]:
         validify(sc)
         return sc
 
-    return st.one_of(scenario_dicts(), scenario_dicts(cycles=True)).map(build)
+    return st.one_of(scenario_dicts(), scenario_dicts(cycles=True),
+                     interleaved_dicts()).map(build)

@@ -11,16 +11,35 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from .interact import anon_walk_stop
+
 if TYPE_CHECKING:
     from ..mm.machine import Machine
+    from ..mm.shmem_inode import ShmemInode
+    from ..mm.task import TaskStruct
 
 
-def slice_pages(m: Machine, cost: float) -> int:
-    """Pages one slice may take: a quantum's worth, or more when nobody else acts sooner."""
+def slice_pages(m: Machine, cost: float, anon_task: TaskStruct | None = None,
+                want: int = 0, inode: ShmemInode | None = None) -> int:
+    """Pages one slice may take: a quantum's worth, or more when nobody else acts sooner.
+
+    Any walk stops at the next event anyone has scheduled (`env.peek()`); a walk of `want`
+    more pages by `anon_task` of an anonymous map (or of a map of shmem file `inode`) only at
+    the next one that can interact with it (interact.py): the others' tasks act on memcgs,
+    nodes and files the walk cannot meet.
+    """
     if cost <= 0:
         return 1 << 62
     quantum = max(1, int(m.costs.quantum / cost))
-    gap = m.env.peek() - m.env.now
+    now = m.env.now
+    if anon_task is not None and want > 0:
+        until = now + want * cost
+        stop = anon_walk_stop(m, anon_task, until, inode)
+        if stop >= until:
+            return 1 << 62
+    else:
+        stop = m.env.peek()
+    gap = stop - now
     if gap == float("inf"):
         return 1 << 62
     return max(quantum, int(gap / cost))

@@ -46,6 +46,7 @@ from ..mm.psi import psi_memstall_wait
 from ..mm.shmem import shmem_get_folio
 from ..mm.shmem_inode import ShmemInode
 from ..mm.shmem_io import FillResult
+from .interact import walked_file
 from .slicing import elapse, slice_pages
 
 if TYPE_CHECKING:
@@ -69,8 +70,10 @@ def faultin_range(
     # read accounting.
     swapin_fast = seq.arr is None and (range_walkable(m, vma, write) or disk_walkable(vma, write))
     swapin_cost, disk_cost = m.costs.swapin, m.costs.disk_read
+    passes, inode = walked_file(m, task, vma)  # may it pass other tasks' events
+    walker = task if passes else None
     while pos < total:
-        budget = slice_pages(m, cost)
+        budget = slice_pages(m, cost, walker, total - pos, inode)
         m.levels.mark()
         faulted = swapped = reads = 0
         end = min(total, pos + budget)

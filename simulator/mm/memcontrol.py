@@ -392,9 +392,12 @@ def refill_stock(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> None:
 
 def drain_all_stock(m: Machine, root_memcg: MemCgroup) -> None:
     """Models `drain_all_stock()`: the stocks of `root_memcg` and its descendants go."""
+    subtree = set(root_memcg.descendants_pre())
     for t in m.tasks:
-        for c in [c for c in t.memcg_stock if root_memcg in c.ancestors()]:
-            del t.memcg_stock[c]
+        stock = t.memcg_stock
+        if stock:
+            for c in [c for c in stock if c in subtree]:
+                del stock[c]
 
 
 def memcg_over_high(memcg: MemCgroup) -> bool:

@@ -96,6 +96,8 @@ def calc_load_n(load: int, exp: int, active: int, n: int) -> int:
 def calc_avgs(avg: list[int], missed_periods: int, time: int, period: int) -> None:
     """Models `calc_avgs()` in kernel/sched/psi.c (v6.18): decay the missed periods with zero
     samples, then sample the last one (`time` ns stalled out of `period` ns) as a percentage."""
+    if time == 0 and not any(avg):
+        return  # zero decays and a zero sample leave zero averages (calc_load(0, e, 0) == 0)
     if missed_periods:
         for i, e in enumerate(EXPS):
             avg[i] = calc_load_n(avg[i], e, 0, missed_periods)
@@ -269,8 +271,8 @@ def psi_task_change(m: Machine, task: TaskStruct, running: bool | None = None,
     if not d_prod and not d_stall:
         return
     now = now_ns(m)
-    for g in task_groups(task):
-        psi_group_change(g, now, d_prod, d_stall)
+    for c in task.memcg.ancestors():  # `task_groups`, without building the list
+        psi_group_change(c.psi, now, d_prod, d_stall)
 
 
 def psi_task_running(m: Machine, task: TaskStruct, running: bool) -> None:
