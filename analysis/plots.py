@@ -84,6 +84,15 @@ def _positions(values: list[Any], order: Sequence[Any] | None) -> tuple[list[flo
 MARKERS = "osD^vP*X<>"
 
 
+def policy_color(i: int, n: int) -> Any:
+    """The i-th of n lines' colour: the default cycle up to 10 lines, then tab20's dark
+    shades before its light ones, so that no two of up to 20 policies share a colour."""
+    if n <= 10:
+        return f"C{i % 10}"
+    cmap = plt.get_cmap("tab20")
+    return cmap((2 * i) % 20 + (i // 10) % 2)
+
+
 def plot_failure_rate_vs(failures: pd.DataFrame, param: str, task: str | None = None,
                          order: Sequence[Any] | None = None, ax: Axes | None = None) -> Axes:
     """Failure rate against one grid parameter: a line per policy with its Wilson 95% band.
@@ -110,9 +119,9 @@ def plot_failure_rate_vs(failures: pd.DataFrame, param: str, task: str | None = 
         dodge = (i - (len(policies) - 1) / 2) * 0.12 * step / max(1, len(policies) - 1)
         x = np.asarray(xs)[idx] + dodge
         line, = ax.plot(x, g["rate"].to_numpy()[idx], marker=MARKERS[i % len(MARKERS)],
-                        label=str(policy))
+                        color=policy_color(i, len(policies)), label=str(policy))
         ax.fill_between(x, g["ci_low"].to_numpy()[idx], g["ci_high"].to_numpy()[idx],
-                        color=line.get_color(), alpha=0.12, linewidth=0)
+                        color=line.get_color(), alpha=min(0.12, 0.6 / len(policies)), linewidth=0)
     if ticks is not None:
         ax.set_xticks(range(len(ticks)), ticks)
     ax.set_xlabel(param)

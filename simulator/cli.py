@@ -439,7 +439,7 @@ def report(
 ) -> None:
     """Report on a sweep: DIR/summary.csv, paired.csv, failures.csv, figures/ (PNG, SVG) and a
     self-contained report.html; prints the failure rates against the baseline."""
-    from .experiment.report import build_report, load_sweep, write_report
+    from .experiment.report import build_report, load_sweep, report_table, write_report
 
     try:
         sw = load_sweep(directory)
@@ -456,41 +456,6 @@ def report(
     out_console.print(report_table(rep))
     out_console.print(f"wrote {len(written)} files: {directory}/summary.csv, paired.csv, "
                       f"failures.csv, figures/, report.html")
-
-
-def report_table(rep: Any) -> Table:
-    """The report's main table: per cell, policy and kernel, the main task's failure rate with
-    its interval, the difference from the baseline with its paired interval and McNemar's p,
-    and the mean costs."""
-    import pandas as pd
-
-    sw = rep.sweep
-    f = rep.failures if rep.task is None else rep.failures[rep.failures["task"] == rep.task]
-    keys = [*sw.grid, "policy", "kernel", "task"]
-    df = f.merge(rep.paired.drop(columns=["runs"]), on=keys, how="left")
-    t = Table(title=f"{sw.name}: failure of {rep.task} by policy (vs {rep.baseline}, paired runs)",
-              title_justify="left")
-    for col in (*sw.grid, "policy", "kernel", "runs", "failed", "95% CI", f"vs {rep.baseline}",
-                "95% CI ", "McNemar p", "in mitigation", "pages inst.", "parse start",
-                "others killed"):
-        t.add_column(col, justify="left" if col in (*sw.grid, "policy", "kernel") else "right")
-
-    def num(v: Any, spec: str) -> str:
-        return "" if v is None or pd.isna(v) else format(v, spec)
-
-    for r in df.to_dict("records"):
-        style = "red" if r["rate"] > 0 else "green"
-        t.add_row(*(str(r[g]) for g in sw.grid), str(r["policy"]), str(r["kernel"]),
-                  str(r["runs"]), f"[{style}]{r['rate']:.0%}[/]",
-                  f"{r['ci_low']:.0%}-{r['ci_high']:.0%}", num(r.get("rate_diff"), "+.0%"),
-                  "" if pd.isna(r.get("diff_ci_low")) else
-                  f"{r['diff_ci_low']:+.0%} to {r['diff_ci_high']:+.0%}",
-                  num(r.get("mcnemar_p"), ".3g"), str(int(r["in_mitigation"])),
-                  num(r.get("pages_instantiated"), ",.0f"),
-                  num(None if pd.isna(r.get("parse_start")) else r["parse_start"] * 1e3, ".2f")
-                  + (" ms" if not pd.isna(r.get("parse_start")) else ""),
-                  num(r.get("others_killed"), ".2f"))
-    return t
 
 
 @app.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from analysis.plots import plot_outcome_rates
@@ -18,7 +19,7 @@ from simulator.experiment.sweep import FIXED_COLUMNS, run_sweep
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = ROOT / "scenarios" / "compare-mitigations.yaml"
 GRID = "cgroups./app.memory.max"
-POLICIES = ["none", "mlock", "populate", "map_populate", "zero_page"]
+POLICIES = yaml.safe_load(SCENARIO.read_text())["sweep"]["policies"]
 FAILED = {"oom_killed", "sigbus", "error", "panic", "sigsegv", "killed"}
 
 

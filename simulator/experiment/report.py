@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.table import Table
 
 from ..atomic_io import atomic_write, atomic_write_text
 from ..scenario import load_data
@@ -256,7 +257,9 @@ def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = 
         names = share_names(sk[sk["task"] == task])
         palette = shades([n for _, _, n in names])
         cells = sw.cells if 1 < len(sw.cells) <= 8 else [None]
-        fig, axes = new_figure(min(3.2 * len(cells), 16) + 3.5, 4.5, 1, len(cells), sharey=True)
+        per_panel = max(3.2, 0.3 * len(policies))  # room for each policy's bar and label
+        fig, axes = new_figure(min(per_panel * len(cells), 24) + 3.5, 4.5 + 0.08 * max(
+            len(str(p)) for p in policies) * (len(policies) > 5), 1, len(cells), sharey=True)
         for ax, cell in zip(axes[0], cells, strict=True):
             part = sk
             if cell is not None:
@@ -266,7 +269,7 @@ def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = 
             ax.set_title(", ".join(f"{p.rsplit('.', 1)[-1] if len(p) > 24 else p}={v}"
                                    for p, v in (cell or {}).items()) or f"kernel {kernel}",
                          fontsize="small")
-            ax.tick_params(axis="x", labelrotation=30)
+            ax.tick_params(axis="x", labelrotation=90 if len(policies) > 5 else 30)
             if ax is not axes[0][0]:
                 ax.set_ylabel("")
             leg = ax.get_legend()
@@ -392,3 +395,36 @@ def write_report(rep: Report) -> list[Path]:
     atomic_write_text(report_html(rep, pngs), path)
     written.append(path)
     return written
+
+
+def report_table(rep: Report) -> Table:
+    """The report's main table: per cell, policy and kernel, the main task's failure rate with
+    its interval, the difference from the baseline with its paired interval and McNemar's p,
+    and the mean costs."""
+    sw = rep.sweep
+    f = rep.failures if rep.task is None else rep.failures[rep.failures["task"] == rep.task]
+    keys = [*sw.grid, "policy", "kernel", "task"]
+    df = f.merge(rep.paired.drop(columns=["runs"]), on=keys, how="left")
+    t = Table(title=f"{sw.name}: failure of {rep.task} by policy (vs {rep.baseline}, paired runs)",
+              title_justify="left")
+    for col in (*sw.grid, "policy", "kernel", "runs", "failed", "95% CI", f"vs {rep.baseline}",
+                "95% CI ", "McNemar p", "in mitigation", "pages inst.", "parse start",
+                "others killed"):
+        t.add_column(col, justify="left" if col in (*sw.grid, "policy", "kernel") else "right")
+
+    def num(v: Any, spec: str) -> str:
+        return "" if v is None or pd.isna(v) else format(v, spec)
+
+    for r in df.to_dict("records"):
+        style = "red" if r["rate"] > 0 else "green"
+        t.add_row(*(str(r[g]) for g in sw.grid), str(r["policy"]), str(r["kernel"]),
+                  str(r["runs"]), f"[{style}]{r['rate']:.0%}[/]",
+                  f"{r['ci_low']:.0%}-{r['ci_high']:.0%}", num(r.get("rate_diff"), "+.0%"),
+                  "" if pd.isna(r.get("diff_ci_low")) else
+                  f"{r['diff_ci_low']:+.0%} to {r['diff_ci_high']:+.0%}",
+                  num(r.get("mcnemar_p"), ".3g"), str(int(r["in_mitigation"])),
+                  num(r.get("pages_instantiated"), ",.0f"),
+                  num(None if pd.isna(r.get("parse_start")) else r["parse_start"] * 1e3, ".2f")
+                  + (" ms" if not pd.isna(r.get("parse_start")) else ""),
+                  num(r.get("others_killed"), ".2f"))
+    return t

@@ -14,9 +14,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..scenario_model import CgroupSpec
 from ..units import parse_bytes
+
+if TYPE_CHECKING:
+    from ..scenario_model import CgroupSpec
 
 V2_ROOTS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
 V1_ROOT = Path("/sys/fs/cgroup/memory")
