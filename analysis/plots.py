@@ -46,9 +46,12 @@ def shades(labels: Sequence[str]) -> dict[str, tuple[float, float, float]]:
     return out
 
 
-def legend_outside(ax: Axes, title: str | None = None) -> None:
-    """The legend to the right of the axes, top-aligned, so that it covers nothing."""
-    ax.legend(fontsize="small", title=title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+def legend_outside(ax: Axes, title: str | None = None, handles: Sequence[Any] | None = None,
+                   labels: Sequence[str] | None = None) -> None:
+    """The legend to the right of the axes, top-aligned, so that it covers nothing (of the
+    Axes' own artists, or of `handles` with their `labels`: one legend for several Axes)."""
+    args = () if handles is None else (list(handles), list(labels or []))
+    ax.legend(*args, fontsize="small", title=title, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               borderaxespad=0.0, frameon=False)
 
 

@@ -216,6 +216,7 @@ def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = 
     are about `task` (default: `main_task`), the policies compared with `baseline` (default:
     `none`, or the sweep's first policy if it did not run `none`)."""
     from analysis.plots import (
+        legend_outside,
         plot_failure_rate_vs,
         plot_memcg_timeline,
         plot_node_timeline,
@@ -257,9 +258,12 @@ def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = 
         names = share_names(sk[sk["task"] == task])
         palette = shades([n for _, _, n in names])
         cells = sw.cells if 1 < len(sw.cells) <= 8 else [None]
-        per_panel = max(3.2, 0.3 * len(policies))  # room for each policy's bar and label
-        fig, axes = new_figure(min(per_panel * len(cells), 24) + 3.5, 4.5 + 0.08 * max(
-            len(str(p)) for p in policies) * (len(policies) > 5), 1, len(cells), sharey=True)
+        # Room for each policy's bar and label; many policies' labels stand upright, below.
+        upright = len(policies) > 5
+        per_panel = max(3.2, 0.3 * len(policies))
+        below = 0.08 * max(len(str(p)) for p in policies) if upright else 0.0
+        fig, axes = new_figure(min(per_panel * len(cells), 24) + 3.5, 4.5 + below, 1, len(cells),
+                               sharey=True)
         for ax, cell in zip(axes[0], cells, strict=True):
             part = sk
             if cell is not None:
@@ -269,7 +273,7 @@ def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = 
             ax.set_title(", ".join(f"{p.rsplit('.', 1)[-1] if len(p) > 24 else p}={v}"
                                    for p, v in (cell or {}).items()) or f"kernel {kernel}",
                          fontsize="small")
-            ax.tick_params(axis="x", labelrotation=90 if len(policies) > 5 else 30)
+            ax.tick_params(axis="x", labelrotation=90 if upright else 30)
             if ax is not axes[0][0]:
                 ax.set_ylabel("")
             leg = ax.get_legend()
@@ -280,9 +284,8 @@ def build_report(sw: Sweep, baseline: str | None = None, run_spec: str | None = 
             for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
                 handles.setdefault(label, h)
         order = [n for _, _, n in names if n in handles]
-        axes[0][-1].legend([handles[n] for n in order], order, fontsize="small",
-                           title="outcome@op (where it struck)", loc="upper left",
-                           bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+        legend_outside(axes[0][-1], "outcome@op (where it struck)", [handles[n] for n in order],
+                       order)
         name = f"outcome-shares{suffix}"
         rep.figures[name] = fig
         rep.captions[name] = (f"How {task} ended under each policy (kernel {kernel}), per grid "

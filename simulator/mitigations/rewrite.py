@@ -36,12 +36,10 @@ def dump(sc: Scenario) -> Data:
 def load(data: Data, like: Scenario, policy: str) -> Scenario:
     """The rewritten data as a scenario, checked as a file is, with `like`'s warnings and draws."""
     try:
-        try:
-            sc = Scenario.model_validate(data)
-        except ValidationError as v:
-            raise validation_error(v) from None
+        sc = Scenario.model_validate(data)
         validify(sc)
-    except ScenarioError as e:
+    except (ValidationError, ScenarioError) as err:
+        e = validation_error(err) if isinstance(err, ValidationError) else err
         raise ScenarioError(f"policy {policy!r} made a scenario that does not load: "
                             f"{e.message}", e.path) from None
     sc._warnings, sc._draws = like._warnings, like._draws

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from ..scenario_model import Scenario
+from ..userspace.config import EarlyoomSpec, OomdSpec, SystemdOomdSpec
 from .registry import Param, policy
 from .rewrite import dump, load
 
-SCENARIO_OR_DEFAULT = "the scenario's setting, else the project's default"
+
+def setting(spec: type[BaseModel], name: str, kind: str, what: str) -> Param:
+    """A parameter that overrides one setting of a killer's spec (None: keep the scenario's,
+    else the spec's default, which the help quotes from the model)."""
+    default = spec.model_fields[name].default
+    return Param(name, kind, None, f"{what}; the scenario's setting, else the project's "
+                                   f"default ({default})")
 
 
 def with_killer(sc: Scenario, name: str, params: dict[str, Any] | None = None) -> Scenario:
@@ -26,8 +35,8 @@ def with_killer(sc: Scenario, name: str, params: dict[str, Any] | None = None) -
 
 
 @policy("earlyoom",
-        Param("mem_term_percent", "float", None, f"MemAvailable %, -m; {SCENARIO_OR_DEFAULT} (10)"),
-        Param("swap_term_percent", "float", None, f"SwapFree %, -s; {SCENARIO_OR_DEFAULT} (10)"),
+        setting(EarlyoomSpec, "mem_term_percent", "float", "MemAvailable %, -m"),
+        setting(EarlyoomSpec, "swap_term_percent", "float", "SwapFree %, -s"),
         target=None, example="earlyoom")
 def earlyoom(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenario:
     """earlyoom: SIGTERM the highest oom_score when MemAvailable and SwapFree are both low."""
@@ -35,11 +44,9 @@ def earlyoom(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenar
 
 
 @policy("systemd_oomd",
-        Param("default_memory_pressure_limit", "float", None,
-              f"full avg10 %; {SCENARIO_OR_DEFAULT} (60)"),
-        Param("default_memory_pressure_duration", "duration", None,
-              f"{SCENARIO_OR_DEFAULT} (30s)"),
-        Param("swap_used_limit", "float", None, f"%; {SCENARIO_OR_DEFAULT} (90)"),
+        setting(SystemdOomdSpec, "default_memory_pressure_limit", "float", "full avg10 %"),
+        setting(SystemdOomdSpec, "default_memory_pressure_duration", "duration", "seconds"),
+        setting(SystemdOomdSpec, "swap_used_limit", "float", "swap used %"),
         target=None, example="systemd_oomd")
 def systemd_oomd(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenario:
     """systemd-oomd: kill the cgroup reclaiming most after sustained full pressure, or at high
@@ -48,8 +55,8 @@ def systemd_oomd(sc: Scenario, params: dict[str, Any], target: str | None) -> Sc
 
 
 @policy("oomd",
-        Param("threshold", "float", None, f"pressure %; {SCENARIO_OR_DEFAULT} (60)"),
-        Param("duration", "duration", None, f"{SCENARIO_OR_DEFAULT} (30s)"),
+        setting(OomdSpec, "threshold", "float", "pressure %"),
+        setting(OomdSpec, "duration", "duration", "seconds"),
         target=None, example="oomd")
 def oomd(sc: Scenario, params: dict[str, Any], target: str | None) -> Scenario:
     """Meta's oomd (desktop rules): sustained pressure with reclaim -> kill by size or growth."""
