@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .experiment.instantiate import has_draws, instantiate
+from .experiment.instantiate import has_draws, instantiate, may_have_draws
 from .machine_profile import load_profile
 from .scenario_errors import ScenarioError, clean_loc, describe, keypath, line_of
 from .scenario_model import (
@@ -74,7 +74,7 @@ def parse_scenario(text: str, file: str = "<scenario>", run: int = 0) -> Scenari
     """
     with _gc_paused():
         data = load_data(text, file)
-        if has_draws(data):
+        if may_have_draws(text) and has_draws(data):
             try:
                 concrete, draws = instantiate(data, int(data.get("seed", 1)), run)
             except ScenarioError as e:

@@ -75,6 +75,10 @@ def parse_bytes(value: object, whole: int | None = None) -> int:
             return value.nbytes
         if whole is not None:
             return int(value.pct * whole / 100)
+    if type(value) is str:
+        n = _PARSED.get(value)
+        if n is not None:
+            return n
     if isinstance(value, bool):
         raise UnitError(f"expected a size such as 64MiB, got {value!r}")
     if isinstance(value, int):
@@ -96,7 +100,16 @@ def parse_bytes(value: object, whole: int | None = None) -> int:
     if not m or m.group(2).lower() not in _SIZE_UNITS:
         raise UnitError(f"expected a size such as 4KiB, 64MiB, 1.5GiB or 25%, got {value!r}")
     num, unit = m.group(1), _SIZE_UNITS[m.group(2).lower()]
-    return _fits(int(num) * unit if "." not in num else int(float(num) * unit), value)
+    n = _fits(int(num) * unit if "." not in num else int(float(num) * unit), value)
+    if type(value) is str and len(_PARSED) < _PARSED_MAX:
+        _PARSED[value] = n
+    return n
+
+
+# Sizes read from plain strings (the models' defaults, such as a footprint's, are not read
+# at load): each is parsed once per process, not once per task.
+_PARSED: dict[str, int] = {}
+_PARSED_MAX = 4096
 
 
 def _fits(n: int, value: object) -> int:

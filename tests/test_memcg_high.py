@@ -17,6 +17,7 @@ from simulator.mm.memcg_high import (
 )
 from simulator.mm.memcontrol import (
     MEMCG_CHARGE_BATCH,
+    drain_all_stock,
     high_margin,
     memcg_charge_done,
     page_counter_try_charge,
@@ -160,6 +161,23 @@ class TestWhichChargesNotice:
         assert high_margin(t, app) == 69
         set_usage(app, 101 * MIB)
         assert high_margin(t, app) == 5
+
+    def test_drain_all_stock_takes_the_subtrees_stocks_only(self, scenario):
+        """drain_all_stock: a charge batch's rest is stocked; draining /p takes the stocks of
+        /p and /p/app (the next charge takes a new batch) and leaves another memcg's."""
+        m, t, app = machine(scenario)
+        other = m.memcgs["/p"]
+        root = m.root
+        for c in (app, other):
+            assert page_counter_try_charge(c, 1) is None
+            memcg_charge_done(t, c, 1)
+        t.memcg_stock[root] = 7  # the root is never charged in batches: a stand-in for any
+        assert t.memcg_stock[app] == t.memcg_stock[other] == MEMCG_CHARGE_BATCH - 1
+        drain_all_stock(m, other)
+        assert app not in t.memcg_stock and other not in t.memcg_stock
+        assert t.memcg_stock[root] == 7
+        memcg_charge_done(t, app, 1)  # a new batch again
+        assert t.memcg_stock[app] == MEMCG_CHARGE_BATCH - 1
 
     def test_no_high_no_margin(self, scenario):
         m, t, app = machine(scenario, high="max")

@@ -95,6 +95,9 @@ class MemCgroup:
     rcu_pgtables: dict[int, int] = field(default_factory=dict)  # freed page tables, per node,
     # still charged until their RCU grace period ends (`tlb_remove_table`)
     tasks: dict[TaskStruct, None] = field(default_factory=dict)  # an ordered set: joins, exits
+    # the tasks whose charge stock holds pages of this memcg (an ordered set): what
+    # `drain_all_stock` visits, instead of every task of the machine
+    stock_holders: dict[TaskStruct, None] = field(default_factory=dict)
     waiters: list[Any] = field(default_factory=list)
     levels: LevelLog | None = None  # set on the root by the Machine; charges find it there
     psi: PsiGroup = field(default_factory=PsiGroup)  # memory.pressure (the root's: the system's)
@@ -383,21 +386,27 @@ def consume_stock(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> bool:
     return True
 
 
+def set_stock(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> None:
+    """The task's stock for `memcg` is `nr_pages`; the memcg remembers who holds one."""
+    task.memcg_stock[memcg] = nr_pages
+    memcg.stock_holders[task] = None
+
+
 def refill_stock(task: TaskStruct, memcg: MemCgroup, nr_pages: int) -> None:
     """Models `refill_stock()`: the rest of a batch is kept for the next charges; a stock
     over one batch is drained (`drain_stock`)."""
     left = task.memcg_stock.get(memcg, 0) + nr_pages
-    task.memcg_stock[memcg] = 0 if left > MEMCG_CHARGE_BATCH else left
+    set_stock(task, memcg, 0 if left > MEMCG_CHARGE_BATCH else left)
 
 
 def drain_all_stock(m: Machine, root_memcg: MemCgroup) -> None:
-    """Models `drain_all_stock()`: the stocks of `root_memcg` and its descendants go."""
-    subtree = set(root_memcg.descendants_pre())
-    for t in m.tasks:
-        stock = t.memcg_stock
-        if stock:
-            for c in [c for c in stock if c in subtree]:
-                del stock[c]
+    """Models `drain_all_stock()`: the stocks of `root_memcg` and its descendants go (only
+    the tasks that hold one are visited: the drain costs what was stocked, not the machine's
+    task count)."""
+    for c in root_memcg.descendants_pre():
+        for t in c.stock_holders:
+            t.memcg_stock.pop(c, None)
+        c.stock_holders.clear()
 
 
 def memcg_over_high(memcg: MemCgroup) -> bool:
@@ -441,7 +450,7 @@ def memcg_charge_done_bulk(task: TaskStruct, memcg: MemCgroup, n: int) -> None:
         last_refill = left + 1 + (n - left - 1) // MEMCG_CHARGE_BATCH * MEMCG_CHARGE_BATCH
         over = min(c.high - (c.usage - n) + 1 for c in memcg.ancestors())
         assert last_refill < over, f"bulk step crossed memory.high of {memcg.path} at a batch"
-    task.memcg_stock[memcg] = MEMCG_CHARGE_BATCH - 1 - (n - left - 1) % MEMCG_CHARGE_BATCH
+    set_stock(task, memcg, MEMCG_CHARGE_BATCH - 1 - (n - left - 1) % MEMCG_CHARGE_BATCH)
 
 
 def high_margin(task: TaskStruct, memcg: MemCgroup) -> int | None:
