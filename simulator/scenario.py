@@ -42,6 +42,7 @@ from .scenario_model import (
 )
 from .scenario_ops import OP_ARGS, OP_MODELS, Op, op_args, op_name
 from .scenario_types import Strict
+from .units import counting_percentages
 from .validify import scenario_warnings, validify
 from .yaml_lines import YamlError, load_yaml
 
@@ -56,12 +57,17 @@ __all__ = [
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a file's objects are built: they are all alive, and
-    collections triggered by their numbers alone took 2/3 of a 10,000-task file's validation."""
+    collections triggered by their numbers alone took 2/3 of a 10,000-task file's validation.
+    On the way out the survivors go straight to the oldest generation (`gc.freeze()` then
+    `gc.unfreeze()`, as `frozen_heap` does after a run): the first young collection would
+    otherwise walk all of them (0.5 s after a 20,000-task file)."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
+        gc.unfreeze()
         if was:
             gc.enable()
 
@@ -83,7 +89,9 @@ def parse_scenario(text: str, file: str = "<scenario>", run: int = 0) -> Scenari
             sc = scenario_from_data(concrete, file, lines=data, any_percentages="%" in text)
             sc._draws = draws
             return sc
-        return scenario_from_data(data, file, any_percentages="%" in text)
+        with counting_percentages() as read:
+            return scenario_from_data(data, file, any_percentages="%" in text,
+                                      percentages_read=read)
 
 
 def load_data(text: str, file: str = "<scenario>") -> Any:
@@ -113,9 +121,12 @@ def validation_error(e: ValidationError, file: str = "<scenario>", lines: Any = 
 
 
 def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None,
-                       any_percentages: bool = True) -> Scenario:
+                       any_percentages: bool = True, percentages_read: list[int] | None = None
+                       ) -> Scenario:
     """Validate parsed scenario data: the models, the machine profile, the cross-field checks.
-    Error lines are looked up in `lines` (the data as parsed) when `data` was derived from it."""
+    Error lines are looked up in `lines` (the data as parsed) when `data` was derived from it.
+    `percentages_read`: the count `counting_percentages` kept while `data` (plain values
+    parsed from text, no models) was validated here."""
     lines = data if lines is None else lines
     try:
         sc = Scenario.model_validate(data, context={"base_dir": str(Path(file).parent)})
@@ -123,7 +134,8 @@ def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None,
         raise validation_error(e, file, lines) from None
     try:
         sc = with_profile_costs(sc)
-        validify(sc, any_percentages=any_percentages)
+        validify(sc, any_percentages=any_percentages,
+                 percentages_read=None if percentages_read is None else percentages_read[0])
     except ScenarioError as e:
         e.file, e.line = file, line_of(lines, e.path)
         raise

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 # IEC units are powers of 1024 (KiB .. EiB; the bare letters K .. E too), SI units powers of
 # 1000 (kB .. EB), as `docs/scenario-format.md` tabulates them. Case does not matter.
@@ -43,15 +46,41 @@ class DurationText(str):
     seconds: float
 
 
+# The sizes written as percentages that `read_size` met since `counting_percentages` began.
+_PCTS_READ: ContextVar[list[int] | None] = ContextVar("pcts_read", default=None)
+
+
+@contextmanager
+def counting_percentages() -> Iterator[list[int]]:
+    """Count the percentages `read_size` meets meanwhile (in a one-item list): where every size
+    of a model was read from text, that is how many it holds, and `validify` need not walk the
+    whole model to find them."""
+    box = [0]
+    token = _PCTS_READ.set(box)
+    try:
+        yield box
+    finally:
+        _PCTS_READ.reset(token)
+
+
+def _percentage_read() -> None:
+    box = _PCTS_READ.get()
+    if box is not None:
+        box[0] += 1
+
+
 def read_size(value: object) -> object:
     """A checked size, strings kept as `SizeText` so that ops do not parse them again."""
     if not isinstance(value, str) or isinstance(value, SizeText):
         parse_bytes(value, 100)
+        if isinstance(value, SizeText) and value.pct is not None:
+            _percentage_read()
         return value
     m = _PCT_RE.match(value)
     out = SizeText(value)
     if m:
         out.nbytes, out.pct = None, float(m.group(1))
+        _percentage_read()
     else:
         out.nbytes, out.pct = parse_bytes(value), None
     return out

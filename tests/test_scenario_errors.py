@@ -108,6 +108,18 @@ def test_a_percentage_with_no_whole_is_an_input_error(op, key):
     assert str(e).startswith(f"bad.yaml:6: tasks[0].ops[1].{key}: a percentage"), str(e)
 
 
+def test_a_percentage_with_no_whole_is_found_beside_allowed_ones():
+    """The loader skips the walk for percentages only when every one it read is in a place
+    that allows one: a percentage of nothing is still found among allowed ones."""
+    text = ("name: t\ncgroups: {/a: {memory.max: 50%}}\ntasks:\n  - name: a\n    cgroup: /a\n"
+            "    ops:\n      - memfd_create: {fd: f}\n      - ftruncate: {fd: f, size: 1MiB}\n"
+            "      - write: {fd: f, length: 50%}\n      - alloc_anon: {size: 10%}\n")
+    e = error_for(text)
+    assert str(e).startswith("bad.yaml:10: tasks[0].ops[3].alloc_anon.size: a percentage"), str(e)
+    ok = text.replace("      - alloc_anon: {size: 10%}\n", "")
+    assert parse_scenario(ok, "ok.yaml").cgroups["/a"].memory_max == "50%"
+
+
 def test_reserved_not_below_memory_is_an_input_error():
     """A node's reserved memory must leave some to manage; refused at load with its line."""
     e = error_for("name: t\nmachine:\n  nodes: [{memory: 1GiB, reserved: 1GiB}]\ntasks: [{name: a}]\n")
