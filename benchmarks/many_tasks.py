@@ -198,7 +198,7 @@ def pipeline(text: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     sc = parse_scenario(text, "busy-host.yaml")
     t1 = time.perf_counter()
-    r = Run(sc)
+    r = Run(sc, levels=False)  # as `oomsim run --json` builds it: its output has no levels
     t2 = time.perf_counter()
     result, events, wall = counted_run(r)
     t3 = time.perf_counter()

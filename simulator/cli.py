@@ -191,7 +191,7 @@ def run(
         wi = parse_what_if(what_if or [])
         plan = resolve(sc)
         runs = [simulate(plan, seed=s, kernel=kernel, what_if=wi, reference=reference,
-                         debug_vm=debug_vm)
+                         debug_vm=debug_vm, levels=out is not None or trace is not None)
                 for s in (wanted or [sc.seed])]
     except ScenarioError as e:
         fail_input(e)

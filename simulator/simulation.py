@@ -13,7 +13,7 @@ from .mm.booking import anon_footprint, kernel_pages_added, pgtables_added
 from .mm.debug import check_invariants
 from .mm.file import FdTable
 from .mm.kswapd import kswapd
-from .mm.levels import level_series
+from .mm.levels import NoLevels, level_series
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import (
     PAGE_COUNTER_MAX,
@@ -52,11 +52,14 @@ LIB_PAGES = 512  # shared libraries and the like just below mmap_base
 
 
 class Run:
-    """One simulated run: the machine, its processes, the scenario's fds and tmpfs files."""
+    """One simulated run: the machine, its processes, the scenario's fds and tmpfs files.
+    `levels=False`: the run keeps no level records (its `levels` is empty), for an output
+    that shows none."""
 
     def __init__(self, sc: Scenario | Plan, seed: int | None = None, reference: bool = False,
                  kernel: str | None = None, what_if: dict[str, Any] | None = None,
-                 check_invariants: bool = True, debug_vm: bool = False) -> None:
+                 check_invariants: bool = True, debug_vm: bool = False, levels: bool = True
+                 ) -> None:
         with frozen_heap():  # the collector off the scenario and the machine built
             if isinstance(sc, Plan):
                 self.plan = sc
@@ -70,7 +73,7 @@ class Run:
             wi.update(what_if or {})
             self.what_if = wi
             self.env = simpy.Environment()
-            self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi))
+            self.m = build_machine(self.plan, self.env, self.kernel, WhatIf(**wi), levels)
             self.m.engine = REFERENCE if reference else BULK
             self.m.debug_vm = debug_vm
             self.check = check_invariants
@@ -131,8 +134,10 @@ def simulate(sc: Scenario | Plan, seed: int | None = None, **kw: Any) -> RunResu
 
 
 # -- building -----------------------------------------------------------------------------------
-def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: WhatIf) -> Machine:
-    """Nodes with watermarks, the memcg tree, mounts, overcommit state, costs."""
+def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: WhatIf,
+                  levels: bool = True) -> Machine:
+    """Nodes with watermarks, the memcg tree, mounts, overcommit state, costs; `levels=False`:
+    no level records (`NoLevels`), for a run whose output shows none."""
     sc, ps = plan.scenario, plan.page_size
     page_kb = ps // 1024
     nodes = [Node(nid=i, present=n.present, managed=n.present - n.reserved, distance=n.distance)
@@ -162,6 +167,7 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         costs=Costs(**plan.costs), total_swap=plan.swap_pages, swap_kind=plan.swap_kind,
         page_cache_pages=plan.page_cache_pages,
         cpusets_enabled=any(c.mems is not None for c in plan.cgroups.values()),
+        levels=None if levels else NoLevels(env),
     )
     for path in sorted(plan.cgroups, key=lambda p: p.count("/")):
         cp = plan.cgroups[path]

@@ -136,3 +136,18 @@ def test_a_change_during_a_ramp_moves_its_end():
     env.run(until=1)
     lv.record(MEMCG_USAGE, "/", 40)
     assert series(lv.records, MEMCG_USAGE, "/") == [(0, 10), (0, 10), (2, 40)]
+
+
+@pytest.mark.parametrize("name", ["sealed-holes-memcg.yaml", "pressure/s8-written-shmem-swapped.yaml",
+                                  "numa-bind-oom.yaml", "memcg-high-throttle.yaml"])
+def test_a_run_without_levels_is_the_same_run(name):
+    """`levels=False` (`oomsim run` without --out or --trace) keeps no level records and
+    changes nothing else: the same outcomes, kills, counters and event log."""
+    path = SCENARIOS / name
+    full = Run(load_scenario(path)).run()
+    bare = Run(load_scenario(path), levels=False).run()
+    assert full.levels and not bare.levels
+    assert bare.tasks == full.tasks
+    assert bare.oom_kills == full.oom_kills
+    assert bare.counters == full.counters
+    assert bare.events == full.events

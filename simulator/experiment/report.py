@@ -154,10 +154,10 @@ def choose_run(sw: Sweep, baseline: str, task: str | None, spec: str | None = No
 
 def rerun(sw: Sweep, choice: RunChoice) -> OneRun:
     """Simulate the chosen run again, as the sweep ran it (same scenario text, cell, policy,
-    kernel and run, so the same seed and draws)."""
+    kernel and run, so the same seed and draws), with its level records for the timelines."""
     cell_json = json.dumps(sw.cells[choice.cell], sort_keys=True, default=str)
     return one_run(sw.meta["text"], str(sw.meta.get("scenario", "scenario")), cell_json,
-                   choice.policy, choice.kernel, choice.run)
+                   choice.policy, choice.kernel, choice.run, levels=True)
 
 
 @dataclass

@@ -125,20 +125,24 @@ class OneRun:
     plan: Plan  # the resolved scenario it ran (the policy's variant, its draws made)
 
 
-def one_run(text: str, file: str, cell_json: str, policy: str, kernel: str, run: int) -> OneRun:
-    """Simulate run `run` of a cell (its grid values as JSON) under a policy and kernel."""
+def one_run(text: str, file: str, cell_json: str, policy: str, kernel: str, run: int,
+            levels: bool = False) -> OneRun:
+    """Simulate run `run` of a cell (its grid values as JSON) under a policy and kernel; with
+    its level records only if asked (`levels`: a sweep's rows have none, a report's
+    timelines do)."""
     raw, draws_any = _cell(text, file, cell_json)
     seed0 = int(raw.get("seed", 1))
     seed = seed0 + run
     if not draws_any:
         plan, memcgs, parts = _static_plan(text, file, cell_json, policy)
-        return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, {}, seed, parts, plan)
+        return OneRun(simulate(plan, seed=seed, kernel=kernel, levels=levels), memcgs, {}, seed,
+                      parts, plan)
     concrete, draws = instantiate(raw, seed0, run)
     base = scenario_from_data(concrete, file, lines=raw)
     sc = apply_policy(policy, base)
     memcgs = {t.name: t.cgroup for t in sc.tasks}
     plan = resolve(sc)
-    return OneRun(simulate(plan, seed=seed, kernel=kernel), memcgs, draws, seed,
+    return OneRun(simulate(plan, seed=seed, kernel=kernel, levels=levels), memcgs, draws, seed,
                   program_parts(base, sc), plan)
 
 

@@ -135,9 +135,10 @@ class Machine:
             self.levels = LevelLog(self.env)
         # The counters record their changes here (simulator/mm/levels.py); the initial levels
         # are recorded now, so that every series starts at time 0.
-        self.root.levels = self.overcommit.levels = self.levels
+        kept = self.levels if self.levels.keeps else None  # `NoLevels`: the hot paths skip it
+        self.root.levels = self.overcommit.levels = kept
         for n in self.nodes:
-            n.levels = self.levels
+            n.levels = kept
             self.levels.record(NODE_FREE, n.nid, n.free)
         self.levels.record(MEMCG_USAGE, self.root.path, self.root.usage)
         self.levels.record(COMMITTED_AS, "", self.overcommit.committed_as)

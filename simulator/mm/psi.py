@@ -232,8 +232,11 @@ def psi_group_change(g: PsiGroup, now: int, d_productive: int, d_memstall: int) 
     """Models `psi_group_change()` in kernel/sched/psi.c (v6.18) for one group: the time in
     the old state is recorded, the counts change, and the averaging clock is woken (the work
     runs PSI_FREQ later) if it was stopped."""
-    psi_advance(g, now)
-    g.total = g.totals_at(now)
+    w = g.work_at
+    if w is not None and w <= now:
+        psi_advance(g, now)
+    if g.nr_memstall:  # the time in a stalled state counts (otherwise the totals stand)
+        g.total = g.totals_at(now)
     g.state_start = now
     g.nr_productive += d_productive
     g.nr_memstall += d_memstall
