@@ -13,7 +13,7 @@ from .mm.booking import anon_footprint, kernel_pages_added, pgtables_added
 from .mm.debug import check_invariants
 from .mm.file import FdTable
 from .mm.kswapd import kswapd
-from .mm.levels import NoLevels, level_series
+from .mm.levels import LevelLog, NoLevels, level_series
 from .mm.machine import Costs, Machine
 from .mm.memcontrol import (
     PAGE_COUNTER_MAX,
@@ -167,7 +167,7 @@ def build_machine(plan: Plan, env: simpy.Environment, kernel: str, what_if: What
         costs=Costs(**plan.costs), total_swap=plan.swap_pages, swap_kind=plan.swap_kind,
         page_cache_pages=plan.page_cache_pages,
         cpusets_enabled=any(c.mems is not None for c in plan.cgroups.values()),
-        levels=None if levels else NoLevels(env),
+        levels=LevelLog(env) if levels else NoLevels(env),
     )
     for path in sorted(plan.cgroups, key=lambda p: p.count("/")):
         cp = plan.cgroups[path]
