@@ -166,8 +166,25 @@ class TestLruLists:
         assert vec.nr[LRU_INACTIVE_ANON] == 18
         lru_add_range(st, vec, LRU_INACTIVE_ANON, vma, 3, 5, young=False)
         taken = isolate_lru_folios(st, vec, LRU_INACTIVE_ANON, 20)
-        assert [(s, e) for _, s, e in taken] == [(0, 3), (5, 10), (10, 20), (3, 5)]
+        pages = [p for _, s, e in taken for p in range(s, e)]
+        assert pages == [0, 1, 2, *range(5, 20), 3, 4]
         assert vec.nr[LRU_INACTIVE_ANON] == 0
+
+    def test_pages_that_continue_the_head_run_join_it(self):
+        """An addition that continues the head run (same object, same flags, from its end)
+        joins it: the order is the same, the list stays one run; other flags start a new one."""
+        st = LruState()
+        vec = Lruvec(MemCgroup("/x"), 0)
+        vma = VMA("v", 0, 100, None)
+        for a in range(0, 40, 4):
+            lru_add_range(st, vec, LRU_INACTIVE_ANON, vma, a, a + 4, young=True, referenced=True)
+        assert len(vec.lists[LRU_INACTIVE_ANON]) == 1 and vec.nr[LRU_INACTIVE_ANON] == 40
+        lru_add_range(st, vec, LRU_INACTIVE_ANON, vma, 40, 44, young=True)  # not referenced
+        lru_add_range(st, vec, LRU_INACTIVE_ANON, vma, 50, 54, young=True)  # not contiguous
+        assert len(vec.lists[LRU_INACTIVE_ANON]) == 3
+        taken = isolate_lru_folios(st, vec, LRU_INACTIVE_ANON, 100)
+        assert [(s, e, r.referenced) for r, s, e in taken] == [(0, 40, True), (40, 44, False),
+                                                               (50, 54, False)]
 
     def test_inactive_is_low_uses_the_kernels_ratio(self):
         vec = Lruvec(MemCgroup("/x"), 0)

@@ -34,6 +34,8 @@ def largest_fit(limit: int, fits: Callable[[int], bool], hint: int | None = None
     if limit <= 0 or fits(limit):
         return max(limit, 0)
     lo, hi = 0, limit  # fits(lo) holds (zero pages always fit), fits(hi) does not
+    if hint is not None:
+        hint = max(1, hint)  # a guess of 0 (at a limit) is settled by fits(1), not log2(limit)
     if hint is not None and lo < hint < hi:
         step = 1
         if fits(hint):

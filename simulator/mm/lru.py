@@ -111,9 +111,24 @@ def lru_add_range(st: LruState, vec: Lruvec, lru: int, obj: Any, a: int, b: int,
     `young`: a fault maps them (their PTEs' accessed bits are set); `referenced` and
     `workingset`: their PG_referenced and PG_workingset.
 
-    The pages must not be on any list (new folios, or folios just isolated)."""
+    The pages must not be on any list (new folios, or folios just isolated). Pages that
+    continue the head run (the same object and flags, from the page where it ends) join it:
+    the list's order is the same, and a list of many short additions (the pieces a reclaim
+    rotates, a page at a time in the reference engine) stays a few runs."""
     if b <= a:
         return
+    dq = vec.lists[lru]
+    if dq:
+        head = dq[-1]
+        if (head.b == a and head.obj is obj and head.live and head.referenced == referenced
+                and head.workingset == workingset):
+            head.b = b
+            head.live += b - a
+            obj.lru.fill(a, b, head.stamp)
+            if young:
+                obj.young.fill(a, b, 0)
+            vec.nr[lru] += b - a
+            return
     stamp = st.next_stamp
     st.next_stamp += 1
     run = LruRun(obj, a, b, stamp, vec, lru, referenced, b - a, workingset)
@@ -121,7 +136,7 @@ def lru_add_range(st: LruState, vec: Lruvec, lru: int, obj: Any, a: int, b: int,
     obj.lru.fill(a, b, stamp)
     if young:
         obj.young.fill(a, b, 0)
-    vec.lists[lru].append(run)
+    dq.append(run)
     vec.nr[lru] += b - a
 
 
