@@ -267,9 +267,9 @@ def passable(m: Machine, it: Interactions, ev: Any, task: TaskStruct,
     if k is None:
         return False
     if not hasattr(k, "plan"):  # a process that only frees pages charged to memcg k
-        return not (it.binding(k) & mine)
+        return it.binding(k).isdisjoint(mine)
     t = k.task
-    if t is task or it.binding(t.memcg) & mine:
+    if t is task or not it.binding(t.memcg).isdisjoint(mine):
         return False
     if t.exiting:  # do_exit: its mm and fds go (frees only; the walk's map keeps the file)
         return True
