@@ -55,6 +55,8 @@ def test_out_writes_parquet_that_reads_back(tmp_path):
     events = pd.read_parquet(out / "events.parquet")
     assert tasks.set_index("task").loc["reader", "outcome"] == "oom_killed"
     assert "oom_kill" in set(events["kind"])
+    levels = pd.read_parquet(out / "levels.parquet")  # kept for --out (not for the table alone)
+    assert {"memcg_usage", "node_free"} <= set(levels["kind"])
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
