@@ -89,9 +89,7 @@ def parse_scenario(text: str, file: str = "<scenario>", run: int = 0) -> Scenari
             sc = scenario_from_data(concrete, file, lines=data, any_percentages="%" in text)
             sc._draws = draws
             return sc
-        with counting_percentages() as read:
-            return scenario_from_data(data, file, any_percentages="%" in text,
-                                      percentages_read=read)
+        return scenario_from_data(data, file, any_percentages="%" in text, from_text=True)
 
 
 def load_data(text: str, file: str = "<scenario>") -> Any:
@@ -121,21 +119,21 @@ def validation_error(e: ValidationError, file: str = "<scenario>", lines: Any = 
 
 
 def scenario_from_data(data: Any, file: str = "<scenario>", lines: Any = None,
-                       any_percentages: bool = True, percentages_read: list[int] | None = None
-                       ) -> Scenario:
+                       any_percentages: bool = True, from_text: bool = False) -> Scenario:
     """Validate parsed scenario data: the models, the machine profile, the cross-field checks.
     Error lines are looked up in `lines` (the data as parsed) when `data` was derived from it.
-    `percentages_read`: the count `counting_percentages` kept while `data` (plain values
-    parsed from text, no models) was validated here."""
+    `from_text`: `data` is plain values parsed from text (no models), so the percentages the
+    models read while validating it are all it holds (`validify` may skip their walk)."""
     lines = data if lines is None else lines
     try:
-        sc = Scenario.model_validate(data, context={"base_dir": str(Path(file).parent)})
+        with counting_percentages() as read:
+            sc = Scenario.model_validate(data, context={"base_dir": str(Path(file).parent)})
     except ValidationError as e:
         raise validation_error(e, file, lines) from None
     try:
         sc = with_profile_costs(sc)
         validify(sc, any_percentages=any_percentages,
-                 percentages_read=None if percentages_read is None else percentages_read[0])
+                 percentages_read=read[0] if from_text else None)
     except ScenarioError as e:
         e.file, e.line = file, line_of(lines, e.path)
         raise

@@ -89,26 +89,26 @@ PCT_OF_FILE = {("write", "offset"), ("write", "length"), ("read", "offset"), ("r
 
 
 def allowed_percentages(sc: Scenario) -> int:
-    """How many sizes are written as percentages where `percentage_allowed` allows them: the
-    cgroups, the mounts, and the ranges, offsets and lengths of ops (not every such place: a
-    count short of the models' sends `validify` through the whole walk)."""
-    n = sum(1 for _ in percentages(sc.cgroups, ("cgroups",)))
-    n += sum(1 for _ in percentages(sc.mounts, ("mounts",)))
-    for t in sc.tasks:
-        for op in t.ops:
+    """How many sizes are written as percentages where `percentage_allowed` allows them,
+    looked for where one may be: the cgroups, the mounts and the ops' arguments and their
+    lists (a count short of the models' sends `validify` through the whole walk). Only the
+    percentages found get a key path to ask about, not every value."""
+    n = sum(1 for w in percentages(sc.cgroups, ("cgroups",)) if percentage_allowed(w))
+    n += sum(1 for w in percentages(sc.mounts, ("mounts",)) if percentage_allowed(w))
+    for ti, t in enumerate(sc.tasks):
+        for oi, op in enumerate(t.ops):
             args = op_args(op)
             if not isinstance(args, BaseModel):
                 continue
-            name = op_name(op)
             keys = _keys(type(args))
             for k, v in args.__dict__.items():
                 if type(v) in _PLAIN:
                     continue
-                key = keys[k]
-                if key == "range" and isinstance(v, (list, tuple)):
-                    n += sum(1 for x in v if isinstance(x, SizeText) and x.pct is not None)
-                elif (name, key) in PCT_OF_FILE and isinstance(v, SizeText) and v.pct is not None:
-                    n += 1
+                items = enumerate(v) if isinstance(v, (list, tuple)) else ((None, v),)
+                for i, x in items:
+                    if isinstance(x, SizeText) and x.pct is not None:
+                        where = ("tasks", ti, "ops", oi, op_name(op), keys[k])
+                        n += percentage_allowed(where if i is None else (*where, i))
     return n
 
 
